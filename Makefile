@@ -1,0 +1,41 @@
+# The two commands a newcomer needs are `make dev` and `make test`; everything else here serves them.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: dev test test-fast lint lock clean
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,dev]'
+	touch $(STAMP)
+
+## Run the whole system on embedded defaults (SQLite registry, serverless broker) on http://127.0.0.1:8001
+dev: $(STAMP)
+	$(BIN)/mission-control dev
+
+## Run the whole test suite, slow fault tests included (needs PostgreSQL and Redis on 127.0.0.1)
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+## The suite without the slow multi-process tests, for a quick loop while editing
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+## Re-pin every dependency to the newest versions setup.cfg allows
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet -e '.[test,dev]'
+	.lock-venv/bin/pip freeze --exclude-editable --exclude mission-control | sort > constraints.txt
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,34 @@
+"""Celery settings for every Mission Control process (``app.config_from_object("celeryconfig")``).
+
+The database is the truth and the broker only a transport (DESIGN.md invariant 1), so there is no
+result backend, messages are JSON only, and a task is acknowledged only after it ran, so a worker that
+dies mid-task has its message redelivered.
+"""
+
+from beat_schedule import BEAT_SCHEDULE
+from mission_control.config import Settings
+
+_settings = Settings.from_env()
+
+broker_url = _settings.broker_url
+broker_connection_retry_on_startup = True
+
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+event_serializer = "json"
+
+result_backend = None
+task_ignore_result = True
+
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+
+timezone = "UTC"
+enable_utc = True
+
+task_default_queue = "default"
+task_create_missing_queues = True
+
+beat_schedule = BEAT_SCHEDULE

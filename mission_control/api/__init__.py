@@ -1,0 +1,87 @@
+"""The HTTP side of Mission Control: a Flask app factory with one blueprint per resource."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, Response, jsonify, request
+from sqlalchemy.engine import Engine
+
+from mission_control.api import health, jobs
+from mission_control.api.auth import require_admin, token_digest
+from mission_control.api.errors import register_error_handlers
+from mission_control.api.openapi import ApiBlueprint, build_openapi, public_endpoints
+from mission_control.clock import SYSTEM_CLOCK, Clock
+from mission_control.config import Settings
+from mission_control.db import migrate
+from mission_control.db.engine import make_engine
+from mission_control.registry import JobRegistry
+
+API_PREFIX = "/api/v1"
+
+
+@dataclass(frozen=True)
+class AppState:
+    """What request handlers share, kept in ``app.extensions["mission_control"]``."""
+
+    settings: Settings
+    engine: Engine
+    clock: Clock
+    registry: JobRegistry
+    admin_digest: bytes
+    schema_head: str | None
+
+
+meta = ApiBlueprint("meta", __name__, tag="meta")
+
+
+@meta.operation("GET", "/openapi.json", summary="This document", responses={200: None}, public=True)
+def openapi_document() -> Response:
+    from flask import current_app
+
+    document = current_app.extensions.get("mission_control.openapi")
+    if document is None:
+        document = current_app.extensions["mission_control.openapi"] = build_openapi(current_app)
+    return jsonify(document)
+
+
+def create_app(
+    settings: Settings | None = None, *, clock: Clock | None = None, engine: Engine | None = None
+) -> Flask:
+    """Build the web app; refuses to build one without an admin token and a signing secret."""
+    settings = settings or Settings.from_env()
+    settings.require_secrets()
+    assert settings.admin_token is not None
+    clock = clock or SYSTEM_CLOCK
+    engine = engine or make_engine(settings.database_url)
+
+    app = Flask("mission_control")
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        MC_MAX_TARGET_BODY_BYTES=settings.max_target_body_bytes,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["mission_control"] = AppState(
+        settings=settings,
+        engine=engine,
+        clock=clock,
+        registry=JobRegistry(engine, clock),
+        admin_digest=token_digest(settings.admin_token),
+        schema_head=migrate.head_revision(),
+    )
+    register_error_handlers(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(meta, url_prefix=API_PREFIX)
+    app.register_blueprint(jobs.bp, url_prefix=API_PREFIX)
+
+    open_endpoints = public_endpoints(app)
+
+    @app.before_request
+    def _authenticate() -> None:
+        if request.path.startswith(API_PREFIX + "/") and request.endpoint not in open_endpoints:
+            require_admin(app.extensions["mission_control"].admin_digest)
+
+    return app
+
+
+__all__ = ["AppState", "create_app"]

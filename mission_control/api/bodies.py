@@ -1,0 +1,97 @@
+"""Reading request bodies and query strings strictly, so bad input fails loudly and changes nothing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from flask import current_app, request
+from pydantic import BaseModel, ValidationError
+
+from mission_control.api.errors import ApiError, from_validation_error
+from mission_control.jobspec import READ_ONLY_FIELDS
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def json_object() -> dict[str, Any]:
+    """The request body as a JSON object, or an ApiError saying exactly why not."""
+    if not _is_json(request.mimetype):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type must be application/json, got {request.mimetype or 'none'!r}",
+            "Content-Type",
+        )
+    raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH before reading it all
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "malformed_json", f"the body is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        value = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
+    except _DuplicateKey as exc:
+        raise ApiError(400, "malformed_json", f"the body repeats the key {exc.key!r}", exc.key) from None
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            400,
+            "malformed_json",
+            f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+        ) from None
+    except (ValueError, RecursionError):
+        raise ApiError(
+            400, "malformed_json", "the body is not valid JSON (NaN, Infinity or nested too deep)"
+        ) from None
+    if not isinstance(value, dict):
+        raise ApiError(422, "validation_error", f"the body must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def reject_read_only(body: dict[str, Any]) -> None:
+    for key in body:
+        if key in READ_ONLY_FIELDS:
+            raise ApiError(422, "read_only_field", f"{key}: this field is read-only", key)
+
+
+def validate(model: type[M], data: Any, *, strict: bool | None = None) -> M:
+    context = {"max_target_body_bytes": current_app.config["MC_MAX_TARGET_BODY_BYTES"]}
+    try:
+        return model.model_validate(data, strict=strict, context=context)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from None
+
+
+def query(model: type[M]) -> M:
+    """Validate the query string; unknown parameters are errors, as a misspelt filter must not match all."""
+    args: dict[str, Any] = {}
+    for key in request.args:
+        values = request.args.getlist(key)
+        if len(values) > 1:
+            raise ApiError(422, "validation_error", f"{key}: give this parameter once", key)
+        args[key] = values[0]
+    return validate(model, args, strict=False)
+
+
+def _is_json(mimetype: str) -> bool:
+    return mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")

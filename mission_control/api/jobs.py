@@ -1,0 +1,171 @@
+"""``/api/v1/jobs``: register, inspect, change, pause and remove jobs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from flask import Response, current_app, jsonify
+from pydantic import BaseModel
+
+from mission_control.api.bodies import json_object, query, reject_read_only, validate
+from mission_control.api.errors import ApiError
+from mission_control.api.openapi import ApiBlueprint
+from mission_control.api.schemas import JobList, JobListQuery, JobOut, JobPatch, JobPut
+from mission_control.jobspec import NAME_PATTERN, JobSpec, SpecError, merge_patch
+from mission_control.registry import JobExists, JobNotFound, JobRecord, JobRegistry
+
+bp = ApiBlueprint("jobs", __name__, tag="jobs")
+
+
+def registry() -> JobRegistry:
+    return current_app.extensions["mission_control"].registry
+
+
+def _json(model: BaseModel, status: int = 200) -> Response:
+    response = jsonify(model.model_dump(mode="json"))
+    response.status_code = status
+    return response
+
+
+def _job(record: JobRecord, status: int = 200) -> Response:
+    return _json(JobOut.of(record), status)
+
+
+def _lookup(name: str) -> JobRecord:
+    try:
+        return registry().get(name)
+    except JobNotFound:
+        raise _not_found(name) from None
+
+
+def _not_found(name: str) -> ApiError:
+    return ApiError(404, "not_found", f"name: no job named {name!r}", "name")
+
+
+def _spec_error(exc: SpecError) -> ApiError:
+    return ApiError(422, "validation_error", f"{exc.field}: {exc}", exc.field)
+
+
+@bp.operation(
+    "GET", "/jobs", summary="List jobs, ordered by name", query=JobListQuery, responses={200: JobList}
+)
+def list_jobs() -> Response:
+    params = query(JobListQuery)
+    records = registry().list(
+        service=params.service, enabled=params.enabled, after=params.cursor, limit=params.limit + 1
+    )
+    page = records[: params.limit]
+    next_cursor = page[-1].name if len(records) > params.limit else None
+    return _json(JobList(jobs=[JobOut.of(record) for record in page], next_cursor=next_cursor))
+
+
+@bp.operation(
+    "PUT",
+    "/jobs/<name>",
+    summary="Create or replace a job (idempotent)",
+    body=JobPut,
+    responses={200: JobOut, 201: JobOut},
+)
+def put_job(name: str) -> Response:
+    _check_name(name)
+    body = json_object()
+    reject_read_only(body)
+    if body.setdefault("name", name) != name:
+        raise ApiError(
+            422, "validation_error", f"name: the body names {body['name']!r} but the path {name!r}", "name"
+        )
+    spec = validate(JobSpec, body)
+    try:
+        record, created = registry().put(spec)
+    except SpecError as exc:
+        raise _spec_error(exc) from None
+    return _job(record, 201 if created else 200)
+
+
+@bp.operation(
+    "POST",
+    "/jobs",
+    summary="Create a job (409 if the name is taken)",
+    body=JobSpec,
+    responses={201: JobOut},
+    errors=(409,),
+)
+def create_job() -> Response:
+    body = json_object()
+    reject_read_only(body)
+    spec = validate(JobSpec, body)
+    try:
+        record = registry().create(spec)
+    except JobExists:
+        raise ApiError(409, "conflict", f"name: a job named {spec.name!r} already exists", "name") from None
+    except SpecError as exc:
+        raise _spec_error(exc) from None
+    return _job(record, 201)
+
+
+@bp.operation("GET", "/jobs/<name>", summary="Get one job", responses={200: JobOut})
+def get_job(name: str) -> Response:
+    return _job(_lookup(name))
+
+
+@bp.operation(
+    "PATCH", "/jobs/<name>", summary="Change some fields of a job", body=JobPatch, responses={200: JobOut}
+)
+def patch_job(name: str) -> Response:
+    patch = json_object()
+    reject_read_only(patch)
+    if patch.get("name", name) != name:
+        raise ApiError(422, "validation_error", "name: a job cannot be renamed; create a new one", "name")
+
+    def change(record: JobRecord) -> JobSpec:
+        current: dict[str, Any] = record.spec.model_dump(mode="json")
+        return validate(JobSpec, merge_patch(current, patch))
+
+    return _job(_update(name, change))
+
+
+@bp.operation("DELETE", "/jobs/<name>", summary="Remove a job", responses={204: None})
+def delete_job(name: str) -> Response:
+    try:
+        registry().delete(name)
+    except JobNotFound:
+        raise _not_found(name) from None
+    return Response(status=204)
+
+
+@bp.operation(
+    "POST",
+    "/jobs/<name>/pause",
+    summary="Pause a job: nothing fires until it is resumed",
+    responses={200: JobOut},
+)
+def pause_job(name: str) -> Response:
+    return _job(_update(name, lambda record: record.spec.model_copy(update={"enabled": False})))
+
+
+@bp.operation(
+    "POST",
+    "/jobs/<name>/resume",
+    summary="Resume a job at its next slot (missed slots are not fired)",
+    responses={200: JobOut},
+)
+def resume_job(name: str) -> Response:
+    return _job(_update(name, lambda record: record.spec.model_copy(update={"enabled": True})))
+
+
+def _update(name: str, change: Callable[[JobRecord], JobSpec]) -> JobRecord:
+    try:
+        return registry().update(name, change)
+    except JobNotFound:
+        raise _not_found(name) from None
+    except SpecError as exc:
+        raise _spec_error(exc) from None
+
+
+def _check_name(name: str) -> None:
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise ApiError(
+            422, "validation_error", f"name: {name!r} does not match [a-z0-9][a-z0-9._-]{{0,127}}", "name"
+        )

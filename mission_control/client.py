@@ -1,0 +1,111 @@
+"""A small client of the Mission Control HTTP API, used by the CLI and by services.
+
+It speaks only HTTP, so a service can use it without a database or broker driver installed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+
+class MissionControlError(RuntimeError):
+    """The API answered with an error (or not at all)."""
+
+    def __init__(self, status: int | None, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(f"{message} ({code}{f', HTTP {status}' if status else ''})")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+class MissionControl:
+    """``MissionControl(url, token)``; every method is one HTTP call (or one per page for listings)."""
+
+    def __init__(
+        self, url: str, token: str, *, timeout_s: float = 10.0, session: requests.Session | None = None
+    ):
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.session = session or requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+
+    # -- jobs ------------------------------------------------------------------------------------------
+
+    def jobs(
+        self, *, service: str | None = None, enabled: bool | None = None, page_size: int = 500
+    ) -> Iterator[dict]:
+        params: dict[str, Any] = {"limit": page_size}
+        if service is not None:
+            params["service"] = service
+        if enabled is not None:
+            params["enabled"] = "true" if enabled else "false"
+        while True:
+            page = self._call("GET", "/api/v1/jobs", params=params)
+            yield from page["jobs"]
+            if not page.get("next_cursor"):
+                return
+            params["cursor"] = page["next_cursor"]
+
+    def job(self, name: str) -> dict:
+        return self._call("GET", f"/api/v1/jobs/{quote(name, safe='')}")
+
+    def put_job(self, spec: Mapping[str, Any]) -> tuple[dict, bool]:
+        """Register ``spec`` (idempotent); returns the stored job and whether it was newly created."""
+        name = spec.get("name")
+        if not isinstance(name, str) or not name:
+            raise MissionControlError(None, "validation_error", "name: a job needs a name", "name")
+        response = self._request("PUT", f"/api/v1/jobs/{quote(name, safe='')}", body=spec)
+        return response.json(), response.status_code == 201
+
+    def delete_job(self, name: str) -> None:
+        self._call("DELETE", f"/api/v1/jobs/{quote(name, safe='')}")
+
+    def pause_job(self, name: str) -> dict:
+        return self._call("POST", f"/api/v1/jobs/{quote(name, safe='')}/pause")
+
+    def resume_job(self, name: str) -> dict:
+        return self._call("POST", f"/api/v1/jobs/{quote(name, safe='')}/resume")
+
+    # -- plumbing --------------------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        return None if response.status_code == 204 else response.json()
+
+    def _request(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None
+    ) -> requests.Response:
+        headers = {}
+        data = None
+        if body is not None:
+            data = json.dumps(body, default=_json_default).encode()
+            headers["Content-Type"] = "application/json"
+        try:
+            response = self.session.request(
+                method, self.url + path, params=params, data=data, headers=headers, timeout=self.timeout_s
+            )
+        except requests.RequestException as exc:
+            raise MissionControlError(None, "unreachable", f"cannot reach {self.url}: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                error = response.json()["error"]
+                raise MissionControlError(
+                    response.status_code, error["code"], error["message"], error.get("field")
+                )
+            except (ValueError, KeyError, TypeError):
+                raise MissionControlError(response.status_code, "http_error", response.text[:200]) from None
+        return response
+
+
+def _json_default(value: Any) -> Any:
+    # YAML files give datetimes for unquoted timestamps (a one-shot's `at`).
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

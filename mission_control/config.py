@@ -1,0 +1,92 @@
+"""Settings read once from the environment.
+
+Every process (web, worker, beat, CLI) builds one :class:`Settings` at start-up, so a misconfiguration
+fails loudly there rather than on the first request. Heroku-style aliases (``DATABASE_URL``,
+``REDIS_URL``, ``PORT``) are accepted so the Procfile runs unchanged on such platforms.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+DEFAULT_DATABASE_URL = "sqlite:///mission-control.db"
+DEFAULT_BROKER_URL = "sqla+sqlite:///mission-control-broker.db"
+
+
+class ConfigError(RuntimeError):
+    """The environment lacks something a process cannot run without."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process configuration; see the table in README.md for each variable."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    broker_url: str = DEFAULT_BROKER_URL
+    admin_token: str | None = field(default=None, repr=False)
+    signing_secret: str | None = field(default=None, repr=False)
+    port: int = 8001
+    max_request_bytes: int = 1024 * 1024
+    max_target_body_bytes: int = 64 * 1024
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls(
+            database_url=normalize_database_url(
+                env.get("MC_DATABASE_URL") or env.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+            ),
+            broker_url=env.get("MC_BROKER_URL") or env.get("REDIS_URL") or DEFAULT_BROKER_URL,
+            admin_token=env.get("MC_ADMIN_TOKEN") or None,
+            signing_secret=env.get("MC_SIGNING_SECRET") or None,
+            port=_int(env, "PORT", 8001, low=1, high=65535),
+            max_request_bytes=_int(env, "MC_MAX_REQUEST_BYTES", 1024 * 1024, low=1024, high=64 * 1024 * 1024),
+            max_target_body_bytes=_int(
+                env, "MC_MAX_TARGET_BODY_BYTES", 64 * 1024, low=0, high=16 * 1024 * 1024
+            ),
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def require_secrets(self) -> None:
+        """Refuse to serve without the secrets that make the defaults safe (DESIGN.md invariant 7)."""
+        missing = [
+            name
+            for name, value in (
+                ("MC_ADMIN_TOKEN", self.admin_token),
+                ("MC_SIGNING_SECRET", self.signing_secret),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError(
+                f"{' and '.join(missing)} must be set; Mission Control does not run without them "
+                "(`mission-control dev` generates both for a local trial)"
+            )
+        assert self.admin_token is not None
+        if len(self.admin_token) < 16:
+            raise ConfigError("MC_ADMIN_TOKEN must be at least 16 characters long")
+
+
+def normalize_database_url(url: str) -> str:
+    """Map platform-style URLs (``postgres://``) to the SQLAlchemy dialect we ship a driver for."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value

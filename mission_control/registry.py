@@ -1,0 +1,213 @@
+"""The job registry: durable storage of job specifications and their next due instant.
+
+The registry owns one rule the scheduler depends on: ``next_run_at`` is NULL exactly when a job has
+nothing to fire (paused, or a one-shot that has no future instant), and otherwise holds the next slot
+computed from the job's schedule. Re-registering an unchanged schedule keeps ``next_run_at`` as it is,
+so services can PUT their jobs on every deploy without shifting or re-firing a slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from mission_control.clock import SYSTEM_CLOCK, Clock
+from mission_control.db.tables import jobs
+from mission_control.jobspec import JobSpec, check_registrable
+
+# Stored specs were validated when written; a later, lower body limit must not make them unreadable.
+_READ_CONTEXT = {"max_target_body_bytes": float("inf")}
+_SPEC_COLUMNS = (
+    "name",
+    "service",
+    "target",
+    "schedule",
+    "timeout_s",
+    "expected_runtime_s",
+    "retry",
+    "concurrency",
+    "misfire",
+    "enabled",
+)
+
+
+class JobNotFound(LookupError):
+    """No job has that name."""
+
+
+class JobExists(Exception):
+    """A job with that name is already registered."""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A registered job: its specification plus what the registry keeps about it."""
+
+    id: int
+    spec: JobSpec
+    next_run_at: datetime | None
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def next_run_for(spec: JobSpec, now: datetime) -> datetime | None:
+    """The first slot strictly after ``now``, or None when the job has nothing to fire."""
+    if not spec.enabled:
+        return None
+    return spec.to_schedule().next_after(now)
+
+
+class JobRegistry:
+    """Reads and writes jobs; every write is one short transaction."""
+
+    def __init__(self, engine: Engine, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    # -- reads ---------------------------------------------------------------------------------------
+
+    def get(self, name: str) -> JobRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.name == name)).first()
+        if row is None:
+            raise JobNotFound(name)
+        return _record(row)
+
+    def list(
+        self,
+        *,
+        service: str | None = None,
+        enabled: bool | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[JobRecord]:
+        """Jobs ordered by name; ``after`` is the last name of the previous page (keyset pagination)."""
+        query = select(jobs).order_by(jobs.c.name).limit(limit)
+        if service is not None:
+            query = query.where(jobs.c.service == service)
+        if enabled is not None:
+            query = query.where(jobs.c.enabled == enabled)
+        if after is not None:
+            query = query.where(jobs.c.name > after)
+        with self.engine.connect() as conn:
+            return [_record(row) for row in conn.execute(query)]
+
+    # -- writes --------------------------------------------------------------------------------------
+
+    def put(self, spec: JobSpec) -> tuple[JobRecord, bool]:
+        """Create or replace ``spec.name``; returns the record and whether it was created.
+
+        Writing the spec that is already stored changes nothing (not even ``revision``), which is what
+        makes registration idempotent.
+        """
+        for _ in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    row = _select_for_update(conn, spec.name)
+                    if row is None:
+                        return self._insert(conn, spec), True
+                    return self._replace(conn, _record(row), spec), False
+            except IntegrityError:
+                continue  # another writer inserted the name between our read and insert: retry as update
+        raise RuntimeError(f"could not register job {spec.name!r}: the name kept changing under us")
+
+    def create(self, spec: JobSpec) -> JobRecord:
+        try:
+            with self.engine.begin() as conn:
+                return self._insert(conn, spec)
+        except IntegrityError:
+            raise JobExists(spec.name) from None
+
+    def update(self, name: str, change: Callable[[JobRecord], JobSpec]) -> JobRecord:
+        """Read-modify-write ``name`` in one transaction; ``change`` derives the new spec from the record.
+
+        ``change`` may raise (a validation error, say); nothing is written then.
+        """
+        with self.engine.begin() as conn:
+            row = _select_for_update(conn, name)
+            if row is None:
+                raise JobNotFound(name)
+            current = _record(row)
+            spec = change(current)
+            if spec.name != name:
+                raise ValueError("a job cannot be renamed")
+            return self._replace(conn, current, spec)
+
+    def set_enabled(self, name: str, enabled: bool) -> JobRecord:
+        return self.update(name, lambda record: record.spec.model_copy(update={"enabled": enabled}))
+
+    def delete(self, name: str) -> None:
+        with self.engine.begin() as conn:
+            result = conn.execute(delete(jobs).where(jobs.c.name == name))
+        if result.rowcount == 0:
+            raise JobNotFound(name)
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    def _insert(self, conn: Connection, spec: JobSpec) -> JobRecord:
+        now = self.clock.now()
+        check_registrable(spec, now, previous=None)
+        values = {
+            **_spec_columns(spec),
+            "next_run_at": next_run_for(spec, now),
+            "revision": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        result = conn.execute(insert(jobs).values(values).returning(jobs))
+        return _record(result.one())
+
+    def _replace(self, conn: Connection, current: JobRecord, spec: JobSpec) -> JobRecord:
+        if spec == current.spec:
+            return current
+        now = self.clock.now()
+        check_registrable(spec, now, previous=current.spec)
+        keeps_slot = spec.enabled and current.spec.enabled and spec.schedule == current.spec.schedule
+        next_run_at = current.next_run_at if keeps_slot else next_run_for(spec, now)
+        result = conn.execute(
+            update(jobs)
+            .where(jobs.c.id == current.id)
+            .values(
+                **_spec_columns(spec),
+                next_run_at=next_run_at,
+                revision=current.revision + 1,
+                updated_at=now,
+            )
+            .returning(jobs)
+        )
+        return _record(result.one())
+
+
+def _select_for_update(conn: Connection, name: str) -> Row[Any] | None:
+    # FOR UPDATE on PostgreSQL; SQLite already holds the write lock from BEGIN IMMEDIATE.
+    return conn.execute(select(jobs).where(jobs.c.name == name).with_for_update()).first()
+
+
+def _spec_columns(spec: JobSpec) -> dict[str, Any]:
+    return spec.model_dump(mode="json", include=set(_SPEC_COLUMNS))
+
+
+def _record(row: Row[Any]) -> JobRecord:
+    mapping = row._mapping
+    spec = JobSpec.model_validate(
+        {key: mapping[key] for key in _SPEC_COLUMNS}, strict=False, context=_READ_CONTEXT
+    )
+    return JobRecord(
+        id=mapping["id"],
+        spec=spec,
+        next_run_at=mapping["next_run_at"],
+        revision=mapping["revision"],
+        created_at=mapping["created_at"],
+        updated_at=mapping["updated_at"],
+    )

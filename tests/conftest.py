@@ -1,0 +1,176 @@
+"""Shared fixtures: throwaway databases on the machine's PostgreSQL, SQLite files, a pinned clock.
+
+Every test session creates its own PostgreSQL database (``mc_test_<pid>_<random>``) and drops it at the
+end, so tests never touch another database. MC_TEST_PG_ADMIN_URL points at a different server.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import create_engine, delete
+from sqlalchemy.engine import Engine, make_url
+
+from mission_control.clock import FrozenClock
+from mission_control.db import migrate
+from mission_control.db.engine import make_engine
+from mission_control.db.tables import metadata
+
+PG_ADMIN_URL = os.environ.get("MC_TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+class PostgresDatabases:
+    """Creates and drops throwaway databases on one PostgreSQL server."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+        self.created: list[str] = []
+
+    def create(self, label: str) -> str:
+        name = f"mc_test_{os.getpid()}_{label}_{secrets.token_hex(3)}"
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        with self.admin.connect() as conn:
+            for name in self.created:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresDatabases]:
+    databases = PostgresDatabases(PG_ADMIN_URL)
+    try:
+        yield databases
+    finally:
+        databases.drop_all()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def backend_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated database URL, once per backend per session."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'registry.db'}"
+    else:
+        url = request.getfixturevalue("postgres").create("shared")
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def engine(backend_url: str) -> Iterator[Engine]:
+    """An engine on a migrated database whose tables are emptied after each test."""
+    engine = make_engine(backend_url)
+    try:
+        yield engine
+    finally:
+        with engine.begin() as conn:
+            for table in reversed(metadata.sorted_tables):
+                conn.execute(delete(table))
+        engine.dispose()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(T0)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def sqlite_url(directory: Path) -> str:
+    return f"sqlite:///{directory / 'registry.db'}"
+
+
+class RunningWeb:
+    def __init__(self, url: str, token: str, process: subprocess.Popen[bytes], database_url: str) -> None:
+        self.url = url
+        self.token = token
+        self.process = process
+        self.database_url = database_url
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.05) -> None:
+    """Poll ``predicate`` until it holds or the deadline passes; the alternative to sleeping."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def start_web(database_url: str, log_path: Path, **extra_env: str) -> RunningWeb:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MC_")},
+        "MC_DATABASE_URL": database_url,
+        "MC_ADMIN_TOKEN": ADMIN_TOKEN,
+        "MC_SIGNING_SECRET": SIGNING_SECRET,
+        **extra_env,
+    }
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mission_control", "web", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"web exited with {process.returncode}: {log_path.read_text()[-2000:]}")
+        try:
+            return requests.get(url + "/readyz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_until(ready, 30, "gunicorn to answer /readyz")
+    return RunningWeb(url, ADMIN_TOKEN, process, database_url)
+
+
+def stop(process: subprocess.Popen[bytes], timeout_s: float = 10) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout_s)
+
+
+@pytest.fixture(scope="module")
+def web_server(postgres: PostgresDatabases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWeb]:
+    """A real gunicorn serving the app on a free port, over its own PostgreSQL database."""
+    url = postgres.create("web")
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    server = start_web(url, tmp_path_factory.mktemp("web") / "web.log")
+    try:
+        yield server
+    finally:
+        stop(server.process)

@@ -1,0 +1,102 @@
+"""The command line: db upgrade, and the jobs commands against a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from mission_control.cli import main
+from mission_control.db import migrate
+from mission_control.db.engine import make_engine
+
+
+def test_db_upgrade_migrates_the_configured_database(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    result = CliRunner().invoke(main, ["db", "upgrade"], env={"MC_DATABASE_URL": url})
+    assert result.exit_code == 0, result.output
+    assert f"revision {migrate.head_revision()}" in result.output
+    engine = make_engine(url)
+    assert migrate.current_revision(engine) == migrate.head_revision()
+    engine.dispose()
+    again = CliRunner().invoke(main, ["db", "upgrade"], env={"MC_DATABASE_URL": url})
+    assert again.exit_code == 0 and "(was" not in again.output
+
+
+def test_web_refuses_to_start_without_secrets(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MC_")}
+    env["MC_DATABASE_URL"] = f"sqlite:///{tmp_path / 'x.db'}"
+    result = subprocess.run(
+        [sys.executable, "-m", "mission_control", "web", "--port", "1"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "MC_ADMIN_TOKEN" in result.stderr
+
+
+@pytest.mark.slow
+def test_jobs_commands_round_trip_through_a_real_server(web_server, tmp_path):
+    env = {"MC_URL": web_server.url, "MC_ADMIN_TOKEN": web_server.token}
+    runner = CliRunner()
+
+    jobs_file = tmp_path / "jobs.yaml"
+    jobs_file.write_text(
+        yaml.safe_dump(
+            {
+                "jobs": [
+                    {
+                        "name": "billing.report",
+                        "service": "billing",
+                        "target": {"url": "https://billing.internal/report"},
+                        "schedule": {"cron": "@daily", "timezone": "America/New_York"},
+                    },
+                    {
+                        "name": "billing.sync",
+                        "service": "billing",
+                        "target": {"url": "https://billing.internal/sync"},
+                        "schedule": {"every_s": 30},
+                    },
+                ]
+            }
+        )
+    )
+    put = runner.invoke(main, ["jobs", "put", str(jobs_file)], env=env)
+    assert put.exit_code == 0, put.output
+    assert "billing.report: created" in put.output
+
+    again = runner.invoke(main, ["jobs", "put", str(jobs_file)], env=env)
+    assert "billing.report: registered" in again.output
+
+    listed = runner.invoke(main, ["jobs", "list"], env=env)
+    assert listed.exit_code == 0
+    header, *rows = listed.output.strip().splitlines()
+    assert header.split()[:2] == ["NAME", "SERVICE"]
+    assert [row.split()[0] for row in rows] == ["billing.report", "billing.sync"]
+
+    as_json = json.loads(runner.invoke(main, ["jobs", "list", "--json", "--service", "billing"], env=env).output)
+    assert {job["name"] for job in as_json} == {"billing.report", "billing.sync"}
+
+    paused = runner.invoke(main, ["jobs", "pause", "billing.sync"], env=env)
+    assert paused.exit_code == 0
+    shown = json.loads(runner.invoke(main, ["jobs", "show", "billing.sync", "--json"], env=env).output)
+    assert shown["enabled"] is False
+    assert runner.invoke(main, ["jobs", "resume", "billing.sync"], env=env).exit_code == 0
+    assert "every 30 seconds" in runner.invoke(main, ["jobs", "show", "billing.sync"], env=env).output
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"name": "bad", "service": "x", "target": {"url": "ftp://x"}, "schedule": {"every_s": 5}}))
+    refused = runner.invoke(main, ["jobs", "put", str(bad)], env=env)
+    assert refused.exit_code == 1
+    assert "target.url" in refused.output
+
+    assert runner.invoke(main, ["jobs", "rm", "billing.sync"], env=env).exit_code == 0
+    missing = runner.invoke(main, ["jobs", "show", "billing.sync"], env=env)
+    assert missing.exit_code == 1 and "no job named" in missing.output
+
+    wrong = runner.invoke(main, ["jobs", "list"], env={**env, "MC_ADMIN_TOKEN": "nope"})
+    assert wrong.exit_code == 1 and "admin token" in wrong.output
