@@ -27,7 +27,9 @@ from mission_control.db import migrate
 from mission_control.db.engine import make_engine
 from mission_control.db.tables import metadata
 
-PG_ADMIN_URL = os.environ.get("MC_TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "MC_TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -133,7 +135,18 @@ def start_web(database_url: str, log_path: Path, **extra_env: str) -> RunningWeb
     }
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "mission_control", "web", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        [
+            sys.executable,
+            "-m",
+            "mission_control",
+            "web",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

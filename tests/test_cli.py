@@ -33,7 +33,10 @@ def test_web_refuses_to_start_without_secrets(tmp_path):
     env["MC_DATABASE_URL"] = f"sqlite:///{tmp_path / 'x.db'}"
     result = subprocess.run(
         [sys.executable, "-m", "mission_control", "web", "--port", "1"],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "MC_ADMIN_TOKEN" in result.stderr
@@ -78,7 +81,9 @@ def test_jobs_commands_round_trip_through_a_real_server(web_server, tmp_path):
     assert header.split()[:2] == ["NAME", "SERVICE"]
     assert [row.split()[0] for row in rows] == ["billing.report", "billing.sync"]
 
-    as_json = json.loads(runner.invoke(main, ["jobs", "list", "--json", "--service", "billing"], env=env).output)
+    as_json = json.loads(
+        runner.invoke(main, ["jobs", "list", "--json", "--service", "billing"], env=env).output
+    )
     assert {job["name"] for job in as_json} == {"billing.report", "billing.sync"}
 
     paused = runner.invoke(main, ["jobs", "pause", "billing.sync"], env=env)
@@ -89,7 +94,9 @@ def test_jobs_commands_round_trip_through_a_real_server(web_server, tmp_path):
     assert "every 30 seconds" in runner.invoke(main, ["jobs", "show", "billing.sync"], env=env).output
 
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"name": "bad", "service": "x", "target": {"url": "ftp://x"}, "schedule": {"every_s": 5}}))
+    bad.write_text(
+        json.dumps({"name": "bad", "service": "x", "target": {"url": "ftp://x"}, "schedule": {"every_s": 5}})
+    )
     refused = runner.invoke(main, ["jobs", "put", str(bad)], env=env)
     assert refused.exit_code == 1
     assert "target.url" in refused.output

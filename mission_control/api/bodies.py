@@ -29,7 +29,12 @@ def json_object() -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ApiError(400, "malformed_json", f"the body is not valid UTF-8 (byte {exc.start})") from None
     try:
-        value = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
+        value = json.loads(
+            text,
+            object_pairs_hook=_no_duplicate_keys,
+            parse_constant=_no_constants,
+            parse_float=_finite_float,
+        )
     except _DuplicateKey as exc:
         raise ApiError(400, "malformed_json", f"the body repeats the key {exc.key!r}", exc.key) from None
     except json.JSONDecodeError as exc:
@@ -44,7 +49,41 @@ def json_object() -> dict[str, Any]:
         ) from None
     if not isinstance(value, dict):
         raise ApiError(422, "validation_error", f"the body must be a JSON object, got {type(value).__name__}")
+    _check_storable(value, "")
     return value
+
+
+MAX_JSON_DEPTH = 32
+
+
+def _check_storable(value: Any, path: str, depth: int = 0) -> None:
+    """Refuse what no database should hold: NUL characters, lone UTF-16 surrogates, deep nesting.
+
+    All are valid JSON (``"\\u0000"``, ``"\\ud800"``) but PostgreSQL rejects the first, UTF-8 cannot
+    encode the second, and deep nesting exhausts the stack of whoever walks it next; caught here they
+    are a 422 naming the field instead of a failed write or a crashed request.
+    """
+    if depth > MAX_JSON_DEPTH:
+        raise ApiError(422, "validation_error", f"{path}: nested deeper than {MAX_JSON_DEPTH} levels", path)
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ApiError(
+                422, "validation_error", f"{path or 'body'}: NUL characters are not allowed", path or None
+            )
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApiError(
+                422, "validation_error", f"{path or 'body'}: the text is not valid Unicode", path or None
+            ) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            _check_storable(key, child, depth + 1)
+            _check_storable(item, child, depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_storable(item, f"{path}.{index}" if path else str(index), depth + 1)
 
 
 def reject_read_only(body: dict[str, Any]) -> None:
@@ -95,3 +134,10 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is too large for a JSON number")
+    return value

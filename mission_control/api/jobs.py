@@ -34,6 +34,7 @@ def _job(record: JobRecord, status: int = 200) -> Response:
 
 
 def _lookup(name: str) -> JobRecord:
+    _check_name(name)
     try:
         return registry().get(name)
     except JobNotFound:
@@ -114,6 +115,7 @@ def get_job(name: str) -> Response:
     "PATCH", "/jobs/<name>", summary="Change some fields of a job", body=JobPatch, responses={200: JobOut}
 )
 def patch_job(name: str) -> Response:
+    _check_name(name)
     patch = json_object()
     reject_read_only(patch)
     if patch.get("name", name) != name:
@@ -128,6 +130,7 @@ def patch_job(name: str) -> Response:
 
 @bp.operation("DELETE", "/jobs/<name>", summary="Remove a job", responses={204: None})
 def delete_job(name: str) -> Response:
+    _check_name(name)
     try:
         registry().delete(name)
     except JobNotFound:
@@ -156,6 +159,7 @@ def resume_job(name: str) -> Response:
 
 
 def _update(name: str, change: Callable[[JobRecord], JobSpec]) -> JobRecord:
+    _check_name(name)
     try:
         return registry().update(name, change)
     except JobNotFound:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mission_control.jobspec import JobSpec, Name, ScheduleSpec
+from mission_control.jobspec import NAME_PATTERN, JobSpec, Name, ScheduleSpec
 from mission_control.registry import JobRecord
 
 
@@ -74,7 +74,9 @@ class JobListQuery(BaseModel):
     service: Name | None = Field(None, description="only jobs of this service")
     enabled: bool | None = Field(None, description="only enabled (true) or paused (false) jobs")
     limit: int = Field(100, ge=1, le=1000, description="page size (1..1000)")
-    cursor: str | None = Field(None, max_length=256, description="next_cursor of the previous page")
+    cursor: str | None = Field(
+        None, pattern=NAME_PATTERN, description="next_cursor of the previous page (opaque)"
+    )
 
 
 class Health(BaseModel):

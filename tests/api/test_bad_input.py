@@ -80,7 +80,11 @@ BAD_BODIES = {
     "every_s zero": (with_changes(schedule={"every_s": 0}), "validation_error", "schedule.every_s"),
     "every_s negative": (with_changes(schedule={"every_s": -5}), "validation_error", "schedule.every_s"),
     "every_s as string": (with_changes(schedule={"every_s": "30"}), "validation_error", "schedule.every_s"),
-    "at in the past": (with_changes(schedule={"at": "2020-01-01T00:00:00Z"}), "validation_error", "schedule.at"),
+    "at in the past": (
+        with_changes(schedule={"at": "2020-01-01T00:00:00Z"}),
+        "validation_error",
+        "schedule.at",
+    ),
     "at not a date": (with_changes(schedule={"at": "tomorrow"}), "validation_error", "schedule.at"),
     "ftp url": (with_changes(target__url="ftp://billing.internal/x"), "validation_error", "target.url"),
     "javascript url": (with_changes(target__url="javascript:alert(1)"), "validation_error", "target.url"),
@@ -95,7 +99,11 @@ BAD_BODIES = {
     "timeout zero": (with_changes(timeout_s=0), "validation_error", "timeout_s"),
     "timeout too long": (with_changes(timeout_s=3601), "validation_error", "timeout_s"),
     "timeout as string": (with_changes(timeout_s="30"), "validation_error", "timeout_s"),
-    "expected runtime negative": (with_changes(expected_runtime_s=-1), "validation_error", "expected_runtime_s"),
+    "expected runtime negative": (
+        with_changes(expected_runtime_s=-1),
+        "validation_error",
+        "expected_runtime_s",
+    ),
     "zero attempts": (with_changes(retry__max_attempts=0), "validation_error", "retry.max_attempts"),
     "too many attempts": (with_changes(retry__max_attempts=21), "validation_error", "retry.max_attempts"),
     "cap below base": (
@@ -163,7 +171,9 @@ def test_names_outside_the_pattern_are_refused(api, registered, name):
 
 
 def test_a_body_naming_another_job_than_the_path_is_refused(api, registered):
-    assert_error(api.put("/api/v1/jobs/other", json=job_body("nightly-report")), 422, "validation_error", "name")
+    assert_error(
+        api.put("/api/v1/jobs/other", json=job_body("nightly-report")), 422, "validation_error", "name"
+    )
 
 
 def test_malformed_json_is_a_400(api, registered):
@@ -176,7 +186,12 @@ def test_malformed_json_is_a_400(api, registered):
 
 
 def test_a_json_value_that_is_not_an_object_is_a_422(api, registered):
-    assert_error(api.put(URL, data=b"[1, 2]", headers={"Content-Type": "application/json"}), 422, "validation_error", None)
+    assert_error(
+        api.put(URL, data=b"[1, 2]", headers={"Content-Type": "application/json"}),
+        422,
+        "validation_error",
+        None,
+    )
 
 
 def test_wrong_content_type_is_a_415(api, registered):
@@ -216,7 +231,12 @@ def test_unknown_routes_and_methods_answer_json(api):
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer wrong-token"}, {"Authorization": "Basic dGVzdA=="}, {"Authorization": "Bearer"}],
+    [
+        {},
+        {"Authorization": "Bearer wrong-token"},
+        {"Authorization": "Basic dGVzdA=="},
+        {"Authorization": "Bearer"},
+    ],
     ids=["none", "wrong", "basic", "empty"],
 )
 def test_every_api_call_needs_the_admin_token(app, headers):
@@ -238,8 +258,12 @@ def test_query_parameters_are_validated(api):
 def test_patch_refuses_bad_values_and_renames(api, registered):
     before = registered()
     assert_error(api.patch(URL, json={"timeout_s": None}), 422, "validation_error", "timeout_s")
-    assert_error(api.patch(URL, json={"schedule": {"every_s": 0}}), 422, "validation_error", "schedule.every_s")
-    assert_error(api.patch(URL, json={"target": {"url": "file:///etc/passwd"}}), 422, "validation_error", "target.url")
+    assert_error(
+        api.patch(URL, json={"schedule": {"every_s": 0}}), 422, "validation_error", "schedule.every_s"
+    )
+    assert_error(
+        api.patch(URL, json={"target": {"url": "file:///etc/passwd"}}), 422, "validation_error", "target.url"
+    )
     assert_error(api.patch(URL, json={"name": "renamed"}), 422, "validation_error", "name")
     assert_error(api.patch(URL, json={"bogus": 1}), 422, "unknown_field", "bogus")
     assert registered() == before
@@ -247,3 +271,31 @@ def test_patch_refuses_bad_values_and_renames(api, registered):
 
 def test_the_admin_token_is_required_with_content(app):
     assert app.test_client().get("/api/v1/jobs", headers=AUTH).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"service": "a\\u0000b"}', "service"),
+        (b'{"target": {"body": {"k": "\\ud800"}}}', "target.body.k"),
+        (b'{"target": {"body": {"\\u0000": 1}}}', "target.body.\x00"),
+        (b'{"timeout_s": 1e400}', None),
+        (b'{"target": {"body": ' + b"[" * 40 + b"]" * 40 + b"}}", None),
+    ],
+    ids=["nul", "lone-surrogate", "nul-key", "infinite-number", "deep-nesting"],
+)
+def test_json_no_database_can_store_is_refused(api, registered, raw, field):
+    before = registered()
+    response = api.patch(URL, data=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code in (400, 422), response.get_data(as_text=True)
+    if field is not None:
+        assert response.get_json()["error"]["field"] == field
+    assert registered() == before
+
+
+@pytest.mark.parametrize("path", ["/api/v1/jobs/%00", "/api/v1/jobs/a%00b", "/api/v1/jobs/%ED%A0%80"])
+def test_path_names_no_database_can_store_are_refused(api, registered, path):
+    for method in ("get", "delete", "patch"):
+        response = getattr(api, method)(path, json={"timeout_s": 3})
+        assert response.status_code == 422, (method, path, response.get_data(as_text=True))
+    assert api.get("/api/v1/jobs?cursor=%00").status_code == 422

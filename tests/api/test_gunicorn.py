@@ -24,7 +24,10 @@ def test_a_job_registered_over_http_is_served_back(web_server):
 def test_a_10_mb_request_gets_a_413_over_a_real_socket(web_server):
     auth = {"Authorization": f"Bearer {web_server.token}", "Content-Type": "application/json"}
     response = requests.put(
-        f"{web_server.url}/api/v1/jobs/huge", data=b'{"x": "' + b"x" * 10_000_000 + b'"}', headers=auth, timeout=30
+        f"{web_server.url}/api/v1/jobs/huge",
+        data=b'{"x": "' + b"x" * 10_000_000 + b'"}',
+        headers=auth,
+        timeout=30,
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
@@ -32,6 +35,8 @@ def test_a_10_mb_request_gets_a_413_over_a_real_socket(web_server):
 
 
 def test_errors_are_json_not_html(web_server):
-    response = requests.get(f"{web_server.url}/api/v1/nowhere", headers={"Authorization": "Bearer x" * 3}, timeout=5)
+    response = requests.get(
+        f"{web_server.url}/api/v1/nowhere", headers={"Authorization": "Bearer x" * 3}, timeout=5
+    )
     assert response.status_code == 401
     assert response.headers["Content-Type"] == "application/json"

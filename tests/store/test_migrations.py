@@ -14,9 +14,11 @@ from mission_control.db.tables import metadata
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_engine(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'empty.db'}" if request.param == "sqlite" else request.getfixturevalue(
-        "postgres"
-    ).create("migrations")
+    url = (
+        f"sqlite:///{tmp_path / 'empty.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres").create("migrations")
+    )
     engine = make_engine(url)
     yield engine
     engine.dispose()
@@ -46,5 +48,7 @@ def test_downgrade_to_base_and_upgrade_again_round_trips(empty_engine):
 def test_migrations_produce_exactly_the_tables_the_code_declares(empty_engine):
     migrate.upgrade(empty_engine)
     with empty_engine.connect() as conn:
-        differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+        differences = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), metadata
+        )
     assert differences == []

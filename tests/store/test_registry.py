@@ -89,11 +89,7 @@ def test_create_refuses_a_taken_name(registry):
 
 def test_the_database_enforces_unique_names(registry, engine):
     registry.put(job_spec())
-    row = {
-        key: value
-        for key, value in _row(engine, "nightly-report").items()
-        if key != "id"
-    }
+    row = {key: value for key, value in _row(engine, "nightly-report").items() if key != "id"}
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(insert(jobs).values(row))
 
@@ -115,7 +111,12 @@ def test_delete_removes_the_job(registry):
 
 
 def test_list_filters_by_service_and_state_and_pages_by_name(registry):
-    for name, service in [("c-job", "billing"), ("a-job", "billing"), ("b-job", "search"), ("d-job", "billing")]:
+    for name, service in [
+        ("c-job", "billing"),
+        ("a-job", "billing"),
+        ("b-job", "search"),
+        ("d-job", "billing"),
+    ]:
         registry.put(job_spec(name, service=service))
     registry.set_enabled("d-job", False)
 
@@ -182,7 +183,7 @@ def test_concurrent_registrations_of_one_new_name_create_one_job(engine):
             barrier.wait(timeout=10)
             _, created = registries[index].put(job_spec(timeout_s=10 + index))
             outcomes.append(created)
-        except BaseException as exc:  # noqa: BLE001 - surfaced by the assertion below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=register, args=(i,)) for i in range(len(registries))]
