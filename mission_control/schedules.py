@@ -84,8 +84,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # cronsim needs a start instant even to validate or explain; a constant keeps this module clock-free.
 _REFERENCE_WALL = datetime(2000, 1, 1)
 _ONE_SECOND = timedelta(seconds=1)
-# Offset changes are found by probing at this spacing, then bisecting. tzdata has no two
-# transitions this close together, so a change-and-change-back cannot hide between two probes.
+# Offset changes are found by probing at this spacing, then bisecting. A change and a change back
+# could hide between two probes only if they were closer than this; in tzdata 2026 the closest
+# pair is about four days apart (Africa/Freetown, 1939), and seven days since 1970.
 _PROBE_STEP_S = 6 * 3600
 
 
