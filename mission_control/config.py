@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 DEFAULT_DATABASE_URL = "sqlite:///mission-control.db"
 DEFAULT_BROKER_URL = "sqla+sqlite:///mission-control-broker.db"
@@ -47,9 +47,6 @@ class Settings:
                 env, "MC_MAX_TARGET_BODY_BYTES", 64 * 1024, low=0, high=16 * 1024 * 1024
             ),
         )
-
-    def with_overrides(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]
 
     def require_secrets(self) -> None:
         """Refuse to serve without the secrets that make the defaults safe (DESIGN.md invariant 7)."""

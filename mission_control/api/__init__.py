@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from sqlalchemy.engine import Engine
 
 from mission_control.api import health, jobs
@@ -37,8 +37,6 @@ meta = ApiBlueprint("meta", __name__, tag="meta")
 
 @meta.operation("GET", "/openapi.json", summary="This document", responses={200: None}, public=True)
 def openapi_document() -> Response:
-    from flask import current_app
-
     document = current_app.extensions.get("mission_control.openapi")
     if document is None:
         document = current_app.extensions["mission_control.openapi"] = build_openapi(current_app)
