@@ -30,6 +30,17 @@ class Settings:
     port: int = 8001
     max_request_bytes: int = 1024 * 1024
     max_target_body_bytes: int = 64 * 1024
+    # Scheduler: a slot older than this when claimed counts as missed (the job's misfire policy applies).
+    misfire_grace_s: int = 15
+    scheduler_batch: int = 1000
+    # Executor: response bodies kept per attempt; a run's lease lasts its timeout plus this margin.
+    response_excerpt_bytes: int = 4096
+    lease_margin_s: int = 10
+    # Reconciler: a run still queued this long after it was enqueued is enqueued again.
+    requeue_after_s: int = 30
+    # Retention: runs older than this, or beyond this many per job, are pruned.
+    run_retention_days: int = 30
+    run_retention_per_job: int = 1000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -46,6 +57,13 @@ class Settings:
             max_target_body_bytes=_int(
                 env, "MC_MAX_TARGET_BODY_BYTES", 64 * 1024, low=0, high=16 * 1024 * 1024
             ),
+            misfire_grace_s=_int(env, "MC_MISFIRE_GRACE_S", 15, low=1, high=86_400),
+            scheduler_batch=_int(env, "MC_SCHEDULER_BATCH", 1000, low=1, high=100_000),
+            response_excerpt_bytes=_int(env, "MC_RESPONSE_EXCERPT_BYTES", 4096, low=0, high=1024 * 1024),
+            lease_margin_s=_int(env, "MC_LEASE_MARGIN_S", 10, low=1, high=3600),
+            requeue_after_s=_int(env, "MC_REQUEUE_AFTER_S", 30, low=1, high=86_400),
+            run_retention_days=_int(env, "MC_RUN_RETENTION_DAYS", 30, low=1, high=3650),
+            run_retention_per_job=_int(env, "MC_RUN_RETENTION_PER_JOB", 1000, low=1, high=10_000_000),
         )
 
     def require_secrets(self) -> None:

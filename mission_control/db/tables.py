@@ -11,11 +11,15 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
     Table,
+    Text,
+    UniqueConstraint,
+    text,
 )
 
 from mission_control.db.types import UTCDateTime, json_type
@@ -56,4 +60,71 @@ jobs = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     Index("ix_jobs_next_run_at", "next_run_at"),
     Index("ix_jobs_service_name", "service", "name"),
+)
+
+
+# One row per schedule slot (or manual trigger). Written by the scheduler before its task is enqueued
+# (the outbox of DESIGN.md invariant 1); every row ends in a terminal status (invariant 3).
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # SET NULL keeps the history of a deleted job readable under its name.
+    Column("job_id", Id, ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True),
+    Column("job_name", String(128), nullable=False),
+    Column("scheduled_for", UTCDateTime(), nullable=False),
+    Column("trigger", String(16), nullable=False),  # schedule | catch_up | manual
+    Column("status", String(16), nullable=False),
+    Column("reason", String(32), nullable=True),
+    Column("missed_count", Integer, nullable=False, server_default=text("0")),
+    Column("attempt_count", Integer, nullable=False, server_default=text("0")),
+    Column("max_attempts", Integer, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("enqueued_at", UTCDateTime(), nullable=True),
+    Column("started_at", UTCDateTime(), nullable=True),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Column("next_attempt_at", UTCDateTime(), nullable=True),
+    Column("lease_owner", String(128), nullable=True),
+    Column("leased_until", UTCDateTime(), nullable=True),
+    Column("slow", Boolean, nullable=False, server_default=text("false")),
+    Column("http_status", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    UniqueConstraint("job_id", "scheduled_for", name="uq_runs_job_id_scheduled_for"),
+    Index("ix_runs_job_name_id", "job_name", "id"),
+    Index("ix_runs_status_id", "status", "id"),
+    # The reconciler and the retry sweep read only unfinished runs; keep that index small.
+    Index(
+        "ix_runs_unfinished",
+        "status",
+        "next_attempt_at",
+        postgresql_where=text("status IN ('queued', 'running', 'retrying')"),
+        sqlite_where=text("status IN ('queued', 'running', 'retrying')"),
+    ),
+    Index(
+        "ix_runs_job_unfinished",
+        "job_id",
+        postgresql_where=text("status IN ('queued', 'running', 'retrying')"),
+        sqlite_where=text("status IN ('queued', 'running', 'retrying')"),
+    ),
+)
+
+# One row per HTTP attempt of a run.
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", Id, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # running | succeeded | failed | timed_out
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Column("duration_ms", Float, nullable=True),
+    Column("http_status", Integer, nullable=True),
+    Column("response_headers", json_type(), nullable=True),
+    Column("response_excerpt", Text, nullable=True),
+    Column("response_truncated", Boolean, nullable=False, server_default=text("false")),
+    Column("error_class", String(128), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("worker", String(128), nullable=True),
+    UniqueConstraint("run_id", "number", name="uq_attempts_run_id_number"),
 )

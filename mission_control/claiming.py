@@ -1,0 +1,213 @@
+"""Claiming due work from the database: the transactional core of every scheduler tick.
+
+One tick is one short transaction: lock the due jobs (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
+several beats take disjoint rows; SQLite's single writer serialises them), write a run row per slot,
+advance ``next_run_at``, commit. Only the caller enqueues, and only after the commit: a run exists
+before its message does (the outbox of DESIGN.md invariant 1), and ``runs`` is unique on
+``(job_id, scheduled_for)`` so a slot can be recorded once (invariant 2). Due work is found through the
+index on ``next_run_at``: a tick with nothing due is one indexed query (invariant 5).
+
+Nothing here reads the clock or touches Celery; tests call these functions with a pinned ``now``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from mission_control.db.tables import jobs, runs
+from mission_control.runstate import UNFINISHED, RunStatus, Trigger
+from mission_control.schedules import Schedule, schedule_from_dict
+from mission_control.slots import PlannedRun, plan_due_slots
+
+
+class RunInProgress(Exception):
+    """A job that forbids overlap already has an unfinished run."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"run {run_id} is still unfinished")
+        self.run_id = run_id
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What one claim committed: run ids to enqueue now, and whether the batch limit was hit."""
+
+    run_ids: list[int]
+    batch_full: bool
+    slots: int = 0  # runs written, fired or skipped
+
+
+def claim_due_slots(engine: Engine, now: datetime, *, batch: int, grace_s: float) -> Claimed:
+    """Turn every slot due at ``now`` (up to ``batch`` jobs) into committed run rows."""
+    with engine.begin() as conn:
+        due = conn.execute(
+            select(
+                jobs.c.id,
+                jobs.c.name,
+                jobs.c.schedule,
+                jobs.c.concurrency,
+                jobs.c.misfire,
+                jobs.c.retry,
+                jobs.c.next_run_at,
+            )
+            .where(jobs.c.next_run_at <= now)
+            .order_by(jobs.c.next_run_at)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not due:
+            return Claimed([], batch_full=False)
+
+        forbidding = [row.id for row in due if row.concurrency == "forbid"]
+        busy = _jobs_with_unfinished_runs(conn, forbidding) if forbidding else set()
+
+        new_runs: list[dict[str, Any]] = []
+        advances: list[dict[str, Any]] = []
+        for row in due:
+            plan = plan_due_slots(
+                _schedule(_schedule_key(row.schedule)),
+                row.next_run_at,
+                now,
+                misfire=row.misfire,
+                grace_s=grace_s,
+                forbid_overlap=row.concurrency == "forbid",
+                has_unfinished_run=row.id in busy,
+            )
+            new_runs.extend(_run_row(row, planned, now) for planned in plan.runs)
+            advances.append({"b_id": row.id, "b_next": plan.next_run_at, "b_enabled": not plan.exhausted})
+
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.id == bindparam("b_id"))
+            .values(next_run_at=bindparam("b_next"), enabled=bindparam("b_enabled")),
+            advances,
+        )
+        inserted = insert_runs(conn, new_runs)
+    return Claimed(
+        [run_id for run_id, status in inserted if status == RunStatus.QUEUED],
+        batch_full=len(due) >= batch,
+        slots=len(inserted),
+    )
+
+
+def claim_due_retries(engine: Engine, now: datetime, *, batch: int) -> list[int]:
+    """Move runs whose backoff has elapsed from ``retrying`` back to ``queued``; returns their ids."""
+    with engine.begin() as conn:
+        ids = list(
+            conn.execute(
+                select(runs.c.id)
+                .where(runs.c.status == RunStatus.RETRYING, runs.c.next_attempt_at <= now)
+                .order_by(runs.c.next_attempt_at)
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            ).scalars()
+        )
+        if ids:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id.in_(ids), runs.c.status == RunStatus.RETRYING)
+                .values(status=RunStatus.QUEUED, enqueued_at=now, next_attempt_at=None)
+            )
+    return ids
+
+
+def next_wakeup(engine: Engine) -> datetime | None:
+    """The earliest instant anything becomes due: a job's slot or a run's retry."""
+    with engine.connect() as conn:
+        next_slot = conn.execute(select(func.min(jobs.c.next_run_at))).scalar()
+        next_retry = conn.execute(
+            select(func.min(runs.c.next_attempt_at)).where(runs.c.status == RunStatus.RETRYING)
+        ).scalar()
+    candidates = [value for value in (next_slot, next_retry) if value is not None]
+    return min(candidates) if candidates else None
+
+
+def create_manual_run(engine: Engine, job_name: str, now: datetime) -> int | None:
+    """Record a run of ``job_name`` for right now; None if there is no such job.
+
+    Raises RunInProgress when the job forbids overlap and a run is unfinished, so a trigger button
+    cannot start what the schedule itself would have skipped.
+    """
+    with engine.begin() as conn:
+        job = conn.execute(
+            select(jobs.c.id, jobs.c.name, jobs.c.concurrency, jobs.c.retry)
+            .where(jobs.c.name == job_name)
+            .with_for_update()
+        ).first()
+        if job is None:
+            return None
+        if job.concurrency == "forbid":
+            unfinished = conn.execute(
+                select(runs.c.id).where(runs.c.job_id == job.id, runs.c.status.in_(UNFINISHED)).limit(1)
+            ).scalar()
+            if unfinished is not None:
+                raise RunInProgress(unfinished)
+        planned = PlannedRun(now, RunStatus.QUEUED, Trigger.MANUAL)
+        [(run_id, _)] = insert_runs(conn, [_run_row(job, planned, now)])
+    return run_id
+
+
+def insert_runs(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[tuple[int, str]]:
+    """Insert run rows, ignoring any whose (job, slot) is already recorded; returns (id, status)."""
+    if not rows:
+        return []
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        dialect_insert(runs)
+        .on_conflict_do_nothing(index_elements=[runs.c.job_id, runs.c.scheduled_for])
+        .returning(runs.c.id, runs.c.status)
+    )
+    return [(row.id, row.status) for row in conn.execute(statement, list(rows))]
+
+
+def _jobs_with_unfinished_runs(conn: Connection, job_ids: list[int]) -> set[int]:
+    return set(
+        conn.execute(
+            select(runs.c.job_id).distinct().where(runs.c.job_id.in_(job_ids), runs.c.status.in_(UNFINISHED))
+        ).scalars()
+    )
+
+
+def _run_row(job: Any, planned: PlannedRun, now: datetime) -> dict[str, Any]:
+    queued = planned.status is RunStatus.QUEUED
+    return {
+        "job_id": job.id,
+        "job_name": job.name,
+        "scheduled_for": planned.scheduled_for,
+        "trigger": planned.trigger.value,
+        "status": planned.status.value,
+        "reason": planned.reason.value if planned.reason else None,
+        "missed_count": planned.missed_count,
+        "attempt_count": 0,
+        "max_attempts": int(job.retry["max_attempts"]),
+        "created_at": now,
+        "enqueued_at": now if queued else None,
+        "finished_at": None if queued else now,
+        "slow": False,
+    }
+
+
+def _schedule_key(spec: dict[str, Any]) -> tuple[Any, ...]:
+    return (spec.get("cron"), spec.get("every_s"), spec.get("at"), spec.get("timezone", "UTC"))
+
+
+@lru_cache(maxsize=65_536)
+def _schedule(key: tuple[Any, ...]) -> Schedule:
+    """Parsed schedules, cached: a tick may plan thousands of jobs that share a few expressions."""
+    cron, every_s, at, timezone = key
+    spec: dict[str, Any] = {"timezone": timezone}
+    if cron is not None:
+        spec["cron"] = cron
+    elif every_s is not None:
+        spec["every_s"] = every_s
+    else:
+        spec["at"] = at
+    return schedule_from_dict(spec)
