@@ -26,6 +26,7 @@ from mission_control.clock import FrozenClock
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
 from mission_control.db.tables import metadata
+from tests.targets import TargetServer
 
 PG_ADMIN_URL = os.environ.get(
     "MC_TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
@@ -187,3 +188,10 @@ def web_server(postgres: PostgresDatabases, tmp_path_factory: pytest.TempPathFac
         yield server
     finally:
         stop(server.process)
+
+
+@pytest.fixture
+def target() -> Iterator[TargetServer]:
+    """A real local HTTP server playing the targets jobs fire at (fast, failing, slow, silent...)."""
+    with TargetServer() as server:
+        yield server
