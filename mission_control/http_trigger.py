@@ -11,6 +11,7 @@ thread past its ``timeout_s`` (plus the watchdog's reaction time, milliseconds).
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import os
@@ -81,10 +82,8 @@ class _Scope:
 def _shutdown(sock: socket.socket) -> None:
     # socket.socket.shutdown, not SSLSocket.shutdown: we only want the blocked call to return, and the
     # TLS object must not be torn down under the thread that is using it.
-    try:
+    with contextlib.suppress(OSError):
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 class Watchdog:

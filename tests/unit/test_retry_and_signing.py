@@ -50,7 +50,7 @@ def test_a_delay_is_never_negative_and_never_past_the_cap_unless_the_target_aske
 ):
     cap = max(cap, backoff)
     delay = RetryPolicy(20, backoff, cap, jitter).delay_for(attempts, retry_after_s=retry_after, rand=rand)
-    assert 0 <= delay
+    assert delay >= 0
     assert delay <= max(cap, min(retry_after or 0, MAX_RETRY_AFTER_S))
 
 
