@@ -30,5 +30,13 @@ enable_utc = True
 
 task_default_queue = "default"
 task_create_missing_queues = True
+# HTTP triggers get their own queue so housekeeping never waits behind a burst of triggers.
+task_routes = {"mission_control.trigger": {"queue": "triggers"}}
+
+# Redis redelivers a message whose worker died only after this long; the reconciler is faster (it
+# watches run leases), so this is the backstop, not the mechanism.
+broker_transport_options = {"visibility_timeout": 3600}
+worker_hijack_root_logger = False
+worker_send_task_events = False
 
 beat_schedule = BEAT_SCHEDULE

@@ -1,0 +1,25 @@
+"""The Celery application every Mission Control process shares (``celery -A mission_control.celery_app``).
+
+Its settings live in the top-level ``celeryconfig`` module (installed with the package, so it imports
+from any working directory); see that file for why each one is set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, signals
+
+from mission_control.config import ConfigError, Settings
+
+app = Celery("mission_control")
+app.config_from_object("celeryconfig")
+app.conf.include = ["mission_control.tasks"]
+
+
+@signals.worker_init.connect
+def _refuse_to_start_without_secrets(**_: Any) -> None:
+    # Workers sign every trigger; an unsigned request must never go out (DESIGN.md invariant 7).
+    settings = Settings.from_env()
+    if not settings.signing_secret:
+        raise ConfigError("MC_SIGNING_SECRET must be set; workers do not send unsigned triggers")

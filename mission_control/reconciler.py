@@ -1,0 +1,97 @@
+"""Repairs what a lost message or a dead worker leaves behind, so no run waits forever.
+
+Redis is only a transport (DESIGN.md invariant 1): a Redis restart drops queued messages, and a worker
+killed mid-attempt leaves its run ``running`` with nobody to finish it. Both states are visible in the
+database, so this periodic task finds them there: queued runs whose message is overdue are enqueued
+again (the executor's claim makes a duplicate harmless), and running runs whose lease expired get their
+attempt closed as lost and are retried, or failed ``worker_lost`` when no attempt is left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.engine import Engine
+
+from mission_control.db.tables import attempts, runs
+from mission_control.runstate import AttemptStatus, Reason, RunStatus
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    requeue: list[int]  # enqueue these again
+    retried: list[int]  # lost mid-attempt, queued for another attempt
+    failed: list[int]  # lost mid-attempt with no attempt left
+
+
+def reconcile(engine: Engine, now: datetime, *, requeue_after_s: float, batch: int = 1000) -> Reconciled:
+    overdue = now - timedelta(seconds=requeue_after_s)
+    with engine.begin() as conn:
+        requeue = list(
+            conn.execute(
+                select(runs.c.id)
+                .where(
+                    runs.c.status == RunStatus.QUEUED,
+                    or_(runs.c.enqueued_at.is_(None), runs.c.enqueued_at < overdue),
+                )
+                .order_by(runs.c.id)
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            ).scalars()
+        )
+        if requeue:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id.in_(requeue), runs.c.status == RunStatus.QUEUED)
+                .values(enqueued_at=now)
+            )
+
+        lost = conn.execute(
+            select(runs.c.id, runs.c.attempt_count, runs.c.max_attempts, runs.c.lease_owner)
+            .where(runs.c.status == RunStatus.RUNNING, runs.c.leased_until < now)
+            .order_by(runs.c.id)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        ).all()
+        retried: list[int] = []
+        failed: list[int] = []
+        for run in lost:
+            conn.execute(
+                update(attempts)
+                .where(attempts.c.run_id == run.id, attempts.c.status == AttemptStatus.RUNNING)
+                .values(
+                    status=AttemptStatus.FAILED,
+                    finished_at=now,
+                    error_class="WorkerLost",
+                    error_message="the worker running this attempt stopped before it finished",
+                )
+            )
+            owned = update(runs).where(
+                runs.c.id == run.id, runs.c.status == RunStatus.RUNNING, runs.c.lease_owner == run.lease_owner
+            )
+            if run.attempt_count < run.max_attempts:
+                conn.execute(
+                    owned.values(
+                        status=RunStatus.RETRYING,
+                        next_attempt_at=now,
+                        lease_owner=None,
+                        leased_until=None,
+                        error="worker lost",
+                    )
+                )
+                retried.append(run.id)
+            else:
+                conn.execute(
+                    owned.values(
+                        status=RunStatus.FAILED,
+                        reason=Reason.WORKER_LOST,
+                        finished_at=now,
+                        lease_owner=None,
+                        leased_until=None,
+                        error="worker lost",
+                    )
+                )
+                failed.append(run.id)
+    return Reconciled(requeue, retried, failed)

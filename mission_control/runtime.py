@@ -1,0 +1,67 @@
+"""Process-wide resources of worker and beat processes, built once from the environment.
+
+Web requests get theirs from the Flask app; Celery tasks and the beat scheduler have no app object to
+hang them on, so they share one :class:`Runtime` per process, created on first use (after any fork).
+Tests install their own with :func:`set_runtime`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+import requests
+from sqlalchemy.engine import Engine
+
+from mission_control.clock import SYSTEM_CLOCK, Clock
+from mission_control.config import Settings
+from mission_control.db.engine import make_engine
+from mission_control.executor import ExecutionContext
+from mission_control.http_trigger import make_session
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    clock: Clock = SYSTEM_CLOCK
+    pid: int = field(default_factory=os.getpid)
+    _session: requests.Session | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Runtime:
+        return cls(settings=settings, engine=make_engine(settings.database_url), clock=clock)
+
+    def execution_context(self) -> ExecutionContext:
+        with self._lock:
+            if self._session is None:
+                pool = int(os.environ.get("MC_HTTP_POOL_SIZE", "128"))
+                self._session = make_session(pool_size=pool)
+        return ExecutionContext(
+            engine=self.engine, clock=self.clock, settings=self.settings, session=self._session
+        )
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+        self.engine.dispose()
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def get_runtime() -> Runtime:
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None or _runtime.pid != os.getpid():
+            _runtime = Runtime.from_settings(Settings.from_env())
+        return _runtime
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    global _runtime
+    with _runtime_lock:
+        _runtime = runtime
