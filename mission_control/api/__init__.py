@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, jsonify, request
 from sqlalchemy.engine import Engine
 
-from mission_control.api import health, jobs
+from mission_control.api import health, jobs, runs
 from mission_control.api.auth import require_admin, token_digest
 from mission_control.api.errors import register_error_handlers
 from mission_control.api.openapi import ApiBlueprint, build_openapi, public_endpoints
@@ -30,6 +31,7 @@ class AppState:
     registry: JobRegistry
     admin_digest: bytes
     schema_head: str | None
+    enqueue: Callable[[Sequence[int]], object]
 
 
 meta = ApiBlueprint("meta", __name__, tag="meta")
@@ -44,9 +46,16 @@ def openapi_document() -> Response:
 
 
 def create_app(
-    settings: Settings | None = None, *, clock: Clock | None = None, engine: Engine | None = None
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    engine: Engine | None = None,
+    enqueue: Callable[[Sequence[int]], object] | None = None,
 ) -> Flask:
-    """Build the web app; refuses to build one without an admin token and a signing secret."""
+    """Build the web app; refuses to build one without an admin token and a signing secret.
+
+    ``enqueue`` sends run ids to the workers; by default through the Celery app's broker.
+    """
     settings = settings or Settings.from_env()
     settings.require_secrets()
     assert settings.admin_token is not None
@@ -66,11 +75,13 @@ def create_app(
         registry=JobRegistry(engine, clock),
         admin_digest=token_digest(settings.admin_token),
         schema_head=migrate.head_revision(),
+        enqueue=enqueue or _celery_enqueue,
     )
     register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(meta, url_prefix=API_PREFIX)
     app.register_blueprint(jobs.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(runs.bp, url_prefix=API_PREFIX)
 
     open_endpoints = public_endpoints(app)
 
@@ -80,6 +91,13 @@ def create_app(
             require_admin(app.extensions["mission_control"].admin_digest)
 
     return app
+
+
+def _celery_enqueue(run_ids: Sequence[int]) -> int:
+    from mission_control.celery_app import app as celery_app
+    from mission_control.queueing import enqueue_runs
+
+    return enqueue_runs(celery_app, run_ids)
 
 
 __all__ = ["AppState", "create_app"]

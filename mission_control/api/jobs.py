@@ -12,7 +12,9 @@ from pydantic import BaseModel
 from mission_control.api.bodies import json_object, query, reject_read_only, validate
 from mission_control.api.errors import ApiError
 from mission_control.api.openapi import ApiBlueprint
-from mission_control.api.schemas import JobList, JobListQuery, JobOut, JobPatch, JobPut
+from mission_control.api.schemas import JobList, JobListQuery, JobOut, JobPatch, JobPut, RunOut
+from mission_control.claiming import RunInProgress, create_manual_run
+from mission_control.history import get_run, last_runs
 from mission_control.jobspec import NAME_PATTERN, JobSpec, SpecError, merge_patch
 from mission_control.registry import JobExists, JobNotFound, JobRecord, JobRegistry
 
@@ -30,7 +32,8 @@ def _json(model: BaseModel, status: int = 200) -> Response:
 
 
 def _job(record: JobRecord, status: int = 200) -> Response:
-    return _json(JobOut.of(record), status)
+    last = last_runs(current_app.extensions["mission_control"].engine, [record.id])
+    return _json(JobOut.of(record, last.get(record.id)), status)
 
 
 def _lookup(name: str) -> JobRecord:
@@ -59,7 +62,10 @@ def list_jobs() -> Response:
     )
     page = records[: params.limit]
     next_cursor = page[-1].name if len(records) > params.limit else None
-    return _json(JobList(jobs=[JobOut.of(record) for record in page], next_cursor=next_cursor))
+    last = last_runs(current_app.extensions["mission_control"].engine, [record.id for record in page])
+    return _json(
+        JobList(jobs=[JobOut.of(record, last.get(record.id)) for record in page], next_cursor=next_cursor)
+    )
 
 
 @bp.operation(
@@ -156,6 +162,33 @@ def pause_job(name: str) -> Response:
 )
 def resume_job(name: str) -> Response:
     return _job(_update(name, lambda record: record.spec.model_copy(update={"enabled": True})))
+
+
+@bp.operation(
+    "POST",
+    "/jobs/<name>/trigger",
+    summary="Run a job now (202 with the queued run; 409 while one is unfinished and overlap is forbidden)",
+    responses={202: RunOut},
+    errors=(409,),
+)
+def trigger_job(name: str) -> Response:
+    _check_name(name)
+    state = current_app.extensions["mission_control"]
+    try:
+        run_id = create_manual_run(state.engine, name, state.clock.now())
+    except RunInProgress as exc:
+        raise ApiError(
+            409,
+            "conflict",
+            f"name: run {exc.run_id} of {name!r} is unfinished and the job forbids overlap",
+            "name",
+        ) from None
+    if run_id is None:
+        raise _not_found(name)
+    state.enqueue([run_id])
+    row = get_run(state.engine, run_id)
+    assert row is not None
+    return _json(RunOut.of(row), 202)
 
 
 def _update(name: str, change: Callable[[JobRecord], JobSpec]) -> JobRecord:

@@ -32,7 +32,7 @@ _ERROR_TEXT = {
     422: "Invalid field value",
     503: "Database unavailable; retry later",
 }
-_RULE_PARAM = re.compile(r"<(?:(?P<converter>[a-z]+):)?(?P<name>\w+)>")
+_RULE_PARAM = re.compile(r"<(?:(?P<converter>[a-z]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,7 @@ def _operation_object(operation: Operation, refs: dict[Any, Any]) -> dict[str, A
 
 def _path_schema(converter: str | None) -> dict[str, Any]:
     if converter == "int":
-        return {"type": "integer", "minimum": 0}
+        return {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
     return {"type": "string"}
 
 

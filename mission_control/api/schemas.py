@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from mission_control.jobspec import NAME_PATTERN, JobSpec, Name, ScheduleSpec
 from mission_control.registry import JobRecord
@@ -38,6 +38,21 @@ class JobPatch(BaseModel):
     enabled: bool | None = None
 
 
+RUN_STATUSES = Literal[
+    "queued", "running", "retrying", "succeeded", "failed", "timed_out", "skipped", "cancelled"
+]
+
+
+class LastRun(BaseModel):
+    """The newest run of a job, as shown with the job."""
+
+    id: int
+    status: RUN_STATUSES
+    scheduled_for: datetime
+    finished_at: datetime | None
+    duration_ms: float | None = Field(description="from the first attempt's start to the run's end")
+
+
 class JobOut(JobSpec):
     """A registered job: its spec and what the registry derives and keeps about it."""
 
@@ -45,20 +60,105 @@ class JobOut(JobSpec):
     next_run_at: datetime | None = Field(
         description="next slot (UTC); null while paused or when nothing is left"
     )
+    last_run: LastRun | None = Field(description="the newest run, or null before the first")
     revision: int = Field(description="incremented on every change")
     created_at: datetime
     updated_at: datetime
 
     @classmethod
-    def of(cls, record: JobRecord) -> JobOut:
+    def of(cls, record: JobRecord, last_run: dict[str, Any] | None = None) -> JobOut:
+        summary = None
+        if last_run is not None:
+            summary = LastRun.model_construct(
+                id=last_run["id"],
+                status=last_run["status"],
+                scheduled_for=last_run["scheduled_for"],
+                finished_at=last_run["finished_at"],
+                duration_ms=duration_ms(last_run),
+            )
         return cls.model_construct(
             **dict(record.spec),
             schedule_description=record.spec.to_schedule().describe(),
             next_run_at=record.next_run_at,
+            last_run=summary,
             revision=record.revision,
             created_at=record.created_at,
             updated_at=record.updated_at,
         )
+
+
+def duration_ms(row: dict[str, Any]) -> float | None:
+    started, finished = row.get("started_at"), row.get("finished_at")
+    if started is None or finished is None:
+        return None
+    return round((finished - started).total_seconds() * 1000, 3)
+
+
+class AttemptOut(BaseModel):
+    number: int
+    status: Literal["running", "succeeded", "failed", "timed_out"]
+    started_at: datetime
+    finished_at: datetime | None
+    duration_ms: float | None
+    http_status: int | None
+    response_headers: dict[str, str] | None = Field(description="headers of note from the answer")
+    response_excerpt: str | None = Field(description="the start of the answer's body")
+    response_truncated: bool = Field(description="the body was longer than the excerpt")
+    error_class: str | None
+    error_message: str | None
+    worker: str | None
+
+
+class RunOut(BaseModel):
+    id: int
+    job: str = Field(description="the job's name")
+    scheduled_for: datetime = Field(description="the slot this run stands for (UTC)")
+    trigger: Literal["schedule", "catch_up", "manual"]
+    status: RUN_STATUSES
+    reason: str | None = Field(description="why a run was skipped, cancelled or failed")
+    missed_count: int = Field(description="slots this run stands for that were missed (catch-up or skip)")
+    attempt_count: int
+    max_attempts: int
+    slow: bool = Field(description="an attempt ran past the job's expected_runtime_s")
+    http_status: int | None = Field(description="status of the last answer")
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    next_attempt_at: datetime | None = Field(description="when a retrying run tries again")
+    duration_ms: float | None
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> RunOut:
+        fields = {name: row[name] for name in cls.model_fields if name in row}
+        return cls.model_construct(**fields, job=row["job_name"], duration_ms=duration_ms(row))
+
+
+class RunDetail(RunOut):
+    attempts: list[AttemptOut]
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> RunDetail:
+        base = RunOut.of(row)
+        return cls.model_construct(
+            **dict(base), attempts=[AttemptOut.model_construct(**attempt) for attempt in row["attempts"]]
+        )
+
+
+class RunList(BaseModel):
+    runs: list[RunOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for older runs; null on the last page")
+
+
+class RunListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    job: Name | None = Field(None, description="only runs of this job")
+    status: RUN_STATUSES | None = Field(None, description="only runs in this status")
+    since: AwareDatetime | None = Field(None, description="only slots at or after this instant (with offset)")
+    until: AwareDatetime | None = Field(None, description="only slots before this instant (with offset)")
+    limit: int = Field(50, ge=1, le=1000, description="page size (1..1000)")
+    cursor: str | None = Field(None, pattern=r"^[0-9]{1,18}$", description="next_cursor of the previous page")
 
 
 class JobList(BaseModel):

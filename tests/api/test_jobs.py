@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from tests.conftest import T0
@@ -135,7 +136,7 @@ def test_openapi_document_describes_every_route_from_the_models(app):
     assert schemas["JobSpec"]["additionalProperties"] is False
     # Every route the app serves is documented, and nothing documented is missing from the app.
     served = {
-        (rule.rule.replace("<", "{").replace(">", "}"), method.lower())
+        (re.sub(r"<(?:\w+(?:\([^)]*\))?:)?(\w+)>", r"{\1}", rule.rule), method.lower())
         for rule in app.url_map.iter_rules()
         for method in rule.methods - {"HEAD", "OPTIONS"}
         if rule.endpoint != "static"
