@@ -11,6 +11,10 @@ from mission_control.config import Settings
 _settings = Settings.from_env()
 
 broker_url = _settings.broker_url
+if broker_url.startswith("sqla+"):
+    # The serverless dev broker: kombu's SQL transport, with a polling interval fit for a demo.
+    broker_url = broker_url.removeprefix("sqla+")
+    broker_transport = "mission_control.dev_transport:Transport"
 broker_connection_retry_on_startup = True
 
 task_serializer = "json"
@@ -35,7 +39,7 @@ task_routes = {"mission_control.trigger": {"queue": "triggers"}}
 
 # Redis redelivers a message whose worker died only after this long; the reconciler is faster (it
 # watches run leases), so this is the backstop, not the mechanism.
-broker_transport_options = {"visibility_timeout": 3600}
+broker_transport_options = {"visibility_timeout": 3600} if broker_url.startswith("redis") else {}
 worker_hijack_root_logger = False
 worker_send_task_events = False
 

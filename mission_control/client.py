@@ -6,12 +6,15 @@ It speaks only HTTP, so a service can use it without a database or broker driver
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
 import requests
+
+UNFINISHED = frozenset({"queued", "running", "retrying"})
 
 
 class MissionControlError(RuntimeError):
@@ -72,6 +75,44 @@ class MissionControl:
 
     def resume_job(self, name: str) -> dict:
         return self._call("POST", f"/api/v1/jobs/{quote(name, safe='')}/resume")
+
+    def trigger(
+        self, name: str, *, wait: bool = False, timeout_s: float = 300.0, poll_s: float = 0.5
+    ) -> dict:
+        """Run ``name`` now; with ``wait``, poll until the run ends (or ``timeout_s`` passes)."""
+        run = self._call("POST", f"/api/v1/jobs/{quote(name, safe='')}/trigger")
+        if not wait:
+            return run
+        deadline = time.monotonic() + timeout_s
+        while run["status"] in UNFINISHED:
+            if time.monotonic() > deadline:
+                raise MissionControlError(
+                    None, "timeout", f"run {run['id']} still {run['status']} after {timeout_s} s"
+                )
+            time.sleep(poll_s)
+            run = self.run(run["id"])
+        return run
+
+    # -- runs ------------------------------------------------------------------------------------------
+
+    def runs(self, *, job: str | None = None, status: str | None = None, limit: int = 50) -> list[dict]:
+        """The newest ``limit`` runs, newest first."""
+        params: dict[str, Any] = {"limit": min(limit, 1000)}
+        if job is not None:
+            params["job"] = job
+        if status is not None:
+            params["status"] = status
+        found: list[dict] = []
+        while len(found) < limit:
+            page = self._call("GET", "/api/v1/runs", params=params)
+            found.extend(page["runs"])
+            if not page.get("next_cursor"):
+                break
+            params["cursor"] = page["next_cursor"]
+        return found[:limit]
+
+    def run(self, run_id: int) -> dict:
+        return self._call("GET", f"/api/v1/runs/{int(run_id)}")
 
     # -- plumbing --------------------------------------------------------------------------------------
 

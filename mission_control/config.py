@@ -41,6 +41,8 @@ class Settings:
     # Retention: runs older than this, or beyond this many per job, are pruned.
     run_retention_days: int = 30
     run_retention_per_job: int = 1000
+    # Serve POST /demo/echo, the target of `mission-control dev`'s demo job.
+    demo_echo: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -64,6 +66,7 @@ class Settings:
             requeue_after_s=_int(env, "MC_REQUEUE_AFTER_S", 30, low=1, high=86_400),
             run_retention_days=_int(env, "MC_RUN_RETENTION_DAYS", 30, low=1, high=3650),
             run_retention_per_job=_int(env, "MC_RUN_RETENTION_PER_JOB", 1000, low=1, high=10_000_000),
+            demo_echo=env.get("MC_DEMO_ECHO", "") in ("1", "true", "yes"),
         )
 
     def require_secrets(self) -> None:

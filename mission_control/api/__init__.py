@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from flask import Flask, Response, current_app, jsonify, request
 from sqlalchemy.engine import Engine
 
-from mission_control.api import health, jobs, runs
+from mission_control.api import demo, health, jobs, runs
 from mission_control.api.auth import require_admin, token_digest
 from mission_control.api.errors import register_error_handlers
 from mission_control.api.openapi import ApiBlueprint, build_openapi, public_endpoints
@@ -82,6 +82,8 @@ def create_app(
     app.register_blueprint(meta, url_prefix=API_PREFIX)
     app.register_blueprint(jobs.bp, url_prefix=API_PREFIX)
     app.register_blueprint(runs.bp, url_prefix=API_PREFIX)
+    if settings.demo_echo:
+        app.register_blueprint(demo.bp)
 
     open_endpoints = public_endpoints(app)
 

@@ -8,6 +8,7 @@ from mission_control import __version__
 from mission_control.cli.db import db
 from mission_control.cli.dev import dev
 from mission_control.cli.jobs import jobs
+from mission_control.cli.runs import runs
 from mission_control.cli.web import web
 
 
@@ -21,3 +22,4 @@ main.add_command(db)
 main.add_command(web)
 main.add_command(dev)
 main.add_command(jobs)
+main.add_command(runs)

@@ -13,17 +13,24 @@ from honcho.manager import Manager
 from mission_control.config import Settings
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
+from mission_control.jobspec import JobSpec
+from mission_control.registry import JobRegistry
 
 STATE_DIR = Path(".mission-control")
 
 
 @click.command()
 @click.option("--port", type=int, default=None, help="Default: $PORT, else 8001.")
-def dev(port: int | None) -> None:
-    """Migrate the SQLite registry and run the system in the foreground; Ctrl-C stops everything.
+@click.option("--concurrency", type=int, default=8, show_default=True, help="Worker threads.")
+@click.option("--no-demo", is_flag=True, help="Do not register the demo job.")
+def dev(port: int | None, concurrency: int, no_demo: bool) -> None:
+    """Run web, worker and beat in the foreground on embedded defaults; Ctrl-C stops them all.
 
-    Secrets are generated once and kept in .mission-control/dev.env (mode 0600), so the token stays the
-    same across restarts; `source .mission-control/dev.env` gives another shell MC_URL and the token.
+    The registry is a SQLite file and the broker kombu's SQL transport on another, so nothing needs
+    installing; set MC_DATABASE_URL and MC_BROKER_URL to use PostgreSQL and Redis instead. Secrets are
+    generated once and kept in .mission-control/dev.env (mode 0600), so the token survives restarts;
+    `source .mission-control/dev.env` gives another shell MC_URL and the token. A demo job fires every
+    ten seconds at the web app's own /demo/echo, which checks the request's signature.
     """
     env_file = STATE_DIR / "dev.env"
     saved = _read_env(env_file)
@@ -39,6 +46,8 @@ def dev(port: int | None) -> None:
     engine = make_engine(settings.database_url)
     try:
         migrate.upgrade(engine)
+        if not no_demo:
+            JobRegistry(engine).put(_demo_job(url))
     finally:
         engine.dispose()
 
@@ -48,23 +57,48 @@ def dev(port: int | None) -> None:
         "MC_SIGNING_SECRET": signing_secret,
         "MC_DATABASE_URL": settings.database_url,
         "MC_BROKER_URL": settings.broker_url,
+        "MC_DEMO_ECHO": "1",
         "PYTHONUNBUFFERED": "1",
     }
     click.echo(
         f"\nMission Control is starting on {url}\n"
         f"  registry:    {settings.database_url}\n"
+        f"  broker:      {settings.broker_url}\n"
         f"  admin token: {admin_token}\n"
         f"  in another shell: source {env_file}   (sets MC_URL and MC_ADMIN_TOKEN)\n"
-        f'  try: curl -H "Authorization: Bearer $MC_ADMIN_TOKEN" $MC_URL/api/v1/jobs\n'
+        "  then: .venv/bin/mission-control runs      (the demo job fires every 10 s)\n"
         "Ctrl-C stops everything.\n"
     )
-    manager = Manager()
     python = sys.executable
+    celery = f"{python} -m celery -A mission_control.celery_app"
+    manager = Manager()
     manager.add_process(
         "web", f"{python} -m mission_control web --host 127.0.0.1 --port {port} --workers 1", env=env
     )
+    manager.add_process(
+        "worker",
+        f"{celery} worker -P threads -c {concurrency} -Q triggers,default -l info"
+        " --without-mingle --without-gossip",
+        env=env,
+    )
+    manager.add_process(
+        "beat", f"{celery} beat -S mission_control.scheduler:RegistryScheduler -l info", env=env
+    )
     manager.loop()
     sys.exit(manager.returncode)
+
+
+def _demo_job(url: str) -> JobSpec:
+    return JobSpec.model_validate(
+        {
+            "name": "demo.echo",
+            "service": "demo",
+            "target": {"url": f"{url}/demo/echo", "body": {"hello": "from mission control"}},
+            "schedule": {"every_s": 10},
+            "timeout_s": 5,
+            "expected_runtime_s": 1,
+        }
+    )
 
 
 def _read_env(path: Path) -> dict[str, str]:

@@ -153,6 +153,25 @@ def resume(ctx: click.Context, names: Sequence[str]) -> None:
         click.echo(f"{name}: resumed (next run {job['next_run_at'] or '-'})")
 
 
+@jobs.command()
+@click.argument("name")
+@click.option("--wait", is_flag=True, help="Wait until the run ends; exit 1 unless it succeeded.")
+@click.option("--timeout", "timeout_s", type=float, default=300, show_default=True, help="Seconds to wait.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+@click.pass_context
+def trigger(ctx: click.Context, name: str, wait: bool, timeout_s: float, as_json: bool) -> None:
+    """Run a job now."""
+    run = _api(lambda: _client(ctx).trigger(name, wait=wait, timeout_s=timeout_s))
+    if as_json:
+        click.echo(json.dumps(run, indent=2))
+    else:
+        click.echo(
+            f"{name}: run {run['id']} {run['status']}" + (f" ({run['reason']})" if run.get("reason") else "")
+        )
+    if wait and run["status"] != "succeeded":
+        ctx.exit(1)
+
+
 def _api(call: Any) -> Any:
     try:
         return call()
