@@ -93,7 +93,7 @@ def _claim(run_id: int, ctx: ExecutionContext) -> _Claim | str:
     now = ctx.clock.now()
     with ctx.engine.begin() as conn:
         row = conn.execute(
-            select(runs, jobs.c.name.label("current_name"), *_spec_columns())
+            select(runs, jobs.c.name.label("current_name"), jobs.c.paused_at, *_spec_columns())
             .select_from(runs.outerjoin(jobs, jobs.c.id == runs.c.job_id))
             .where(runs.c.id == run_id)
         ).first()
@@ -112,7 +112,7 @@ def _claim(run_id: int, ctx: ExecutionContext) -> _Claim | str:
             strict=False,
             context={"max_target_body_bytes": float("inf")},
         )
-        if not spec.enabled and row.trigger != Trigger.MANUAL:
+        if row.paused_at is not None and row.trigger != Trigger.MANUAL:
             return _end_before_start(conn, row, now, RunStatus.SKIPPED, Reason.PAUSED)
 
         lease_owner = f"{WORKER_NAME}:{uuid.uuid4().hex[:12]}"

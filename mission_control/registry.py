@@ -52,6 +52,7 @@ class JobRecord:
     id: int
     spec: JobSpec
     next_run_at: datetime | None
+    paused_at: datetime | None
     revision: int
     created_at: datetime
     updated_at: datetime
@@ -161,6 +162,7 @@ class JobRegistry:
         values = {
             **_spec_columns(spec),
             "next_run_at": next_run_for(spec, now),
+            "paused_at": None if spec.enabled else now,
             "revision": 1,
             "created_at": now,
             "updated_at": now,
@@ -181,12 +183,19 @@ class JobRegistry:
             .values(
                 **_spec_columns(spec),
                 next_run_at=next_run_at,
+                paused_at=_paused_at(current, spec, now),
                 revision=current.revision + 1,
                 updated_at=now,
             )
             .returning(jobs)
         )
         return _record(result.one())
+
+
+def _paused_at(current: JobRecord, spec: JobSpec, now: datetime) -> datetime | None:
+    if spec.enabled:
+        return None
+    return current.paused_at if not current.spec.enabled and current.paused_at else now
 
 
 def _select_for_update(conn: Connection, name: str) -> Row[Any] | None:
@@ -207,6 +216,7 @@ def _record(row: Row[Any]) -> JobRecord:
         id=mapping["id"],
         spec=spec,
         next_run_at=mapping["next_run_at"],
+        paused_at=mapping["paused_at"],
         revision=mapping["revision"],
         created_at=mapping["created_at"],
         updated_at=mapping["updated_at"],

@@ -54,6 +54,9 @@ jobs = Table(
     # NULL while paused or when a one-shot has nothing left to fire: the scheduler's due query is then
     # a plain range scan of this index, with no filter on `enabled`.
     Column("next_run_at", UTCDateTime(), nullable=True),
+    # Set when an operator pauses the job, so a run queued before the pause is skipped. A one-shot
+    # that has fired is also disabled, but by the scheduler, and its run must still go out.
+    Column("paused_at", UTCDateTime(), nullable=True),
     # Bumped on every write; a compare-and-set on it makes concurrent edits safe without long locks.
     Column("revision", Integer, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),

@@ -269,3 +269,12 @@ def test_a_scheduled_run_of_a_paused_job_is_skipped_but_a_manual_one_runs(engine
     assert the_run(engine, scheduled).reason == "paused"
     manual = create_manual_run(engine, "nightly-report", T0 + timedelta(seconds=1))
     assert execute_run(manual, ctx) == "succeeded"
+
+
+def test_a_fired_one_shot_is_disabled_but_its_run_still_goes_out(engine, registry, ctx, target):
+    from mission_control.claiming import claim_due_slots
+
+    register(registry, target, "/ok", schedule={"at": (T0 + timedelta(seconds=1)).isoformat()})
+    [run_id] = claim_due_slots(engine, T0 + timedelta(seconds=1), batch=10, grace_s=15).run_ids
+    assert not registry.get("nightly-report").spec.enabled
+    assert execute_run(run_id, ctx) == "succeeded"

@@ -1,4 +1,4 @@
-"""Runs and attempts: the history the scheduler and executor write.
+"""Runs and attempts: the history the scheduler and executor write; when a job was paused.
 
 Revision ID: 0002
 Revises: 0001
@@ -22,6 +22,8 @@ UNFINISHED = sa.text("status IN ('queued', 'running', 'retrying')")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(sa.Column("paused_at", UTCDateTime(), nullable=True))
     op.create_table(
         "runs",
         sa.Column("id", Id, autoincrement=True, nullable=False),
@@ -89,3 +91,5 @@ def downgrade() -> None:
     op.drop_index("ix_runs_status_id", table_name="runs")
     op.drop_index("ix_runs_job_name_id", table_name="runs")
     op.drop_table("runs")
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("paused_at")
