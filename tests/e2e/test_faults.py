@@ -1,0 +1,119 @@
+"""Faults with real processes: a worker killed mid-attempt, Redis restarted, two beats at once."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from datetime import timedelta
+
+import pytest
+import redis
+
+from mission_control.registry import JobRegistry
+from tests.conftest import wait_until
+from tests.e2e.conftest import attempts_of, runs_of
+from tests.e2e.test_fire_and_record import in_seconds
+from tests.factories import job_spec
+
+pytestmark = pytest.mark.slow
+
+UNFINISHED = ("queued", "running", "retrying")
+
+
+def all_finished(engine) -> bool:
+    found = runs_of(engine)
+    return bool(found) and all(run.status not in UNFINISHED for run in found)
+
+
+def test_a_worker_killed_mid_attempt_leaves_no_run_stuck(stack, e2e_engine, target):
+    stack.extra_env.update({"MC_LEASE_MARGIN_S": "1"})
+    registry = JobRegistry(e2e_engine)
+    for name, attempts in (("retried", 2), ("last-chance", 1)):
+        registry.put(
+            job_spec(
+                name,
+                target={"url": f"{target.url}/never"},
+                schedule={"at": in_seconds(2)},
+                timeout_s=2,
+                retry={"max_attempts": attempts, "backoff_s": 0, "backoff_max_s": 0, "jitter": 0},
+            )
+        )
+    stack.worker("doomed")
+    stack.beat()
+    target.wait_for(2, "/never", timeout_s=20)
+    stack.kill("doomed")
+    stack.worker("survivor")
+
+    wait_until(lambda: all_finished(e2e_engine), 40, "every run to end")
+    [retried] = runs_of(e2e_engine, "retried")
+    assert retried.status == "timed_out"
+    assert [(a.status, a.error_class) for a in attempts_of(e2e_engine, retried.id)] == [
+        ("failed", "WorkerLost"),
+        ("timed_out", "Timeout"),
+    ]
+    [last] = runs_of(e2e_engine, "last-chance")
+    assert (last.status, last.reason) == ("failed", "worker_lost")
+
+
+def test_a_redis_restart_loses_no_queued_run(stack, e2e_engine, redis_server, target):
+    stack.extra_env.update({"MC_REQUEUE_AFTER_S": "2"})
+    JobRegistry(e2e_engine).put(
+        job_spec("tick", target={"url": f"{target.url}/ok"}, schedule={"every_s": 1}, concurrency="allow")
+    )
+    stack.beat()  # no worker yet: the messages wait in Redis
+    wait_until(lambda: len(runs_of(e2e_engine)) >= 3, 20, "runs to be queued")
+    stack.stop("beat")
+    queued = {run.id for run in runs_of(e2e_engine)}
+    client = redis.Redis.from_url(redis_server.url)
+    assert client.llen("triggers") == len(queued)
+    client.close()
+
+    redis_server.restart()  # keeps nothing on disk: every queued message is gone
+    client = redis.Redis.from_url(redis_server.url)
+    assert client.llen("triggers") == 0
+    client.close()
+
+    stack.worker()
+    stack.beat()
+    wait_until(
+        lambda: all(r.status == "succeeded" for r in runs_of(e2e_engine) if r.id in queued), 30, "requeue"
+    )
+    delivered = Counter(int(r.headers["X-Mission-Control-Run"]) for r in target.requests_to("/ok"))
+    assert all(delivered[run_id] == 1 for run_id in queued)
+
+
+def test_two_beats_for_a_minute_fire_every_slot_exactly_once(stack, e2e_engine, target):
+    registry = JobRegistry(e2e_engine)
+    jobs = [f"job-{index:02d}" for index in range(20)]
+    for name in jobs:
+        registry.put(
+            job_spec(name, target={"url": f"{target.url}/ok"}, schedule={"every_s": 1}, concurrency="allow")
+        )
+    stack.worker(concurrency=64)
+    stack.beat("beat-a")
+    stack.beat("beat-b")
+    time.sleep(60)  # the property is about a minute of real scheduling; nothing to poll for
+    stack.stop("beat-a")
+    stack.stop("beat-b")
+    wait_until(lambda: all_finished(e2e_engine), 30, "every run to end")
+
+    slot_of = {run.id: (run.job_name, run.scheduled_for) for run in runs_of(e2e_engine)}
+    received = Counter(int(r.headers["X-Mission-Control-Run"]) for r in target.requests_to("/ok"))
+    duplicates = {run_id: count for run_id, count in received.items() if count > 1}
+    assert duplicates == {}
+    assert set(received) == set(slot_of), "every recorded run reached the target, and nothing else did"
+
+    fired: dict[str, list] = defaultdict(list)
+    for run_id in received:
+        job, slot = slot_of[run_id]
+        fired[job].append(slot)
+    assert set(fired) == set(jobs)
+    for job, slots in fired.items():
+        slots.sort()
+        assert len(slots) == len(set(slots)), f"{job} fired a slot twice"
+        expected = [
+            slots[0] + timedelta(seconds=i) for i in range(int((slots[-1] - slots[0]).total_seconds()) + 1)
+        ]
+        assert slots == expected, f"{job} missed slots"
+        assert len(slots) >= 55
+    assert all(run.status == "succeeded" for run in runs_of(e2e_engine))
