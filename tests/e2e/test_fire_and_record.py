@@ -98,7 +98,7 @@ def test_pause_and_resume_take_effect_within_a_second(stack, e2e_engine, target)
     resumed_at = time.time()
     fresh = lambda: [r for r in target.requests_to("/ok") if r.received_at > resumed_at]  # noqa: E731
     wait_until(lambda: len(fresh()) >= 1, 5, "the resumed job to fire")
-    assert fresh()[0].received_at - resumed_at < 2.0
+    assert fresh()[0].received_at - resumed_at < 3.0  # next slot (<= 1 s) + a tick (<= 1 s) + the request
 
 
 def test_beat_down_for_two_minutes_follows_each_jobs_misfire_policy(stack, e2e_engine, target):
