@@ -132,6 +132,7 @@ def start_web(database_url: str, log_path: Path, **extra_env: str) -> RunningWeb
         "MC_DATABASE_URL": database_url,
         "MC_ADMIN_TOKEN": ADMIN_TOKEN,
         "MC_SIGNING_SECRET": SIGNING_SECRET,
+        "MC_BROKER_URL": f"sqla+sqlite:///{log_path.parent / 'broker.db'}",
         **extra_env,
     }
     log = log_path.open("wb")

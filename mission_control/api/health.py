@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Response, current_app, jsonify
+from kombu import Connection
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -26,7 +27,7 @@ def healthz() -> Response:
 @bp.operation(
     "GET",
     "/readyz",
-    summary="Readiness: the database answers and its schema is current",
+    summary="Readiness: the database answers, its schema is current, and the broker answers",
     responses={200: Health},
     public=True,
 )
@@ -48,7 +49,23 @@ def readyz() -> Response:
     except SQLAlchemyError as exc:
         log.warning("readiness: database unreachable (%s)", type(exc).__name__)
         checks["database"] = "unreachable"
+    checks["broker"] = _broker_check(state.settings.broker_url)
     ok = all(value == "ok" for value in checks.values())
     response = jsonify(Health(status="ok" if ok else "unavailable", checks=checks).model_dump())
     response.status_code = 200 if ok else 503
     return response
+
+
+def _broker_check(url: str) -> str:
+    """Whether a trigger could be enqueued now; a web node that cannot should leave the load balancer."""
+    if url.startswith("sqla+"):  # the serverless dev broker, a SQLite file beside the registry
+        url, transport = url.removeprefix("sqla+"), "mission_control.dev_transport:Transport"
+    else:
+        transport = None
+    try:
+        with Connection(url, transport=transport, connect_timeout=2) as connection:
+            connection.ensure_connection(max_retries=1, timeout=2)
+    except Exception as exc:  # any failure to connect means not ready, whatever the transport raises
+        log.warning("readiness: broker unreachable (%s)", type(exc).__name__)
+        return "unreachable"
+    return "ok"

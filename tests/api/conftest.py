@@ -23,6 +23,7 @@ def app(engine, clock, enqueued):
         database_url=engine.url.render_as_string(hide_password=False),
         admin_token=ADMIN_TOKEN,
         signing_secret=SIGNING_SECRET,
+        broker_url="memory://",
         max_request_bytes=1024 * 1024,
         max_target_body_bytes=64 * 1024,
     )

@@ -106,7 +106,7 @@ def test_healthz_and_readyz_are_open(app):
     assert client.get("/healthz").get_json() == {"status": "ok", "checks": {}}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.get_json()["checks"] == {"database": "ok"}
+    assert ready.get_json()["checks"] == {"database": "ok", "broker": "ok"}
 
 
 def test_readyz_says_when_the_schema_is_behind(app, engine):
@@ -119,6 +119,21 @@ def test_readyz_says_when_the_schema_is_behind(app, engine):
         assert "mission-control db upgrade" in ready.get_json()["checks"]["database"]
     finally:
         migrate.upgrade(engine)
+
+
+def test_readyz_says_when_the_broker_is_unreachable(engine, clock):
+    from mission_control.api import create_app
+    from mission_control.config import Settings
+    from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET, free_port
+
+    settings = Settings(
+        admin_token=ADMIN_TOKEN,
+        signing_secret=SIGNING_SECRET,
+        broker_url=f"redis://127.0.0.1:{free_port()}/0",
+    )
+    ready = create_app(settings, clock=clock, engine=engine).test_client().get("/readyz")
+    assert ready.status_code == 503
+    assert ready.get_json()["checks"] == {"database": "ok", "broker": "unreachable"}
 
 
 def test_openapi_document_describes_every_route_from_the_models(app):
