@@ -101,6 +101,18 @@ def test_jobs_commands_round_trip_through_a_real_server(web_server, tmp_path):
     assert refused.exit_code == 1
     assert "target.url" in refused.output
 
+    triggered = runner.invoke(main, ["jobs", "trigger", "billing.report"], env=env)
+    assert triggered.exit_code == 0, triggered.output
+    assert "queued" in triggered.output
+    history = runner.invoke(main, ["runs", "--job", "billing.report"], env=env)
+    assert history.exit_code == 0
+    header, row = history.output.strip().splitlines()
+    assert header.split()[:3] == ["ID", "JOB", "SLOT"]
+    assert row.split()[1:5:3] == ["billing.report", "queued"]
+    run_id = row.split()[0]
+    shown = runner.invoke(main, ["runs", "show", run_id], env=env)
+    assert f"run {run_id} of billing.report: queued" in shown.output
+
     assert runner.invoke(main, ["jobs", "rm", "billing.sync"], env=env).exit_code == 0
     missing = runner.invoke(main, ["jobs", "show", "billing.sync"], env=env)
     assert missing.exit_code == 1 and "no job named" in missing.output
