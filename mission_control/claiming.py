@@ -120,13 +120,18 @@ def claim_due_retries(engine: Engine, now: datetime, *, batch: int) -> list[int]
 
 
 def next_wakeup(engine: Engine) -> datetime | None:
-    """The earliest instant anything becomes due: a job's slot or a run's retry."""
-    with engine.connect() as conn:
-        next_slot = conn.execute(select(func.min(jobs.c.next_run_at))).scalar()
-        next_retry = conn.execute(
-            select(func.min(runs.c.next_attempt_at)).where(runs.c.status == RunStatus.RETRYING)
-        ).scalar()
-    candidates = [value for value in (next_slot, next_retry) if value is not None]
+    """The earliest instant anything becomes due: a job's slot or a run's retry.
+
+    One statement, outside any transaction, answered from two indexes: this is the whole cost of a
+    tick with nothing due (DESIGN.md invariant 5).
+    """
+    next_slot = select(func.min(jobs.c.next_run_at)).scalar_subquery()
+    next_retry = (
+        select(func.min(runs.c.next_attempt_at)).where(runs.c.status == RunStatus.RETRYING).scalar_subquery()
+    )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        row = conn.execute(select(next_slot.label("slot"), next_retry.label("retry"))).one()
+    candidates = [value for value in (row.slot, row.retry) if value is not None]
     return min(candidates) if candidates else None
 
 

@@ -29,6 +29,7 @@ from mission_control.config import Settings
 from mission_control.db.tables import attempts, jobs, runs
 from mission_control.http_trigger import HttpOutcome, send
 from mission_control.jobspec import JobSpec
+from mission_control.registry import spec_columns, spec_from_row
 from mission_control.retry import RetryPolicy
 from mission_control.runstate import AttemptStatus, Reason, RunStatus, Trigger
 from mission_control.signing import SIGNATURE_HEADER, sign
@@ -93,7 +94,7 @@ def _claim(run_id: int, ctx: ExecutionContext) -> _Claim | str:
     now = ctx.clock.now()
     with ctx.engine.begin() as conn:
         row = conn.execute(
-            select(runs, jobs.c.name.label("current_name"), jobs.c.paused_at, *_spec_columns())
+            select(runs, jobs.c.name.label("current_name"), jobs.c.paused_at, *spec_columns("spec_"))
             .select_from(runs.outerjoin(jobs, jobs.c.id == runs.c.job_id))
             .where(runs.c.id == run_id)
         ).first()
@@ -107,11 +108,7 @@ def _claim(run_id: int, ctx: ExecutionContext) -> _Claim | str:
             return "noop"  # a duplicate delivery, a run another worker holds, or one already finished
         if row.current_name is None:
             return _end_before_start(conn, row, now, RunStatus.CANCELLED, Reason.JOB_DELETED)
-        spec = JobSpec.model_validate(
-            {name: getattr(row, f"spec_{name}") for name in _SPEC_FIELDS},
-            strict=False,
-            context={"max_target_body_bytes": float("inf")},
-        )
+        spec = spec_from_row(row._mapping, "spec_")
         if row.paused_at is not None and row.trigger != Trigger.MANUAL:
             return _end_before_start(conn, row, now, RunStatus.SKIPPED, Reason.PAUSED)
 
@@ -134,7 +131,7 @@ def _claim(run_id: int, ctx: ExecutionContext) -> _Claim | str:
         if claimed.rowcount != 1:
             return "noop"  # another worker claimed it between our read and our write
         if row.status == RunStatus.RUNNING:
-            _close_lost_attempts(conn, run_id, now)
+            close_lost_attempts(conn, run_id, now)
         attempt = row.attempt_count + 1
         if attempt > row.max_attempts:
             # The worker holding the last allowed attempt died; nothing is left to try.
@@ -272,7 +269,8 @@ def _end_run(
     )
 
 
-def _close_lost_attempts(conn: Connection, run_id: int, now: datetime) -> None:
+def close_lost_attempts(conn: Connection, run_id: int, now: datetime) -> None:
+    """Mark attempts left running by a dead worker as failed; the reconciler uses this too."""
     conn.execute(
         update(attempts)
         .where(attempts.c.run_id == run_id, attempts.c.status == AttemptStatus.RUNNING)
@@ -326,21 +324,3 @@ def _log_outcome(
             "lease_lost": lost,
         },
     )
-
-
-_SPEC_FIELDS = (
-    "name",
-    "service",
-    "target",
-    "schedule",
-    "timeout_s",
-    "expected_runtime_s",
-    "retry",
-    "concurrency",
-    "misfire",
-    "enabled",
-)
-
-
-def _spec_columns() -> list[Any]:
-    return [jobs.c[name].label(f"spec_{name}") for name in _SPEC_FIELDS]

@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Engine
 
-from mission_control.db.tables import attempts, runs
-from mission_control.runstate import AttemptStatus, Reason, RunStatus
+from mission_control.db.tables import runs
+from mission_control.executor import close_lost_attempts
+from mission_control.runstate import Reason, RunStatus
 
 
 @dataclass(frozen=True)
@@ -58,16 +59,7 @@ def reconcile(engine: Engine, now: datetime, *, requeue_after_s: float, batch: i
         retried: list[int] = []
         failed: list[int] = []
         for run in lost:
-            conn.execute(
-                update(attempts)
-                .where(attempts.c.run_id == run.id, attempts.c.status == AttemptStatus.RUNNING)
-                .values(
-                    status=AttemptStatus.FAILED,
-                    finished_at=now,
-                    error_class="WorkerLost",
-                    error_message="the worker running this attempt stopped before it finished",
-                )
-            )
+            close_lost_attempts(conn, run.id, now)
             owned = update(runs).where(
                 runs.c.id == run.id, runs.c.status == RunStatus.RUNNING, runs.c.lease_owner == run.lease_owner
             )

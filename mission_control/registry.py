@@ -23,18 +23,8 @@ from mission_control.jobspec import JobSpec, check_registrable
 
 # Stored specs were validated when written; a later, lower body limit must not make them unreadable.
 _READ_CONTEXT = {"max_target_body_bytes": float("inf")}
-_SPEC_COLUMNS = (
-    "name",
-    "service",
-    "target",
-    "schedule",
-    "timeout_s",
-    "expected_runtime_s",
-    "retry",
-    "concurrency",
-    "misfire",
-    "enabled",
-)
+# The jobs table keeps each JobSpec field in a column of the same name.
+_SPEC_COLUMNS = tuple(JobSpec.model_fields)
 
 
 class JobNotFound(LookupError):
@@ -207,11 +197,21 @@ def _spec_columns(spec: JobSpec) -> dict[str, Any]:
     return spec.model_dump(mode="json", include=set(_SPEC_COLUMNS))
 
 
+def spec_from_row(mapping: Any, prefix: str = "") -> JobSpec:
+    """The JobSpec stored in a jobs row (columns optionally selected as ``<prefix><field>``)."""
+    return JobSpec.model_validate(
+        {key: mapping[prefix + key] for key in _SPEC_COLUMNS}, strict=False, context=_READ_CONTEXT
+    )
+
+
+def spec_columns(prefix: str = "") -> list[Any]:
+    """The jobs columns holding a JobSpec, labelled for :func:`spec_from_row`."""
+    return [jobs.c[name].label(prefix + name) for name in _SPEC_COLUMNS]
+
+
 def _record(row: Row[Any]) -> JobRecord:
     mapping = row._mapping
-    spec = JobSpec.model_validate(
-        {key: mapping[key] for key in _SPEC_COLUMNS}, strict=False, context=_READ_CONTEXT
-    )
+    spec = spec_from_row(mapping)
     return JobRecord(
         id=mapping["id"],
         spec=spec,

@@ -10,15 +10,18 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import requests
 from sqlalchemy.engine import Engine
 
 from mission_control.clock import SYSTEM_CLOCK, Clock
 from mission_control.config import Settings
 from mission_control.db.engine import make_engine
-from mission_control.executor import ExecutionContext
-from mission_control.http_trigger import make_session
+
+if TYPE_CHECKING:
+    import requests
+
+    from mission_control.executor import ExecutionContext
 
 
 @dataclass
@@ -35,6 +38,11 @@ class Runtime:
         return cls(settings=settings, engine=make_engine(settings.database_url), clock=clock)
 
     def execution_context(self) -> ExecutionContext:
+        # Imported here, not at the top: beat shares this module and must not carry the executor's
+        # HTTP and validation stack (pydantic, requests) in its memory.
+        from mission_control.executor import ExecutionContext
+        from mission_control.http_trigger import make_session
+
         with self._lock:
             if self._session is None:
                 pool = int(os.environ.get("MC_HTTP_POOL_SIZE", "128"))

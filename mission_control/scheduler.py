@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MAX_SLEEP_S = 1.0
 MAX_BACKOFF_S = 10.0
+CONTENDED_SLEEP_S = 0.05
 
 
 class RegistryScheduler(Scheduler):
@@ -46,17 +47,8 @@ class RegistryScheduler(Scheduler):
     def tick_registry(self) -> float:
         """One pass over the registry; returns how long beat may sleep before the next."""
         started = time.perf_counter()
-        settings = self.runtime.settings
         try:
-            now = self.runtime.clock.now()
-            claimed = claim_due_slots(
-                self.runtime.engine, now, batch=settings.scheduler_batch, grace_s=settings.misfire_grace_s
-            )
-            retries = claim_due_retries(self.runtime.engine, now, batch=settings.scheduler_batch)
-            enqueue_runs(self.app, claimed.run_ids + retries)
-            if claimed.batch_full or len(retries) >= settings.scheduler_batch:
-                return 0.0  # more is due right now
-            wakeup = next_wakeup(self.runtime.engine)
+            sleep_s = self._pass()
         except SQLAlchemyError as exc:
             self._failures += 1
             delay = min(MAX_SLEEP_S * 2 ** (self._failures - 1), MAX_BACKOFF_S)
@@ -67,11 +59,27 @@ class RegistryScheduler(Scheduler):
         if self._failures:
             log.info("registry reachable again after %d failed ticks", self._failures)
             self._failures = 0
-        if claimed.slots or retries:
-            log.info("claimed %d slots, enqueued %d runs", claimed.slots, len(claimed.run_ids) + len(retries))
+        return sleep_s
+
+    def _pass(self) -> float:
+        settings = self.runtime.settings
+        engine = self.runtime.engine
+        now = self.runtime.clock.now()
+        wakeup = next_wakeup(engine)  # an idle tick is this one indexed query and nothing else
         if wakeup is None:
             return MAX_SLEEP_S
-        return max(0.0, min((wakeup - self.runtime.clock.now()).total_seconds(), MAX_SLEEP_S))
+        if wakeup > now:
+            return min((wakeup - now).total_seconds(), MAX_SLEEP_S)
+        claimed = claim_due_slots(
+            engine, now, batch=settings.scheduler_batch, grace_s=settings.misfire_grace_s
+        )
+        retries = claim_due_retries(engine, now, batch=settings.scheduler_batch)
+        enqueue_runs(self.app, claimed.run_ids + retries)
+        if claimed.slots or retries:
+            log.info("claimed %d slots, enqueued %d runs", claimed.slots, len(claimed.run_ids) + len(retries))
+            return 0.0  # look again at once: a full batch may have left more
+        # Due rows that another beat holds locked: it is claiming them now; look again shortly.
+        return CONTENDED_SLEEP_S
 
     def close(self) -> None:
         super().close()
