@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from sqlalchemy import create_engine, event
@@ -23,8 +24,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     # Batch UPDATE executemany (one claim advances up to a thousand jobs) into a few round trips.
     kwargs.setdefault("executemany_mode", "values_plus_batch")
-    kwargs.setdefault("pool_size", 5)
-    kwargs.setdefault("max_overflow", 10)
+    # Connections past pool_size are closed when returned, and a worker with dozens of threads would
+    # then open a fresh PostgreSQL connection (a backend fork) for most runs; keep enough pooled.
+    kwargs.setdefault("pool_size", int(os.environ.get("MC_DB_POOL_SIZE", "20")))
+    kwargs.setdefault("max_overflow", int(os.environ.get("MC_DB_MAX_OVERFLOW", "44")))
     kwargs.setdefault("pool_recycle", 1800)
     return create_engine(url, **kwargs)
 
