@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,dev,flower]'
 	touch $(STAMP)
 
 ## Run the whole system on embedded defaults (SQLite registry, serverless broker) on http://127.0.0.1:8001
@@ -33,7 +33,7 @@ lint: $(STAMP)
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --upgrade pip
-	.lock-venv/bin/pip install --quiet -e '.[test,dev]'
+	.lock-venv/bin/pip install --quiet -e '.[test,dev,flower]'
 	.lock-venv/bin/pip freeze --exclude-editable --exclude mission-control | sort > constraints.txt
 	rm -rf .lock-venv
 
