@@ -209,7 +209,8 @@ def stack(e2e_engine: Engine, redis_server: RedisServer, tmp_path: Path, request
         yield running
     finally:
         running.stop_all()
-        if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
             for log in sorted(logs.glob("*.log")):
                 sys.stderr.write(f"\n===== {log.name} =====\n{log.read_text()[-4000:]}\n")
 

@@ -41,6 +41,18 @@ def register(registry, server, path, *, target=None, **overrides):
     return spec
 
 
+def hold_lease(engine, run_id, *, owner):
+    """Make the run look claimed by another worker: one attempt made, lease until T0 + 40 s."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id)
+            .values(
+                status="running", attempt_count=1, lease_owner=owner, leased_until=T0 + timedelta(seconds=40)
+            )
+        )
+
+
 def the_run(engine, run_id):
     with engine.connect() as conn:
         return conn.execute(select(runs).where(runs.c.id == run_id)).one()
@@ -196,17 +208,7 @@ def test_a_run_past_its_expected_runtime_is_marked_slow(engine, registry, ctx, t
 def test_a_duplicate_delivery_is_a_no_op_while_the_lease_holds(engine, registry, ctx, target):
     register(registry, target, "/ok")
     run_id = create_manual_run(engine, "nightly-report", T0)
-    with engine.begin() as conn:
-        conn.execute(
-            update(runs)
-            .where(runs.c.id == run_id)
-            .values(
-                status="running",
-                attempt_count=1,
-                lease_owner="other",
-                leased_until=T0 + timedelta(seconds=40),
-            )
-        )
+    hold_lease(engine, run_id, owner="other")
     assert execute_run(run_id, ctx) == "noop"
     assert target.requests == []
 
@@ -214,14 +216,8 @@ def test_a_duplicate_delivery_is_a_no_op_while_the_lease_holds(engine, registry,
 def test_an_expired_lease_is_taken_over_and_the_lost_attempt_closed(engine, registry, ctx, clock, target):
     register(registry, target, "/ok")
     run_id = create_manual_run(engine, "nightly-report", T0)
+    hold_lease(engine, run_id, owner="dead")
     with engine.begin() as conn:
-        conn.execute(
-            update(runs)
-            .where(runs.c.id == run_id)
-            .values(
-                status="running", attempt_count=1, lease_owner="dead", leased_until=T0 + timedelta(seconds=40)
-            )
-        )
         conn.execute(attempts.insert().values(run_id=run_id, number=1, status="running", started_at=T0))
     clock.advance(41)
     assert execute_run(run_id, ctx) == "succeeded"
@@ -234,14 +230,7 @@ def test_an_expired_lease_is_taken_over_and_the_lost_attempt_closed(engine, regi
 def test_a_lost_last_attempt_fails_the_run_as_worker_lost(engine, registry, ctx, clock, target):
     register(registry, target, "/ok", retry={"max_attempts": 1})
     run_id = create_manual_run(engine, "nightly-report", T0)
-    with engine.begin() as conn:
-        conn.execute(
-            update(runs)
-            .where(runs.c.id == run_id)
-            .values(
-                status="running", attempt_count=1, lease_owner="dead", leased_until=T0 + timedelta(seconds=40)
-            )
-        )
+    hold_lease(engine, run_id, owner="dead")
     clock.advance(41)
     assert execute_run(run_id, ctx) == "failed"
     assert the_run(engine, run_id).reason == "worker_lost"
