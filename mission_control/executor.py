@@ -73,9 +73,13 @@ def execute_run(run_id: int, ctx: ExecutionContext) -> str:
     body = _request_body(claim.spec)
     headers = _request_headers(claim, body, ctx)
     target = claim.spec.target
+    # The URL is not logged: query strings can carry credentials.
     log.info(
-        "sending attempt",
-        extra={"run_id": run_id, "job": claim.job_name, "attempt": claim.attempt, "url": target.url},
+        "run %s of %s: attempt %s sending",
+        run_id,
+        claim.job_name,
+        claim.attempt,
+        extra={"run_id": run_id, "job": claim.job_name, "attempt": claim.attempt},
     )
     outcome = send(
         ctx.session,
@@ -247,7 +251,14 @@ def _end_before_start(conn: Connection, row: Any, now: datetime, status: RunStat
         .where(runs.c.id == row.id, runs.c.status == row.status, runs.c.attempt_count == row.attempt_count)
         .values(status=status, reason=reason, finished_at=now, lease_owner=None, leased_until=None)
     )
-    log.info("run ended before an attempt", extra={"run_id": row.id, "job": row.job_name, "status": status})
+    log.info(
+        "run %s of %s: %s (%s) before an attempt",
+        row.id,
+        row.job_name,
+        status.value,
+        reason.value,
+        extra={"run_id": row.id, "job": row.job_name, "run_status": status.value},
+    )
     return status.value
 
 
@@ -311,7 +322,15 @@ def _log_outcome(
     claim: _Claim, outcome: HttpOutcome, status: str, *, lost: bool, delay_s: float | None = None
 ) -> None:
     log.info(
-        "attempt finished",
+        "run %s of %s: attempt %s %s in %.0f ms -> %s%s%s",
+        claim.run_id,
+        claim.job_name,
+        claim.attempt,
+        f"HTTP {outcome.status}" if outcome.status else outcome.error_class,
+        outcome.duration_ms,
+        status,
+        f", next attempt in {delay_s:.1f} s" if delay_s is not None else "",
+        " (lease lost to another worker)" if lost else "",
         extra={
             "run_id": claim.run_id,
             "job": claim.job_name,
