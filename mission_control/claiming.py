@@ -119,18 +119,25 @@ def claim_due_retries(engine: Engine, now: datetime, *, batch: int) -> list[int]
     return ids
 
 
+# Built once: this is the statement of every idle tick.
+_NEXT_WAKEUP = select(
+    select(func.min(jobs.c.next_run_at)).scalar_subquery().label("slot"),
+    select(func.min(runs.c.next_attempt_at))
+    .where(runs.c.status == RunStatus.RETRYING)
+    .scalar_subquery()
+    .label("retry"),
+)
+
+
 def next_wakeup(engine: Engine) -> datetime | None:
     """The earliest instant anything becomes due: a job's slot or a run's retry.
 
-    One statement, outside any transaction, answered from two indexes: this is the whole cost of a
-    tick with nothing due (DESIGN.md invariant 5).
+    One statement answered from two indexes: this is the whole cost of a tick with nothing due
+    (DESIGN.md invariant 5). Beat passes an engine created with ``isolation_level="AUTOCOMMIT"``
+    (see :func:`mission_control.db.engine.make_autocommit_engine`), so no transaction is opened.
     """
-    next_slot = select(func.min(jobs.c.next_run_at)).scalar_subquery()
-    next_retry = (
-        select(func.min(runs.c.next_attempt_at)).where(runs.c.status == RunStatus.RETRYING).scalar_subquery()
-    )
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        row = conn.execute(select(next_slot.label("slot"), next_retry.label("retry"))).one()
+    with engine.connect() as conn:
+        row = conn.execute(_NEXT_WAKEUP).one()
     candidates = [value for value in (row.slot, row.retry) if value is not None]
     return min(candidates) if candidates else None
 

@@ -20,6 +20,7 @@ from celery.beat import Scheduler
 from sqlalchemy.exc import SQLAlchemyError
 
 from mission_control.claiming import claim_due_retries, claim_due_slots, next_wakeup
+from mission_control.db.engine import make_autocommit_engine
 from mission_control.queueing import enqueue_runs
 from mission_control.runtime import Runtime, get_runtime
 
@@ -35,6 +36,7 @@ class RegistryScheduler(Scheduler):
 
     def __init__(self, *args: Any, runtime: Runtime | None = None, **kwargs: Any) -> None:
         self.runtime = runtime or get_runtime()
+        self._peek_engine = make_autocommit_engine(self.runtime.settings.database_url)
         self._failures = 0
         self.last_tick_s = 0.0
         super().__init__(*args, **kwargs)
@@ -65,7 +67,7 @@ class RegistryScheduler(Scheduler):
         settings = self.runtime.settings
         engine = self.runtime.engine
         now = self.runtime.clock.now()
-        wakeup = next_wakeup(engine)  # an idle tick is this one indexed query and nothing else
+        wakeup = next_wakeup(self._peek_engine)  # an idle tick is this one indexed query and nothing else
         if wakeup is None:
             return MAX_SLEEP_S
         if wakeup > now:
@@ -84,6 +86,7 @@ class RegistryScheduler(Scheduler):
     def close(self) -> None:
         super().close()
         self.runtime.engine.dispose()
+        self._peek_engine.dispose()
 
     @property
     def info(self) -> str:

@@ -32,6 +32,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def make_autocommit_engine(url: str) -> Engine:
+    """A one-connection engine for lone reads polled often (beat's idle tick): no BEGIN, no COMMIT.
+
+    Setting the isolation level per checkout costs a round trip each time; set here, it is paid once
+    per connection.
+    """
+    if make_url(url).get_backend_name() == "sqlite":
+        # Per-connection options, which the BEGIN IMMEDIATE hook below can see and skip.
+        return make_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+    return make_engine(url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=1)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -123,6 +123,21 @@ def test_retries_due_return_to_the_queue_once(engine, registry):
     assert all_runs(engine)[0].status == "queued"
 
 
+def test_next_wakeup_reads_outside_any_transaction_on_its_autocommit_engine(engine, registry):
+    from mission_control.db.engine import make_autocommit_engine
+
+    registry.put(job_spec(schedule={"every_s": 60}))
+    peek = make_autocommit_engine(engine.url.render_as_string(hide_password=False))
+    try:
+        assert next_wakeup(peek) == T0 + timedelta(minutes=1)
+        # A writer is not blocked by the reader (SQLite would block on a held BEGIN IMMEDIATE).
+        with engine.begin() as conn:
+            conn.execute(update(jobs).values(next_run_at=T0 + timedelta(minutes=2)))
+        assert next_wakeup(peek) == T0 + timedelta(minutes=2)
+    finally:
+        peek.dispose()
+
+
 def test_next_wakeup_is_the_earliest_slot_or_retry(engine, registry):
     assert next_wakeup(engine) is None
     registry.put(job_spec(schedule={"every_s": 60}))
