@@ -248,7 +248,10 @@ class Stack:
 
 @contextmanager
 def running_stack(workers: int, concurrency: int, keep_logs: Path | None) -> Iterator[tuple[Stack, Engine]]:
-    """Database, Redis, target, workers and beat; everything torn down however the scenario ends."""
+    """Database, Redis, target, workers and beat; everything torn down however the scenario ends.
+
+    With ``workers=0`` only the database and Redis are started, for watching one process on its own.
+    """
     scratch = Path(tempfile.mkdtemp(prefix="mc-e2e-"))
     try:
         with benchlib.throwaway_database("mc_e2e_bench") as database_url:
@@ -257,32 +260,10 @@ def running_stack(workers: int, concurrency: int, keep_logs: Path | None) -> Ite
             try:
                 migrate.upgrade(engine)
                 stack.start_redis()
-                stack.start_target()
-                stack.start_workers(workers, concurrency)
-                fire_canary(stack, engine)
-                yield stack, engine
-            finally:
-                stack.stop_all()
-                engine.dispose()
-    finally:
-        if keep_logs is not None:
-            keep_logs.mkdir(parents=True, exist_ok=True)
-            for log in scratch.glob("*.log"):
-                shutil.copy(log, keep_logs / log.name)
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-@contextmanager
-def bare_stack(keep_logs: Path | None) -> Iterator[tuple[Stack, Engine]]:
-    """Database and Redis only, for watching one process (the beat) on its own."""
-    scratch = Path(tempfile.mkdtemp(prefix="mc-e2e-"))
-    try:
-        with benchlib.throwaway_database("mc_e2e_bench") as database_url:
-            engine = make_engine(database_url)
-            stack = Stack(scratch, database_url)
-            try:
-                migrate.upgrade(engine)
-                stack.start_redis()
+                if workers:
+                    stack.start_target()
+                    stack.start_workers(workers, concurrency)
+                    fire_canary(stack, engine)
                 yield stack, engine
             finally:
                 stack.stop_all()
@@ -486,7 +467,7 @@ def beat_rss(args: argparse.Namespace) -> dict[str, Any]:
     No worker runs, so the K messages wait in Redis and only the beat's own memory is measured.
     """
     out: dict[str, Any] = {"scenario": "beat_rss", "code": CODE, "jobs": args.jobs, "due": args.due}
-    with bare_stack(args.keep_logs) as (stack, engine):
+    with running_stack(0, 0, args.keep_logs) as (stack, engine):
         later = datetime.now(UTC) + timedelta(days=1)
         started = time.perf_counter()
         benchlib.insert_jobs(

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
@@ -24,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from mission_control.db.tables import jobs, runs
 from mission_control.runstate import UNFINISHED, RunStatus, Trigger
-from mission_control.schedules import Schedule, schedule_from_dict
+from mission_control.schedules import cached_schedule
 from mission_control.slots import PlannedRun, plan_due_slots
 
 
@@ -73,7 +72,7 @@ def claim_due_slots(engine: Engine, now: datetime, *, batch: int, grace_s: float
         advances: list[dict[str, Any]] = []
         for row in due:
             plan = plan_due_slots(
-                _schedule(_schedule_key(row.schedule)),
+                cached_schedule(row.schedule),
                 row.next_run_at,
                 now,
                 misfire=row.misfire,
@@ -205,21 +204,3 @@ def _run_row(job: Any, planned: PlannedRun, now: datetime) -> dict[str, Any]:
         "finished_at": None if queued else now,
         "slow": False,
     }
-
-
-def _schedule_key(spec: dict[str, Any]) -> tuple[Any, ...]:
-    return (spec.get("cron"), spec.get("every_s"), spec.get("at"), spec.get("timezone", "UTC"))
-
-
-@lru_cache(maxsize=65_536)
-def _schedule(key: tuple[Any, ...]) -> Schedule:
-    """Parsed schedules, cached: a tick may plan thousands of jobs that share a few expressions."""
-    cron, every_s, at, timezone = key
-    spec: dict[str, Any] = {"timezone": timezone}
-    if cron is not None:
-        spec["cron"] = cron
-    elif every_s is not None:
-        spec["every_s"] = every_s
-    else:
-        spec["at"] = at
-    return schedule_from_dict(spec)

@@ -181,41 +181,33 @@ def _finish(claim: _Claim, outcome: HttpOutcome, ctx: ExecutionContext) -> str:
                 error_message=outcome.error_message,
             )
         )
-        common = {"http_status": outcome.status, "slow": runs.c.slow | slow}
+        delay_s: float | None = None
         if attempt_status == AttemptStatus.SUCCEEDED:
-            final, final_reason, error = RunStatus.SUCCEEDED, None, None
+            changes: dict[str, Any] = {"status": RunStatus.SUCCEEDED, "finished_at": now, "error": None}
         elif retryable and policy.can_retry(claim.attempt):
-            delay = policy.delay_for(claim.attempt, retry_after_s=outcome.retry_after_s)
-            updated = conn.execute(
-                _owned(claim).values(
-                    status=RunStatus.RETRYING,
-                    next_attempt_at=now + timedelta(seconds=delay),
-                    lease_owner=None,
-                    leased_until=None,
-                    error=error,
-                    **common,
-                )
-            )
-            _log_outcome(claim, outcome, "retrying", lost=updated.rowcount != 1, delay_s=delay)
-            return RunStatus.RETRYING.value
+            delay_s = policy.delay_for(claim.attempt, retry_after_s=outcome.retry_after_s)
+            changes = {"status": RunStatus.RETRYING, "next_attempt_at": now + timedelta(seconds=delay_s)}
         elif attempt_status == AttemptStatus.TIMED_OUT:
-            final, final_reason = RunStatus.TIMED_OUT, None
+            changes = {"status": RunStatus.TIMED_OUT, "finished_at": now}
         else:
-            final = RunStatus.FAILED
-            final_reason = reason if reason is not None else Reason.RETRIES_EXHAUSTED
+            changes = {
+                "status": RunStatus.FAILED,
+                "reason": reason or Reason.RETRIES_EXHAUSTED,
+                "finished_at": now,
+            }
+        changes.setdefault("error", error)
         updated = conn.execute(
             _owned(claim).values(
-                status=final,
-                reason=final_reason,
-                finished_at=now,
+                **changes,
                 lease_owner=None,
                 leased_until=None,
-                error=error,
-                **common,
+                http_status=outcome.status,
+                slow=runs.c.slow | slow,
             )
         )
-    _log_outcome(claim, outcome, final.value, lost=updated.rowcount != 1)
-    return final.value
+    status = changes["status"].value
+    _log_outcome(claim, outcome, status, lost=updated.rowcount != 1, delay_s=delay_s)
+    return status
 
 
 def _classify(outcome: HttpOutcome) -> tuple[AttemptStatus, bool, Reason | None]:

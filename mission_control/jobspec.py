@@ -146,7 +146,7 @@ class ScheduleSpec(StrictModel):
         return self
 
     def to_schedule(self) -> Schedule:
-        return schedules.schedule_from_dict(self.model_dump(exclude_none=True))
+        return schedules.cached_schedule(self.model_dump(exclude_none=True))
 
 
 class TargetSpec(StrictModel):

@@ -43,6 +43,7 @@ __all__ = [
     "OneShotSchedule",
     "Schedule",
     "ScheduleError",
+    "cached_schedule",
     "load_timezone",
     "parse_cron",
     "schedule_from_dict",
@@ -533,6 +534,24 @@ def schedule_from_dict(spec: Mapping[str, Any]) -> Schedule:
     if kind == "every_s":
         return IntervalSchedule(spec["every_s"], timezone)
     return OneShotSchedule(_parse_at(spec["at"], zone, timezone), timezone)
+
+
+def cached_schedule(spec: Mapping[str, Any]) -> Schedule:
+    """:func:`schedule_from_dict` for specs already validated, memoised by their content.
+
+    A scheduler tick plans thousands of jobs and a job listing describes every job on a page, yet
+    they share few distinct schedules; parsing each cron expression once per process is enough.
+    """
+    return _cached_schedule(
+        (spec.get("cron"), spec.get("every_s"), spec.get("at"), spec.get("timezone", "UTC"))
+    )
+
+
+@lru_cache(maxsize=65_536)
+def _cached_schedule(key: tuple[Any, Any, Any, str]) -> Schedule:
+    cron, every_s, at, timezone = key
+    kind = {"cron": cron} if cron is not None else {"every_s": every_s} if every_s is not None else {"at": at}
+    return schedule_from_dict({**kind, "timezone": timezone})
 
 
 def schedule_to_dict(schedule: Schedule) -> dict[str, Any]:
