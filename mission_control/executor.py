@@ -16,14 +16,17 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
+from mission_control import run_transitions
 from mission_control.clock import Clock
 from mission_control.config import Settings
 from mission_control.db.tables import attempts, jobs, runs
@@ -35,6 +38,7 @@ from mission_control.runstate import AttemptStatus, Reason, RunStatus, Trigger
 from mission_control.signing import SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 USER_AGENT = "mission-control"
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
@@ -67,7 +71,7 @@ class _Claim:
 
 def execute_run(run_id: int, ctx: ExecutionContext) -> str:
     """Run one attempt of ``run_id``; returns the run's status afterwards, or "noop" if not ours."""
-    claim = _claim(run_id, ctx)
+    claim = _once_more_if_disconnected(lambda: _claim(run_id, ctx))
     if isinstance(claim, str):
         return claim
     body = _request_body(claim.spec)
@@ -91,11 +95,64 @@ def execute_run(run_id: int, ctx: ExecutionContext) -> str:
         excerpt_bytes=ctx.settings.response_excerpt_bytes,
         now=ctx.clock.now(),
     )
-    return _finish(claim, outcome, ctx)
+    return _once_more_if_disconnected(lambda: _finish(claim, outcome, ctx))
+
+
+def _once_more_if_disconnected(action: Callable[[], T]) -> T:
+    """Retry a transition once if its pooled connection turned out dead (PostgreSQL restarted).
+
+    Worker engines skip the pool's pre-ping, a round trip per checkout; SQLAlchemy instead
+    invalidates the whole pool when a statement finds a dead connection, so one retry gets a fresh
+    one. Both transitions are conditional UPDATEs, so a retry after an unknown commit changes nothing.
+    """
+    try:
+        return action()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.warning("database connection lost; retrying on a new connection")
+        return action()
 
 
 def _claim(run_id: int, ctx: ExecutionContext) -> _Claim | str:
     now = ctx.clock.now()
+    lease_owner = f"{WORKER_NAME}:{uuid.uuid4().hex[:12]}"
+    if ctx.engine.dialect.name == "postgresql":
+        claim = _claim_in_one_statement(run_id, lease_owner, now, ctx)
+        if claim is not None:
+            return claim
+        # Declined: a duplicate delivery, a run another worker holds, a paused or deleted job. The
+        # general path below tells these apart (and takes a run that changed in between).
+    return _claim_generic(run_id, lease_owner, now, ctx)
+
+
+def _claim_in_one_statement(
+    run_id: int, lease_owner: str, now: datetime, ctx: ExecutionContext
+) -> _Claim | str | None:
+    with ctx.engine.begin() as conn:
+        row = conn.execute(
+            run_transitions.CLAIM_IN_ONE,
+            run_transitions.params(
+                run_id=run_id,
+                now=now,
+                lease_owner=lease_owner,
+                lease_margin_s=ctx.settings.lease_margin_s,
+                worker=WORKER_NAME,
+            ),
+        ).first()
+        if row is None:
+            return None
+        if row.attempt_count > row.max_attempts:
+            # The worker holding the last allowed attempt died; nothing is left to try.
+            _end_run(
+                conn, run_id, lease_owner, now, RunStatus.FAILED, Reason.WORKER_LOST, error="worker lost"
+            )
+            return RunStatus.FAILED.value
+    spec = spec_from_row(row._mapping, "spec_")
+    return _Claim(run_id, row.job_name, row.attempt_count, lease_owner, row.started_at, spec)
+
+
+def _claim_generic(run_id: int, lease_owner: str, now: datetime, ctx: ExecutionContext) -> _Claim | str:
     with ctx.engine.begin() as conn:
         row = conn.execute(
             select(runs, jobs.c.name.label("current_name"), jobs.c.paused_at, *spec_columns("spec_"))
@@ -116,7 +173,6 @@ def _claim(run_id: int, ctx: ExecutionContext) -> _Claim | str:
         if row.paused_at is not None and row.trigger != Trigger.MANUAL:
             return _end_before_start(conn, row, now, RunStatus.SKIPPED, Reason.PAUSED)
 
-        lease_owner = f"{WORKER_NAME}:{uuid.uuid4().hex[:12]}"
         lease = now + timedelta(seconds=spec.timeout_s + ctx.settings.lease_margin_s)
         claimed = conn.execute(
             update(runs)
@@ -158,56 +214,56 @@ def _claim(run_id: int, ctx: ExecutionContext) -> _Claim | str:
 def _finish(claim: _Claim, outcome: HttpOutcome, ctx: ExecutionContext) -> str:
     now = ctx.clock.now()
     spec = claim.spec
-    attempt_status, retryable, reason = _classify(outcome)
+    attempt_status, retryable, fail_reason = _classify(outcome)
     slow = spec.expected_runtime_s is not None and outcome.duration_ms > spec.expected_runtime_s * 1000
     policy = RetryPolicy(**spec.retry.model_dump())
     error = outcome.error_message or (
         f"HTTP {outcome.status}" if attempt_status != AttemptStatus.SUCCEEDED else None
     )
 
+    delay_s: float | None = None
+    reason: Reason | None = None
+    finished_at: datetime | None = now
+    next_attempt_at: datetime | None = None
+    if attempt_status == AttemptStatus.SUCCEEDED:
+        status, error = RunStatus.SUCCEEDED, None
+    elif retryable and policy.can_retry(claim.attempt):
+        delay_s = policy.delay_for(claim.attempt, retry_after_s=outcome.retry_after_s)
+        status, finished_at, next_attempt_at = RunStatus.RETRYING, None, now + timedelta(seconds=delay_s)
+    elif attempt_status == AttemptStatus.TIMED_OUT:
+        status = RunStatus.TIMED_OUT
+    else:
+        status, reason = RunStatus.FAILED, fail_reason or Reason.RETRIES_EXHAUSTED
+    params = run_transitions.params(
+        run_id=claim.run_id,
+        lease_owner=claim.lease_owner,
+        attempt=claim.attempt,
+        now=now,
+        # the attempt
+        attempt_status=attempt_status.value,
+        duration_ms=outcome.duration_ms,
+        http_status=outcome.status,
+        response_headers=outcome.headers or None,
+        response_excerpt=outcome.excerpt,
+        response_truncated=outcome.truncated,
+        error_class=outcome.error_class,
+        error_message=outcome.error_message,
+        # the run
+        status=status.value,
+        reason=reason.value if reason else None,
+        finished_at=finished_at,
+        next_attempt_at=next_attempt_at,
+        error=error,
+        slow=slow,
+    )
     with ctx.engine.begin() as conn:
-        conn.execute(
-            update(attempts)
-            .where(attempts.c.run_id == claim.run_id, attempts.c.number == claim.attempt)
-            .values(
-                status=attempt_status,
-                finished_at=now,
-                duration_ms=outcome.duration_ms,
-                http_status=outcome.status,
-                response_headers=outcome.headers or None,
-                response_excerpt=outcome.excerpt,
-                response_truncated=outcome.truncated,
-                error_class=outcome.error_class,
-                error_message=outcome.error_message,
-            )
-        )
-        delay_s: float | None = None
-        if attempt_status == AttemptStatus.SUCCEEDED:
-            changes: dict[str, Any] = {"status": RunStatus.SUCCEEDED, "finished_at": now, "error": None}
-        elif retryable and policy.can_retry(claim.attempt):
-            delay_s = policy.delay_for(claim.attempt, retry_after_s=outcome.retry_after_s)
-            changes = {"status": RunStatus.RETRYING, "next_attempt_at": now + timedelta(seconds=delay_s)}
-        elif attempt_status == AttemptStatus.TIMED_OUT:
-            changes = {"status": RunStatus.TIMED_OUT, "finished_at": now}
+        if ctx.engine.dialect.name == "postgresql":
+            updated = conn.execute(run_transitions.FINISH_IN_ONE, params)
         else:
-            changes = {
-                "status": RunStatus.FAILED,
-                "reason": reason or Reason.RETRIES_EXHAUSTED,
-                "finished_at": now,
-            }
-        changes.setdefault("error", error)
-        updated = conn.execute(
-            _owned(claim).values(
-                **changes,
-                lease_owner=None,
-                leased_until=None,
-                http_status=outcome.status,
-                slow=runs.c.slow | slow,
-            )
-        )
-    status = changes["status"].value
-    _log_outcome(claim, outcome, status, lost=updated.rowcount != 1, delay_s=delay_s)
-    return status
+            conn.execute(run_transitions.FINISH_ATTEMPT, params)
+            updated = conn.execute(run_transitions.FINISH_RUN, params)
+    _log_outcome(claim, outcome, status.value, lost=updated.rowcount != 1, delay_s=delay_s)
+    return status.value
 
 
 def _classify(outcome: HttpOutcome) -> tuple[AttemptStatus, bool, Reason | None]:
@@ -226,15 +282,6 @@ def _classify(outcome: HttpOutcome) -> tuple[AttemptStatus, bool, Reason | None]
     if 300 <= status < 400:
         return AttemptStatus.FAILED, False, Reason.REDIRECT
     return AttemptStatus.FAILED, False, Reason.CLIENT_ERROR
-
-
-def _owned(claim: _Claim) -> Any:
-    """An UPDATE of the run that only applies while this attempt still holds the lease."""
-    return update(runs).where(
-        runs.c.id == claim.run_id,
-        runs.c.status == RunStatus.RUNNING,
-        runs.c.lease_owner == claim.lease_owner,
-    )
 
 
 def _end_before_start(conn: Connection, row: Any, now: datetime, status: RunStatus, reason: Reason) -> str:

@@ -35,7 +35,11 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Runtime:
-        return cls(settings=settings, engine=make_engine(settings.database_url), clock=clock)
+        # No pre-ping (a round trip per checkout, twice per run): the executor retries a transition
+        # once on a dead connection and beat backs off and retries its tick.
+        return cls(
+            settings=settings, engine=make_engine(settings.database_url, pool_pre_ping=False), clock=clock
+        )
 
     def execution_context(self) -> ExecutionContext:
         # Imported here, not at the top: beat shares this module and must not carry the executor's

@@ -267,3 +267,33 @@ def test_a_fired_one_shot_is_disabled_but_its_run_still_goes_out(engine, registr
     [run_id] = claim_due_slots(engine, T0 + timedelta(seconds=1), batch=10, grace_s=15).run_ids
     assert not registry.get("nightly-report").spec.enabled
     assert execute_run(run_id, ctx) == "succeeded"
+
+
+def test_a_worker_engine_without_pre_ping_survives_its_connections_being_killed(
+    backend_url, engine, registry, ctx, target
+):
+    """PostgreSQL restarted under a worker: its pooled connections are dead, the next run still works."""
+    if not backend_url.startswith("postgresql"):
+        pytest.skip("terminating server backends is a PostgreSQL matter")
+    from mission_control.db.engine import make_engine
+
+    worker_engine = make_engine(backend_url, pool_pre_ping=False)
+    worker_ctx = ExecutionContext(
+        engine=worker_engine, clock=ctx.clock, settings=ctx.settings, session=ctx.session
+    )
+    try:
+        register(registry, target, "/ok")
+        first = create_manual_run(engine, "nightly-report", T0)
+        assert execute_run(first, worker_ctx) == "succeeded"  # the pool now holds a connection
+        with engine.connect() as conn:
+            killed = conn.exec_driver_sql(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).scalar()
+        assert killed >= 1
+
+        second = create_manual_run(engine, "nightly-report", T0 + timedelta(seconds=1))
+        assert execute_run(second, worker_ctx) == "succeeded"
+        assert [a.status for a in the_attempts(engine, second)] == ["succeeded"]
+    finally:
+        worker_engine.dispose()
