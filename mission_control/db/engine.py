@@ -24,10 +24,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     # Batch UPDATE executemany (one claim advances up to a thousand jobs) into a few round trips.
     kwargs.setdefault("executemany_mode", "values_plus_batch")
-    # Connections past pool_size are closed when returned, and a worker with dozens of threads would
-    # then open a fresh PostgreSQL connection (a backend fork) for most runs; keep enough pooled.
+    # Threads hold a connection only for one short transaction (never while a request is in flight),
+    # so a fixed pool they queue for serves hundreds of threads. Overflow connections would be closed
+    # on return, and under load each would cost PostgreSQL a backend fork per run.
     kwargs.setdefault("pool_size", int(os.environ.get("MC_DB_POOL_SIZE", "20")))
-    kwargs.setdefault("max_overflow", int(os.environ.get("MC_DB_MAX_OVERFLOW", "44")))
+    kwargs.setdefault("max_overflow", int(os.environ.get("MC_DB_MAX_OVERFLOW", "0")))
     kwargs.setdefault("pool_recycle", 1800)
     return create_engine(url, **kwargs)
 
