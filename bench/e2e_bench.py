@@ -215,8 +215,8 @@ class Stack:
             control.close()
 
     def start_beat(self) -> None:
-        argv = ["beat", "-S", "mission_control.scheduler:RegistryScheduler", "-l", "warning"]
-        self.spawn("beat", [*CELERY, *argv], self.scratch)
+        # As the Procfile runs it.
+        self.spawn("beat", [sys.executable, "-m", "mission_control", "beat", "-l", "warning"], self.scratch)
 
     def alive(self, name: str) -> None:
         process = self.processes[name]

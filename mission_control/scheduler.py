@@ -1,6 +1,7 @@
 """``RegistryScheduler``: Celery beat driven by the job registry in the database.
 
-Use it as ``celery -A mission_control.celery_app beat -S mission_control.scheduler:RegistryScheduler``.
+Use it as ``mission-control beat`` (or ``celery -A mission_control.celery_app beat -S
+mission_control.scheduler:RegistryScheduler``).
 Each tick claims due slots and due retries in short transactions (see :mod:`mission_control.claiming`),
 then enqueues the committed run ids. It sleeps until the next due instant but never longer than one
 second, so a registry edit takes effect within a second at any registry size, and it reads only what

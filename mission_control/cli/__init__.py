@@ -1,25 +1,46 @@
-"""``mission-control``: the command line of Mission Control."""
+"""``mission-control``: the command line of Mission Control.
+
+Sub-commands are imported only when invoked, so a long-running process started through this command
+(``beat``, ``web``) carries only its own imports.
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 import click
 
 from mission_control import __version__
-from mission_control.cli.db import db
-from mission_control.cli.dev import dev
-from mission_control.cli.jobs import jobs
-from mission_control.cli.runs import runs
-from mission_control.cli.web import web
+
+_COMMANDS = {
+    "beat": "mission_control.cli.beat:beat",
+    "db": "mission_control.cli.db:db",
+    "dev": "mission_control.cli.dev:dev",
+    "jobs": "mission_control.cli.jobs:jobs",
+    "runs": "mission_control.cli.runs:runs",
+    "web": "mission_control.cli.web:web",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _LazyGroup(click.Group):
+    """A group whose sub-commands are imported on first use (click's documented lazy-loading recipe)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> Any:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="mission-control")
 def main() -> None:
     """Mission Control: a registry of scheduled jobs, the scheduler that fires them, and their history."""
-
-
-main.add_command(db)
-main.add_command(web)
-main.add_command(dev)
-main.add_command(jobs)
-main.add_command(runs)

@@ -81,9 +81,7 @@ def dev(port: int | None, concurrency: int, no_demo: bool) -> None:
         " --without-mingle --without-gossip",
         env=env,
     )
-    manager.add_process(
-        "beat", f"{celery} beat -S mission_control.scheduler:RegistryScheduler -l info", env=env
-    )
+    manager.add_process("beat", f"{python} -m mission_control beat -l info", env=env)
     manager.loop()
     sys.exit(manager.returncode)
 

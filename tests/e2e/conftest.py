@@ -29,6 +29,9 @@ from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET, free_port, stop, wait_un
 REPO = Path(__file__).resolve().parents[2]
 
 
+CELERY = (sys.executable, "-m", "celery", "-A", "mission_control.celery_app")
+
+
 class RedisServer:
     """A redis-server of our own that keeps nothing on disk, like the production broker."""
 
@@ -105,10 +108,10 @@ class Stack:
             **self.extra_env,
         }
 
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *args: str, command: tuple[str, ...] = CELERY) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "mission_control.celery_app", *args],
+            [*command, *args],
             env=self.env,
             cwd=REPO,
             stdout=log,
@@ -145,7 +148,8 @@ class Stack:
     def beat(self, name: str = "beat") -> subprocess.Popen[bytes]:
         log_path = self.logs / f"{name}.log"
         offset = log_path.stat().st_size if log_path.exists() else 0
-        process = self.start(name, "beat", "-S", "mission_control.scheduler:RegistryScheduler", "-l", "info")
+        # As the Procfile runs it.
+        process = self.start(name, "beat", "-l", "info", command=(sys.executable, "-m", "mission_control"))
         wait_until(
             lambda: self._alive(name) and "beat: Starting" in log_path.read_text()[offset:],
             30,
