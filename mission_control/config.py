@@ -41,6 +41,11 @@ class Settings:
     # Retention: runs older than this, or beyond this many per job, are pruned.
     run_retention_days: int = 30
     run_retention_per_job: int = 1000
+    # Services: defaults for a service a heartbeat registers; the heartbeat log kept per service.
+    service_interval_s: int = 60
+    service_grace_s: int = 60
+    heartbeat_log_size: int = 100
+    heartbeat_message_bytes: int = 10 * 1024
     # Serve POST /demo/echo, the target of `mission-control dev`'s demo job.
     demo_echo: bool = False
 
@@ -66,6 +71,12 @@ class Settings:
             requeue_after_s=_int(env, "MC_REQUEUE_AFTER_S", 30, low=1, high=86_400),
             run_retention_days=_int(env, "MC_RUN_RETENTION_DAYS", 30, low=1, high=3650),
             run_retention_per_job=_int(env, "MC_RUN_RETENTION_PER_JOB", 1000, low=1, high=10_000_000),
+            service_interval_s=_int(env, "MC_SERVICE_INTERVAL_S", 60, low=1, high=366 * 86_400),
+            service_grace_s=_int(env, "MC_SERVICE_GRACE_S", 60, low=0, high=366 * 86_400),
+            heartbeat_log_size=_int(env, "MC_HEARTBEAT_LOG_SIZE", 100, low=1, high=100_000),
+            heartbeat_message_bytes=_int(
+                env, "MC_HEARTBEAT_MESSAGE_BYTES", 10 * 1024, low=0, high=1024 * 1024
+            ),
             demo_echo=env.get("MC_DEMO_ECHO", "") in ("1", "true", "yes"),
         )
 

@@ -131,3 +131,96 @@ attempts = Table(
     Column("worker", String(128), nullable=True),
     UniqueConstraint("run_id", "number", name="uq_attempts_run_id_number"),
 )
+
+# Services prove they are alive with heartbeats. ``deadline_at`` is when the stored state next needs
+# looking at (``up`` turns ``late``, ``late`` turns ``down``); NULL for states only a heartbeat or an
+# operator changes (new, down, paused). The staleness check reads only rows whose deadline passed.
+services = Table(
+    "services",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("interval_s", Float, nullable=False),
+    Column("grace_s", Float, nullable=False),
+    Column("state", String(16), nullable=False),  # new | up | late | down | paused
+    Column("state_changed_at", UTCDateTime(), nullable=False),
+    Column("deadline_at", UTCDateTime(), nullable=True),
+    Column("last_seen_at", UTCDateTime(), nullable=True),
+    Column("last_status", String(8), nullable=True),  # ok | fail
+    Column("last_message", Text, nullable=True),
+    Column("heartbeat_count", BigInteger, nullable=False, server_default=text("0")),
+    Column("paused_at", UTCDateTime(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_services_deadline_at", "deadline_at"),
+)
+
+# Tokens that may send one service's heartbeats and nothing else; only a SHA-256 digest is kept.
+service_tokens = Table(
+    "service_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("service_id", Id, ForeignKey("services.id", ondelete="CASCADE"), nullable=False),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("label", String(128), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_service_tokens_service_id", "service_id"),
+)
+
+# The recent heartbeats of each service as a ring: slot = heartbeat number modulo the log size, so a
+# flood overwrites old entries in place and storage never grows past services x log size.
+heartbeats = Table(
+    "heartbeats",
+    metadata,
+    Column("service_id", Id, ForeignKey("services.id", ondelete="CASCADE"), primary_key=True),
+    Column("slot", Integer, primary_key=True),
+    Column("number", BigInteger, nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("message", Text, nullable=True),
+    Column("truncated", Boolean, nullable=False, server_default=text("false")),
+)
+
+# Every change of a service's state, with why; pruned to a number per service by retention.
+service_flips = Table(
+    "service_flips",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("service_id", Id, ForeignKey("services.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("from_state", String(16), nullable=False),
+    Column("to_state", String(16), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Index("ix_service_flips_service_id_id", "service_id", "id"),
+)
+
+# Alerts: at most one unresolved (open or acknowledged) alert per (kind, subject), enforced by a
+# partial unique index; a repeat of the condition counts on it instead of opening another.
+UNRESOLVED = "state IN ('open', 'acknowledged')"
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),  # service_down | job_failed | job_slow | job_missed
+    Column("subject", String(128), nullable=False),  # the service or job name
+    Column("state", String(16), nullable=False),  # open | acknowledged | resolved
+    Column("message", Text, nullable=False),
+    Column("details", json_type(), nullable=True),
+    Column("occurrences", Integer, nullable=False, server_default=text("1")),
+    Column("opened_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("acknowledged_at", UTCDateTime(), nullable=True),
+    Column("ack_comment", Text, nullable=True),
+    Column("resolved_at", UTCDateTime(), nullable=True),
+    Column("last_notified_at", UTCDateTime(), nullable=True),
+    Index(
+        "uq_alerts_unresolved",
+        "kind",
+        "subject",
+        unique=True,
+        postgresql_where=text(UNRESOLVED),
+        sqlite_where=text(UNRESOLVED),
+    ),
+    Index("ix_alerts_subject_id", "subject", "id"),
+    Index("ix_alerts_state_id", "state", "id"),
+)

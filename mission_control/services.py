@@ -1,0 +1,419 @@
+"""Services and their heartbeats: registration, ingest, scoped tokens, and the staleness check.
+
+A service's stored state changes only by conditional UPDATEs: the heartbeat takes the row lock
+(``FOR UPDATE``) and the staleness check skips locked rows and updates only if the row is still the
+one it read (same state, same heartbeat count). So any number of web processes and checkers can run
+at once and a state flips once, with one flip record and at most one alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, RowMapping
+
+from mission_control.alerts import AlertChange, AlertKind, open_alert, resolve_alerts
+from mission_control.clock import Clock
+from mission_control.db.tables import heartbeats, service_flips, service_tokens, services
+from mission_control.service_state import ServiceState, health_at
+
+TOKEN_PREFIX = "mcs_"
+
+
+class ServiceNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    interval_s: float
+    grace_s: float
+
+
+@dataclass(frozen=True)
+class HeartbeatResult:
+    service: RowMapping
+    created: bool
+    changes: list[AlertChange] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    examined: int
+    flipped: dict[str, str]  # service name -> new state
+    changes: list[AlertChange]
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class ServiceRegistry:
+    """Services as rows; every method is one short transaction."""
+
+    def __init__(self, engine: Engine, clock: Clock, *, log_size: int = 100) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.log_size = log_size
+
+    # --- registration -------------------------------------------------------------------------
+
+    def put(self, name: str, config: ServiceConfig) -> tuple[RowMapping, bool]:
+        """Create the service or change its interval and grace; returns (row, created)."""
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            created = _insert_if_missing(conn, name, config, now)
+            row = _lock(conn, name)
+            assert row is not None
+            if not created and (row.interval_s, row.grace_s) != (config.interval_s, config.grace_s):
+                health = _health(row, now, interval_s=config.interval_s, grace_s=config.grace_s)
+                _set(
+                    conn,
+                    row,
+                    now,
+                    health.state,
+                    health.deadline_at,
+                    "reconfigured",
+                    interval_s=config.interval_s,
+                    grace_s=config.grace_s,
+                )
+            return _get(conn, name), created  # type: ignore[return-value]
+
+    def get(self, name: str) -> RowMapping | None:
+        with self.engine.connect() as conn:
+            return _get(conn, name)
+
+    def list(
+        self, *, state: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[RowMapping]:
+        statement = select(services).order_by(services.c.name).limit(limit)
+        if state:
+            statement = statement.where(services.c.state == state)
+        if after:
+            statement = statement.where(services.c.name > after)
+        with self.engine.connect() as conn:
+            return list(conn.execute(statement).mappings())
+
+    def delete(self, name: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(services).where(services.c.name == name)).rowcount == 1
+
+    def set_paused(self, name: str, paused: bool) -> RowMapping:
+        """Pause (state ``paused``, no alerts) or resume (state recomputed from the last heartbeat).
+
+        Pausing resolves an open ``service_down`` alert: an operator who silences a service has seen it.
+        """
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            row = _lock(conn, name)
+            if row is None:
+                raise ServiceNotFound(name)
+            if paused == (row.paused_at is not None):
+                return row
+            health = health_at(
+                now,
+                last_seen_at=row.last_seen_at,
+                last_status=row.last_status,
+                interval_s=row.interval_s,
+                grace_s=row.grace_s,
+                paused=paused,
+            )
+            _set(
+                conn,
+                row,
+                now,
+                health.state,
+                health.deadline_at,
+                "paused" if paused else "resumed",
+                paused_at=now if paused else None,
+            )
+            if paused:
+                resolve_alerts(conn, [AlertKind.SERVICE_DOWN], name, now)
+            return _get(conn, name)  # type: ignore[return-value]
+
+    # --- tokens -------------------------------------------------------------------------------
+
+    def create_token(self, name: str, label: str | None = None) -> str:
+        """A new token for this service's heartbeats; shown once, only its digest is stored."""
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            service_id = conn.execute(select(services.c.id).where(services.c.name == name)).scalar()
+            if service_id is None:
+                raise ServiceNotFound(name)
+            conn.execute(
+                insert(service_tokens).values(
+                    service_id=service_id,
+                    digest=token_digest(token),
+                    label=label,
+                    created_at=self.clock.now(),
+                )
+            )
+        return token
+
+    def service_of_token(self, token: str) -> str | None:
+        """The name of the service this token belongs to, or None."""
+        if not token.startswith(TOKEN_PREFIX):
+            return None
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(services.c.name)
+                .join(service_tokens, service_tokens.c.service_id == services.c.id)
+                .where(service_tokens.c.digest == token_digest(token))
+            ).scalar()
+
+    # --- heartbeats ---------------------------------------------------------------------------
+
+    def record_heartbeat(
+        self,
+        name: str,
+        *,
+        status: str,
+        message: str | None,
+        truncated: bool,
+        register: ServiceConfig | None = None,
+    ) -> HeartbeatResult:
+        """Record one heartbeat durably (committed before returning) and move the state on.
+
+        ``register`` creates an unknown service with that config; without it an unknown service
+        raises :class:`ServiceNotFound` and nothing is written.
+        """
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            created = False
+            row = _lock(conn, name)
+            if row is None:
+                if register is None:
+                    raise ServiceNotFound(name)
+                created = _insert_if_missing(conn, name, register, now)
+                row = _lock(conn, name)
+                assert row is not None
+            number = row.heartbeat_count + 1
+            health = health_at(
+                now,
+                last_seen_at=now,
+                last_status=status,
+                interval_s=row.interval_s,
+                grace_s=row.grace_s,
+                paused=row.paused_at is not None,
+            )
+            reason = "heartbeat: fail" if status == "fail" else "heartbeat"
+            _set(
+                conn,
+                row,
+                now,
+                health.state,
+                health.deadline_at,
+                reason,
+                last_seen_at=now,
+                last_status=status,
+                last_message=message,
+                heartbeat_count=number,
+            )
+            _log_heartbeat(conn, row.id, number, self.log_size, now, status, message, truncated)
+            changes = _alerts_for(conn, name, row.state, health.state, now, message)
+            return HeartbeatResult(_get(conn, name), created, changes)  # type: ignore[arg-type]
+
+    def recent_heartbeats(self, name: str, limit: int = 50) -> list[RowMapping]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(
+                        heartbeats.c.number,
+                        heartbeats.c.received_at,
+                        heartbeats.c.status,
+                        heartbeats.c.message,
+                        heartbeats.c.truncated,
+                    )
+                    .join(services, services.c.id == heartbeats.c.service_id)
+                    .where(services.c.name == name)
+                    .order_by(heartbeats.c.number.desc())
+                    .limit(limit)
+                ).mappings()
+            )
+
+    def flips(self, name: str, limit: int = 50) -> list[RowMapping]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(
+                        service_flips.c.at,
+                        service_flips.c.from_state,
+                        service_flips.c.to_state,
+                        service_flips.c.reason,
+                    )
+                    .join(services, services.c.id == service_flips.c.service_id)
+                    .where(services.c.name == name)
+                    .order_by(service_flips.c.id.desc())
+                    .limit(limit)
+                ).mappings()
+            )
+
+    # --- staleness ----------------------------------------------------------------------------
+
+    def check_stale(self, *, batch: int = 1000) -> CheckResult:
+        """Flag services whose deadline has passed (``up`` -> ``late`` -> ``down``), opening alerts.
+
+        Reads only rows whose ``deadline_at`` is due (the index), locks them with SKIP LOCKED so
+        concurrent checkers and heartbeats never wait on each other, and updates each only if it is
+        still the row that was read.
+        """
+        now = self.clock.now()
+        flipped: dict[str, str] = {}
+        changes: list[AlertChange] = []
+        with self.engine.begin() as conn:
+            rows = (
+                conn.execute(
+                    select(services)
+                    .where(services.c.deadline_at <= now)
+                    .order_by(services.c.deadline_at)
+                    .limit(batch)
+                    .with_for_update(skip_locked=True)
+                )
+                .mappings()
+                .all()
+            )
+            for row in rows:
+                health = _health(row, now)
+                if health.state == row.state and health.deadline_at == row.deadline_at:
+                    continue
+                if not _set(conn, row, now, health.state, health.deadline_at, "no heartbeat"):
+                    continue  # a heartbeat or another checker got there first
+                if health.state != row.state:
+                    flipped[row.name] = health.state.value
+                    changes += _alerts_for(conn, row.name, row.state, health.state, now, None, row=row)
+        return CheckResult(examined=len(rows), flipped=flipped, changes=changes)
+
+    def prune_flips(self, keep_per_service: int) -> int:
+        """Keep the newest ``keep_per_service`` flips of each service."""
+        ranked = select(
+            service_flips.c.id,
+            func.row_number()
+            .over(partition_by=service_flips.c.service_id, order_by=service_flips.c.id.desc())
+            .label("rank"),
+        ).subquery()
+        with self.engine.begin() as conn:
+            return conn.execute(
+                delete(service_flips).where(
+                    service_flips.c.id.in_(select(ranked.c.id).where(ranked.c.rank > keep_per_service))
+                )
+            ).rowcount
+
+
+def _get(conn: Connection, name: str) -> RowMapping | None:
+    return conn.execute(select(services).where(services.c.name == name)).mappings().first()
+
+
+def _lock(conn: Connection, name: str) -> RowMapping | None:
+    return conn.execute(select(services).where(services.c.name == name).with_for_update()).mappings().first()
+
+
+def _insert_if_missing(conn: Connection, name: str, config: ServiceConfig, now: datetime) -> bool:
+    insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    result = conn.execute(
+        insert_(services)
+        .values(
+            name=name,
+            interval_s=config.interval_s,
+            grace_s=config.grace_s,
+            state=ServiceState.NEW.value,
+            state_changed_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[services.c.name])
+    )
+    return result.rowcount == 1
+
+
+def _health(row: Any, now: datetime, **overrides: Any) -> Any:
+    return health_at(
+        now,
+        last_seen_at=row.last_seen_at,
+        last_status=row.last_status,
+        interval_s=overrides.get("interval_s", row.interval_s),
+        grace_s=overrides.get("grace_s", row.grace_s),
+        paused=row.paused_at is not None,
+    )
+
+
+def _set(
+    conn: Connection,
+    row: Any,
+    now: datetime,
+    state: ServiceState,
+    deadline_at: datetime | None,
+    reason: str,
+    **values: Any,
+) -> bool:
+    """Conditionally write the service's new state (and a flip record if it changed)."""
+    changed = state.value != row.state
+    extra = {"state_changed_at": now} if changed else {}
+    result = conn.execute(
+        update(services)
+        .where(
+            services.c.id == row.id,
+            services.c.state == row.state,
+            services.c.heartbeat_count == row.heartbeat_count,
+        )
+        .values(state=state.value, deadline_at=deadline_at, updated_at=now, **extra, **values)
+    )
+    if result.rowcount != 1:
+        return False
+    if changed:
+        conn.execute(
+            insert(service_flips).values(
+                service_id=row.id, at=now, from_state=row.state, to_state=state.value, reason=reason
+            )
+        )
+    return True
+
+
+def _log_heartbeat(
+    conn: Connection,
+    service_id: int,
+    number: int,
+    log_size: int,
+    now: datetime,
+    status: str,
+    message: str | None,
+    truncated: bool,
+) -> None:
+    insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    values = {
+        "number": number,
+        "received_at": now,
+        "status": status,
+        "message": message,
+        "truncated": truncated,
+    }
+    statement = insert_(heartbeats).values(service_id=service_id, slot=number % log_size, **values)
+    conn.execute(statement.on_conflict_do_update(index_elements=["service_id", "slot"], set_=values))
+
+
+def _alerts_for(
+    conn: Connection,
+    name: str,
+    before: str,
+    after: ServiceState,
+    now: datetime,
+    message: str | None,
+    row: Any = None,
+) -> list[AlertChange]:
+    if after.value == before:
+        return []
+    if after == ServiceState.DOWN:
+        if row is not None and row.last_seen_at is not None:
+            text = f"service {name} is down: no heartbeat since {row.last_seen_at.isoformat()}"
+        else:
+            text = f"service {name} is down: it reported failure" + (f" ({message[:200]})" if message else "")
+        change = open_alert(conn, AlertKind.SERVICE_DOWN, name, now, text, {"service": name})
+        return [change] if change else []
+    if after == ServiceState.UP:
+        return resolve_alerts(conn, [AlertKind.SERVICE_DOWN], name, now)
+    return []
