@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from flask import Flask, Response, current_app, jsonify, request
 from sqlalchemy.engine import Engine
 
-from mission_control.api import demo, health, jobs, runs
+from mission_control.alerts import AlertChange
+from mission_control.api import alerts, demo, health, heartbeats, jobs, runs, services
 from mission_control.api.auth import require_admin, token_digest
 from mission_control.api.errors import register_error_handlers
 from mission_control.api.openapi import ApiBlueprint, build_openapi, public_endpoints
@@ -17,6 +18,7 @@ from mission_control.config import Settings
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
 from mission_control.registry import JobRegistry
+from mission_control.services import ServiceRegistry
 
 API_PREFIX = "/api/v1"
 
@@ -32,6 +34,8 @@ class AppState:
     admin_digest: bytes
     schema_head: str | None
     enqueue: Callable[[Sequence[int]], object]
+    services: ServiceRegistry
+    notify: Callable[[Sequence[AlertChange]], object]
 
 
 meta = ApiBlueprint("meta", __name__, tag="meta")
@@ -51,10 +55,12 @@ def create_app(
     clock: Clock | None = None,
     engine: Engine | None = None,
     enqueue: Callable[[Sequence[int]], object] | None = None,
+    notify: Callable[[Sequence[AlertChange]], object] | None = None,
 ) -> Flask:
     """Build the web app; refuses to build one without an admin token and a signing secret.
 
-    ``enqueue`` sends run ids to the workers; by default through the Celery app's broker.
+    ``enqueue`` sends run ids to the workers and ``notify`` alert changes to the notification
+    channels; by default both through the Celery app's broker.
     """
     settings = settings or Settings.from_env()
     settings.require_secrets()
@@ -76,12 +82,17 @@ def create_app(
         admin_digest=token_digest(settings.admin_token),
         schema_head=migrate.head_revision(),
         enqueue=enqueue or _celery_enqueue,
+        services=ServiceRegistry(engine, clock, log_size=settings.heartbeat_log_size),
+        notify=notify or _celery_notify,
     )
     register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(meta, url_prefix=API_PREFIX)
     app.register_blueprint(jobs.bp, url_prefix=API_PREFIX)
     app.register_blueprint(runs.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(heartbeats.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(services.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(alerts.bp, url_prefix=API_PREFIX)
     if settings.demo_echo:
         app.register_blueprint(demo.bp)
 
@@ -100,6 +111,13 @@ def _celery_enqueue(run_ids: Sequence[int]) -> int:
     from mission_control.queueing import enqueue_runs
 
     return enqueue_runs(celery_app, run_ids)
+
+
+def _celery_notify(changes: Sequence[AlertChange]) -> int:
+    from mission_control.celery_app import app as celery_app
+    from mission_control.notifications.dispatch import send_notices
+
+    return send_notices(celery_app, changes)
 
 
 __all__ = ["AppState", "create_app"]

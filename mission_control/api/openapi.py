@@ -25,6 +25,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _ERROR_TEXT = {
     400: "Malformed request (invalid JSON)",
     401: "Missing or invalid bearer token",
+    403: "The token is valid but not for this resource",
     404: "No such resource",
     409: "Conflict with the current state",
     413: "Request body too large",
@@ -47,6 +48,8 @@ class Operation:
     responses: dict[int, type[BaseModel] | None]
     errors: tuple[int, ...]
     public: bool
+    scoped: bool
+    body_required: bool
 
 
 class ApiBlueprint(Blueprint):
@@ -68,10 +71,17 @@ class ApiBlueprint(Blueprint):
         query: type[BaseModel] | None = None,
         errors: Iterable[int] = (),
         public: bool = False,
+        scoped: bool = False,
+        body_required: bool = True,
     ) -> Callable[[F], F]:
+        """Register a route. ``public``: no token at all; ``scoped``: the view checks the token itself
+        (the admin token or a token scoped to the resource), so the admin-only gate skips it."""
+
         def register(view: F) -> F:
             self.add_url_rule(rule, endpoint=view.__name__, view_func=view, methods=[method])
             implied = {422, 503} | ({400, 413, 415} if body else set()) | (set() if public else {401})
+            if scoped:
+                implied.add(403)
             if _RULE_PARAM.search(rule):
                 implied.add(404)
             self.operations.append(
@@ -86,6 +96,8 @@ class ApiBlueprint(Blueprint):
                     responses=responses,
                     errors=tuple(sorted(implied | set(errors))),
                     public=public,
+                    scoped=scoped,
+                    body_required=body_required,
                 )
             )
             return view
@@ -94,12 +106,13 @@ class ApiBlueprint(Blueprint):
 
 
 def public_endpoints(app: Flask) -> set[str]:
+    """Endpoints the admin-token gate lets through: public ones and those that check a scoped token."""
     return {
         f"{blueprint.name}.{operation.operation_id}"
         for blueprint in app.blueprints.values()
         if isinstance(blueprint, ApiBlueprint)
         for operation in blueprint.operations
-        if operation.public
+        if operation.public or operation.scoped
     }
 
 
@@ -182,7 +195,7 @@ def _operation_object(operation: Operation, refs: dict[Any, Any]) -> dict[str, A
     }
     if operation.body is not None:
         result["requestBody"] = {
-            "required": True,
+            "required": operation.body_required,
             "content": {"application/json": {"schema": refs[(operation.body, "validation")]}},
         }
     if operation.public:

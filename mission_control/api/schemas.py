@@ -182,3 +182,187 @@ class JobListQuery(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+# --- services and heartbeats ------------------------------------------------------------------
+
+SERVICE_STATES = Literal["new", "up", "late", "down", "paused"]
+ONE_YEAR_S = 366 * 86_400
+
+
+class ServicePut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    interval_s: float = Field(gt=0, le=ONE_YEAR_S, description="a heartbeat is expected this often")
+    grace_s: float = Field(0, ge=0, le=ONE_YEAR_S, description="late for this long before it is down")
+
+
+class HeartbeatIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["ok", "fail"] = Field("ok", description="fail marks the service down at once")
+    message: str | None = Field(None, description="kept with the heartbeat; cut past 10 KiB, never refused")
+
+
+class HeartbeatQuery(BaseModel):
+    """Only with the admin token: how to register a service its first heartbeat names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interval_s: float | None = Field(None, gt=0, le=ONE_YEAR_S, description="for a new service")
+    grace_s: float | None = Field(None, ge=0, le=ONE_YEAR_S, description="for a new service")
+    status: Literal["ok", "fail"] | None = Field(None, description="instead of a body, for GET one-liners")
+    token: str | None = Field(
+        None, max_length=200, description="a service token, for clients without headers"
+    )
+
+
+class ServiceOut(BaseModel):
+    name: str
+    state: SERVICE_STATES
+    interval_s: float
+    grace_s: float
+    last_seen_at: datetime | None
+    last_status: Literal["ok", "fail"] | None
+    last_message: str | None
+    deadline_at: datetime | None = Field(description="when the state next changes unless a heartbeat arrives")
+    state_changed_at: datetime
+    heartbeat_count: int
+    paused: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Any) -> ServiceOut:
+        fields = {name: row[name] for name in cls.model_fields if name in row}
+        return cls.model_construct(**fields, paused=row["paused_at"] is not None)
+
+
+class HeartbeatOut(BaseModel):
+    number: int
+    received_at: datetime
+    status: Literal["ok", "fail"]
+    message: str | None
+    truncated: bool
+
+
+class FlipOut(BaseModel):
+    at: datetime
+    from_state: SERVICE_STATES
+    to_state: SERVICE_STATES
+    reason: str
+
+
+class ServiceDetail(ServiceOut):
+    heartbeats: list[HeartbeatOut] = Field(description="the most recent heartbeats, newest first")
+    flips: list[FlipOut] = Field(description="the most recent state changes, newest first")
+
+
+class ServiceList(BaseModel):
+    services: list[ServiceOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+class ServiceListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    state: SERVICE_STATES | None = Field(None, description="only services in this state")
+    limit: int = Field(100, ge=1, le=1000, description="page size (1..1000)")
+    cursor: str | None = Field(None, pattern=NAME_PATTERN, description="next_cursor of the previous page")
+
+
+class HeartbeatAccepted(BaseModel):
+    service: str
+    state: SERVICE_STATES
+    created: bool = Field(description="this heartbeat registered the service")
+    received_at: datetime
+    deadline_at: datetime | None
+    truncated: bool = Field(description="the message was cut to the stored size")
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = Field(None, max_length=128, description="where the token is used, for people")
+
+
+class TokenOut(BaseModel):
+    service: str
+    token: str = Field(description="shown once; only its SHA-256 digest is stored")
+    label: str | None
+
+
+# --- alerts -----------------------------------------------------------------------------------
+
+ALERT_KINDS = Literal["service_down", "job_failed", "job_slow", "job_missed"]
+ALERT_STATES = Literal["open", "acknowledged", "resolved"]
+
+
+class AlertOut(BaseModel):
+    id: int
+    kind: ALERT_KINDS
+    subject: str = Field(description="the service or job the alert is about")
+    state: ALERT_STATES
+    message: str
+    details: dict[str, Any] | None
+    occurrences: int = Field(description="how often the condition was seen while this alert was unresolved")
+    opened_at: datetime
+    last_seen_at: datetime
+    acknowledged_at: datetime | None
+    ack_comment: str | None
+    resolved_at: datetime | None
+    duration_s: float | None = Field(description="opened to resolved, for resolved alerts")
+
+    @classmethod
+    def of(cls, row: Any) -> AlertOut:
+        fields = {name: row[name] for name in cls.model_fields if name in row}
+        resolved = row["resolved_at"]
+        duration = (resolved - row["opened_at"]).total_seconds() if resolved else None
+        return cls.model_construct(**fields, duration_s=duration)
+
+
+class AlertList(BaseModel):
+    alerts: list[AlertOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for older alerts; null on the last page")
+
+
+class AlertListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    state: Literal["open", "acknowledged", "resolved", "unresolved"] | None = Field(
+        None, description="only alerts in this state (unresolved = open or acknowledged)"
+    )
+    kind: ALERT_KINDS | None = Field(None, description="only alerts of this kind")
+    subject: Name | None = Field(None, description="only alerts about this service or job")
+    since: AwareDatetime | None = Field(None, description="opened at or after this instant (with offset)")
+    until: AwareDatetime | None = Field(None, description="opened before this instant (with offset)")
+    limit: int = Field(50, ge=1, le=1000, description="page size (1..1000)")
+    cursor: str | None = Field(None, pattern=r"^[0-9]{1,18}$", description="next_cursor of the previous page")
+
+
+class AcknowledgeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    comment: str | None = Field(None, max_length=2000, description="what is being done about it")
+
+
+class AlertPattern(BaseModel):
+    kind: ALERT_KINDS
+    subject: str
+    alerts: int = Field(description="alerts opened")
+    occurrences: int = Field(description="times the condition was seen")
+    unresolved: int
+    resolved: int
+    mean_time_to_recovery_s: float | None
+    longest_s: float | None = Field(description="the longest alert, open ones counted up to now")
+    total_open_s: float = Field(description="time spent with an unresolved alert")
+    last_opened_at: datetime
+
+
+class AlertSummary(BaseModel):
+    patterns: list[AlertPattern] = Field(description="per kind and subject, unresolved first")
+
+
+class AlertSummaryQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime | None = Field(None, description="only alerts opened at or after this instant")

@@ -18,7 +18,13 @@ def enqueued() -> list[int]:
 
 
 @pytest.fixture
-def app(engine, clock, enqueued):
+def notified() -> list:
+    """Alert changes the app handed to the notification channels."""
+    return []
+
+
+@pytest.fixture
+def app(engine, clock, enqueued, notified):
     settings = Settings(
         database_url=engine.url.render_as_string(hide_password=False),
         admin_token=ADMIN_TOKEN,
@@ -27,7 +33,7 @@ def app(engine, clock, enqueued):
         max_request_bytes=1024 * 1024,
         max_target_body_bytes=64 * 1024,
     )
-    app = create_app(settings, clock=clock, engine=engine, enqueue=enqueued.extend)
+    app = create_app(settings, clock=clock, engine=engine, enqueue=enqueued.extend, notify=notified.extend)
     app.testing = True
     return app
 

@@ -1,0 +1,147 @@
+"""``/api/v1/heartbeats/{service}``: services prove they are alive.
+
+POST with an optional JSON body (``status``, ``message``) or any text body (kept as the message); GET
+and HEAD for a crontab's ``curl -fsS -m 5 URL``. The admin token or a token scoped to that one service
+is accepted; only the admin token registers a service the heartbeat names for the first time. A
+heartbeat is committed before the answer, so a 2xx means it is recorded; a database outage answers
+503 and the sender retries.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+
+from flask import Response, current_app, jsonify, request
+
+from mission_control.api.auth import bearer_token, token_digest
+from mission_control.api.bodies import json_object, query, validate
+from mission_control.api.errors import ApiError
+from mission_control.api.openapi import ApiBlueprint
+from mission_control.api.schemas import HeartbeatAccepted, HeartbeatIn, HeartbeatQuery
+from mission_control.jobspec import NAME_PATTERN
+from mission_control.services import ServiceConfig, ServiceNotFound
+
+bp = ApiBlueprint("heartbeats", __name__, tag="heartbeats")
+
+_RESPONSES = {200: HeartbeatAccepted, 201: HeartbeatAccepted}
+
+
+@bp.operation(
+    "POST",
+    "/heartbeats/<name>",
+    summary="Send a heartbeat (JSON {status, message} or a text body)",
+    query=HeartbeatQuery,
+    body=HeartbeatIn,
+    body_required=False,
+    responses=_RESPONSES,
+    scoped=True,
+)
+def post_heartbeat(name: str) -> Response:
+    return _heartbeat(name, with_body=True)
+
+
+@bp.operation(
+    "GET",
+    "/heartbeats/<name>",
+    summary="Send a heartbeat (for curl one-liners; HEAD works too)",
+    query=HeartbeatQuery,
+    responses=_RESPONSES,
+    scoped=True,
+)
+def get_heartbeat(name: str) -> Response:
+    return _heartbeat(name, with_body=False)
+
+
+def _heartbeat(name: str, *, with_body: bool) -> Response:
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise ApiError(422, "validation_error", "service: must match [a-z0-9][a-z0-9._-]{0,127}", "service")
+    params = query(HeartbeatQuery)
+    is_admin = _authorize(name, params.token)
+    state = current_app.extensions["mission_control"]
+    limit = state.settings.heartbeat_message_bytes
+    status, message, truncated = params.status or "ok", None, False
+    if with_body and (request.content_length or request.headers.get("Transfer-Encoding")):
+        status, message, truncated = _read_body(limit, default_status=status)
+    register = None
+    if is_admin:
+        register = ServiceConfig(
+            interval_s=params.interval_s or state.settings.service_interval_s,
+            grace_s=params.grace_s if params.grace_s is not None else state.settings.service_grace_s,
+        )
+    try:
+        result = state.services.record_heartbeat(
+            name, status=status, message=message, truncated=truncated, register=register
+        )
+    except ServiceNotFound:
+        raise ApiError(
+            403, "forbidden", f"service: this token may not beat for {name!r}", "service"
+        ) from None
+    state.notify(result.changes)
+    service = result.service
+    body = HeartbeatAccepted(
+        service=name,
+        state=service["state"],
+        created=result.created,
+        received_at=service["last_seen_at"],
+        deadline_at=service["deadline_at"],
+        truncated=truncated,
+    )
+    response = jsonify(body.model_dump(mode="json"))
+    response.status_code = 201 if result.created else 200
+    return response
+
+
+def _authorize(name: str, query_token: str | None) -> bool:
+    """True for the admin token; False for a token of this service; anything else is 401 or 403."""
+    state = current_app.extensions["mission_control"]
+    header_token = bearer_token()
+    token = header_token or query_token
+    if token is not None and hmac.compare_digest(token_digest(token), state.admin_digest):
+        if header_token is None:
+            # URLs end up in access logs and shell histories; a service token there risks one service.
+            raise ApiError(
+                401,
+                "unauthorized",
+                "token: the admin token is accepted only in the Authorization header",
+                "token",
+            )
+        return True
+    owner = state.services.service_of_token(token) if token else None
+    if owner is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "a valid token is required: Authorization: Bearer <admin or service token>",
+            "Authorization",
+            headers={"WWW-Authenticate": 'Bearer realm="mission-control"'},
+        )
+    if owner != name:
+        raise ApiError(403, "forbidden", f"service: this token may only beat for {owner!r}", "service")
+    return False
+
+
+def _read_body(limit: int, *, default_status: str) -> tuple[str, str | None, bool]:
+    """(status, message, truncated) from a JSON or text body; a long message is cut, never refused."""
+    if request.mimetype and request.mimetype.endswith("json"):
+        raw = json_object()
+        message = raw.get("message")
+        truncated = False
+        if isinstance(message, str):
+            raw["message"], truncated = _cut(message, limit)
+        body = validate(HeartbeatIn, raw, strict=True)
+        return body.status, body.message, truncated
+    # Any other body is the message, as a cron job's output piped to curl would send it. Read only
+    # what is kept (plus one byte to know it was cut), however large the body is.
+    request.max_content_length = 2**62  # None would fall back to MAX_CONTENT_LENGTH
+    data = request.stream.read(limit + 1)
+    text = data[:limit].decode("utf-8", errors="ignore" if len(data) > limit else "replace")
+    text = text.replace("\x00", "\ufffd")
+    return default_status, text or None, len(data) > limit
+
+
+def _cut(message: str, limit: int) -> tuple[str, bool]:
+    encoded = message.encode("utf-8")
+    if len(encoded) <= limit:
+        return message, False
+    return encoded[:limit].decode("utf-8", errors="ignore"), True

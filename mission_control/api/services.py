@@ -1,0 +1,147 @@
+"""``/api/v1/services``: the services that send heartbeats, their state, history and tokens."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Response, current_app, jsonify, request
+from pydantic import BaseModel
+
+from mission_control.api.bodies import json_object, query, validate
+from mission_control.api.errors import ApiError
+from mission_control.api.openapi import ApiBlueprint
+from mission_control.api.schemas import (
+    FlipOut,
+    HeartbeatOut,
+    ServiceDetail,
+    ServiceList,
+    ServiceListQuery,
+    ServiceOut,
+    ServicePut,
+    TokenIn,
+    TokenOut,
+)
+from mission_control.jobspec import NAME_PATTERN
+from mission_control.services import ServiceConfig, ServiceNotFound, ServiceRegistry
+
+bp = ApiBlueprint("services", __name__, tag="services")
+
+
+def _services() -> ServiceRegistry:
+    return current_app.extensions["mission_control"].services
+
+
+def _json(model: BaseModel, status: int = 200) -> Response:
+    response = jsonify(model.model_dump(mode="json"))
+    response.status_code = status
+    return response
+
+
+def _check_name(name: str) -> None:
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise ApiError(422, "validation_error", "name: must match [a-z0-9][a-z0-9._-]{0,127}", "name")
+
+
+def _not_found(name: str) -> ApiError:
+    return ApiError(404, "not_found", f"name: no service named {name!r}", "name")
+
+
+def _detail(name: str, status: int = 200) -> Response:
+    row = _services().get(name)
+    if row is None:
+        raise _not_found(name)
+    base = ServiceOut.of(row)
+    detail = ServiceDetail.model_construct(
+        **dict(base),
+        heartbeats=[HeartbeatOut.model_construct(**h) for h in _services().recent_heartbeats(name)],
+        flips=[FlipOut.model_construct(**f) for f in _services().flips(name)],
+    )
+    return _json(detail, status)
+
+
+@bp.operation(
+    "GET", "/services", summary="List services by name", query=ServiceListQuery, responses={200: ServiceList}
+)
+def list_services() -> Response:
+    params = query(ServiceListQuery)
+    rows = _services().list(state=params.state, after=params.cursor, limit=params.limit + 1)
+    page = rows[: params.limit]
+    next_cursor = page[-1]["name"] if len(rows) > params.limit else None
+    return _json(ServiceList(services=[ServiceOut.of(row) for row in page], next_cursor=next_cursor))
+
+
+@bp.operation(
+    "GET", "/services/<name>", summary="One service with recent heartbeats and state changes",
+    responses={200: ServiceDetail},
+)  # fmt: skip
+def get_service(name: str) -> Response:
+    _check_name(name)
+    return _detail(name)
+
+
+@bp.operation(
+    "PUT",
+    "/services/<name>",
+    summary="Register a service or change its interval and grace",
+    body=ServicePut,
+    responses={200: ServiceDetail, 201: ServiceDetail},
+)
+def put_service(name: str) -> Response:
+    _check_name(name)
+    body = validate(ServicePut, json_object(), strict=True)
+    _, created = _services().put(name, ServiceConfig(interval_s=body.interval_s, grace_s=body.grace_s))
+    return _detail(name, 201 if created else 200)
+
+
+@bp.operation("DELETE", "/services/<name>", summary="Remove a service and its tokens", responses={204: None})
+def delete_service(name: str) -> Response:
+    _check_name(name)
+    if not _services().delete(name):
+        raise _not_found(name)
+    return Response(status=204)
+
+
+def _set_paused(name: str, paused: bool) -> Response:
+    _check_name(name)
+    try:
+        _services().set_paused(name, paused)
+    except ServiceNotFound:
+        raise _not_found(name) from None
+    return _detail(name)
+
+
+@bp.operation(
+    "POST", "/services/<name>/pause", summary="Silence a service (no staleness, no alerts)",
+    responses={200: ServiceDetail},
+)  # fmt: skip
+def pause_service(name: str) -> Response:
+    return _set_paused(name, True)
+
+
+@bp.operation(
+    "POST", "/services/<name>/resume", summary="Watch a paused service again", responses={200: ServiceDetail}
+)
+def resume_service(name: str) -> Response:
+    return _set_paused(name, False)
+
+
+@bp.operation(
+    "POST",
+    "/services/<name>/tokens",
+    summary="Create a token that may send this service's heartbeats only (shown once)",
+    body=TokenIn,
+    body_required=False,
+    responses={201: TokenOut},
+)
+def create_token(name: str) -> Response:
+    _check_name(name)
+    label = None
+    if request.content_length:
+        label = validate(TokenIn, json_object(), strict=True).label
+    try:
+        token = _services().create_token(name, label)
+    except ServiceNotFound:
+        raise _not_found(name) from None
+    response = _json(TokenOut(service=name, token=token, label=label), 201)
+    response.headers["Cache-Control"] = "no-store"
+    return response
