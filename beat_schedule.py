@@ -9,6 +9,14 @@ from typing import Any
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Re-enqueue runs whose message was lost; retry or fail runs whose worker died.
     "reconcile-runs": {"task": "mission_control.reconcile", "schedule": 5.0, "options": {"expires": 5}},
+    # Services whose heartbeat deadline passed turn late, then down (flagged within ~1 s of it).
+    "check-services": {"task": "mission_control.check_services", "schedule": 1.0, "options": {"expires": 2}},
+    # Alerts still open and unacknowledged are notified again per their channel's repeat interval.
+    "repeat-notices": {
+        "task": "mission_control.repeat_notices",
+        "schedule": 15.0,
+        "options": {"expires": 15},
+    },
     # Prune finished runs past MC_RUN_RETENTION_DAYS or MC_RUN_RETENTION_PER_JOB.
     "prune-runs": {"task": "mission_control.prune_runs", "schedule": 3600.0, "options": {"expires": 600}},
 }

@@ -46,6 +46,13 @@ class Settings:
     service_grace_s: int = 60
     heartbeat_log_size: int = 100
     heartbeat_message_bytes: int = 10 * 1024
+    # Email notices: the SMTP server (none: email channels fail their notices as permanent errors).
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_starttls: bool = False
+    smtp_from: str = "mission-control@localhost"
     # Serve POST /demo/echo, the target of `mission-control dev`'s demo job.
     demo_echo: bool = False
 
@@ -77,6 +84,12 @@ class Settings:
             heartbeat_message_bytes=_int(
                 env, "MC_HEARTBEAT_MESSAGE_BYTES", 10 * 1024, low=0, high=1024 * 1024
             ),
+            smtp_host=env.get("MC_SMTP_HOST") or None,
+            smtp_port=_int(env, "MC_SMTP_PORT", 25, low=1, high=65535),
+            smtp_user=env.get("MC_SMTP_USER") or None,
+            smtp_password=env.get("MC_SMTP_PASSWORD") or None,
+            smtp_starttls=env.get("MC_SMTP_STARTTLS", "") in ("1", "true", "yes"),
+            smtp_from=env.get("MC_SMTP_FROM") or "mission-control@localhost",
             demo_echo=env.get("MC_DEMO_ECHO", "") in ("1", "true", "yes"),
         )
 

@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from mission_control import run_transitions
+from mission_control.alerts import AlertChange, AlertKind, open_alert, resolve_alerts
 from mission_control.clock import Clock
 from mission_control.config import Settings
 from mission_control.db.tables import attempts, jobs, runs
@@ -52,6 +53,8 @@ class ExecutionContext:
     clock: Clock
     settings: Settings
     session: requests.Session
+    # Hands alert changes (opened, resolved) to the notification channels once committed.
+    notify: Callable[[Sequence[AlertChange]], object] = lambda changes: None
 
     @property
     def signing_secret(self) -> str:
@@ -262,8 +265,32 @@ def _finish(claim: _Claim, outcome: HttpOutcome, ctx: ExecutionContext) -> str:
         else:
             conn.execute(run_transitions.FINISH_ATTEMPT, params)
             updated = conn.execute(run_transitions.FINISH_RUN, params)
+        changes = _job_alerts(conn, claim, status, slow, error, now) if updated.rowcount == 1 else []
+    if changes:
+        ctx.notify(changes)
     _log_outcome(claim, outcome, status.value, lost=updated.rowcount != 1, delay_s=delay_s)
     return status.value
+
+
+def _job_alerts(
+    conn: Connection, claim: _Claim, status: RunStatus, slow: bool, error: str | None, now: datetime
+) -> list[AlertChange]:
+    """Open or resolve the job's alerts in the run's own transaction: a run's end and its alert agree."""
+    name = claim.job_name
+    details = {"job": name, "run_id": claim.run_id, "attempts": claim.attempt}
+    changes: list[AlertChange | None] = []
+    if status in (RunStatus.FAILED, RunStatus.TIMED_OUT):
+        text = f"job {name} {status.value.replace('_', ' ')} after {claim.attempt} attempt(s): {error}"
+        changes.append(open_alert(conn, AlertKind.JOB_FAILED, name, now, text, details))
+    elif status == RunStatus.SUCCEEDED:
+        changes += resolve_alerts(
+            conn, [AlertKind.JOB_FAILED] + ([] if slow else [AlertKind.JOB_SLOW]), name, now
+        )
+    if slow:
+        limit = claim.spec.expected_runtime_s
+        text = f"job {name} ran past its expected runtime of {limit:g} s (run {claim.run_id})"
+        changes.append(open_alert(conn, AlertKind.JOB_SLOW, name, now, text, details))
+    return [change for change in changes if change is not None]
 
 
 def _classify(outcome: HttpOutcome) -> tuple[AttemptStatus, bool, Reason | None]:

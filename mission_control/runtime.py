@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,9 @@ from mission_control.db.engine import make_engine
 if TYPE_CHECKING:
     import requests
 
+    from mission_control.alerts import AlertChange
     from mission_control.executor import ExecutionContext
+    from mission_control.notifications.notices import DeliveryContext
 
 
 @dataclass
@@ -52,13 +55,38 @@ class Runtime:
                 pool = int(os.environ.get("MC_HTTP_POOL_SIZE", "128"))
                 self._session = make_session(pool_size=pool)
         return ExecutionContext(
-            engine=self.engine, clock=self.clock, settings=self.settings, session=self._session
+            engine=self.engine,
+            clock=self.clock,
+            settings=self.settings,
+            session=self._session,
+            notify=_notify,
+        )
+
+    def delivery_context(self) -> DeliveryContext:
+        from mission_control.notifications.notices import DeliveryContext
+        from mission_control.notifications.senders import SmtpServer
+
+        self.execution_context()  # makes the shared HTTP session
+        assert self._session is not None
+        s = self.settings
+        return DeliveryContext(
+            session=self._session,
+            smtp=SmtpServer(s.smtp_host, s.smtp_port, s.smtp_user, s.smtp_password, s.smtp_starttls),
+            smtp_from=s.smtp_from,
+            signing_secret=s.signing_secret,
         )
 
     def close(self) -> None:
         if self._session is not None:
             self._session.close()
         self.engine.dispose()
+
+
+def _notify(changes: Sequence[AlertChange]) -> int:
+    from mission_control.celery_app import app
+    from mission_control.notifications.dispatch import send_notices
+
+    return send_notices(app, changes)
 
 
 _runtime: Runtime | None = None

@@ -46,3 +46,58 @@ def prune_old_runs() -> int:
         max_age_days=runtime.settings.run_retention_days,
         keep_per_job=runtime.settings.run_retention_per_job,
     )
+
+
+@shared_task(name="mission_control.check_services", ignore_result=True)
+def check_services() -> dict[str, Any]:
+    """Flag services whose heartbeat deadline passed (up -> late -> down) and open their alerts."""
+    from mission_control.notifications.dispatch import send_notices
+    from mission_control.services import ServiceRegistry
+
+    runtime = get_runtime()
+    result = ServiceRegistry(runtime.engine, runtime.clock).check_stale()
+    send_notices(app, result.changes)
+    return {"examined": result.examined, "flipped": len(result.flipped)}
+
+
+@shared_task(name="mission_control.route_alert", acks_late=True, ignore_result=True)
+def route_alert(alert_id: int, event: str) -> int:
+    """Turn one alert change into a notice per matching channel, each delivered by its own task."""
+    from mission_control.notifications.dispatch import send_deliveries
+    from mission_control.notifications.notices import route
+
+    runtime = get_runtime()
+    notice_ids = route(runtime.engine, alert_id, event, runtime.clock.now())
+    return send_deliveries(app, notice_ids)
+
+
+NOTICE_RETRIES = 5
+
+
+@shared_task(
+    name="mission_control.deliver_notice",
+    bind=True,
+    acks_late=True,
+    ignore_result=True,
+    max_retries=NOTICE_RETRIES,
+)
+def deliver_notice(self: Any, notice_id: int) -> str:
+    """One delivery attempt; a transient failure retries with exponential backoff (5 s .. 5 min)."""
+    from mission_control.notifications.notices import deliver
+
+    runtime = get_runtime()
+    final = self.request.retries >= NOTICE_RETRIES
+    result = deliver(runtime.engine, notice_id, runtime.delivery_context(), runtime.clock.now(), final=final)
+    if result.outcome == "transient" and not final:
+        raise self.retry(countdown=min(300, 5 * 2**self.request.retries))
+    return result.outcome
+
+
+@shared_task(name="mission_control.repeat_notices", ignore_result=True)
+def repeat_notices() -> int:
+    """Notify again about alerts still open and unacknowledged past their channel's repeat interval."""
+    from mission_control.notifications.dispatch import send_deliveries
+    from mission_control.notifications.notices import due_repeats
+
+    runtime = get_runtime()
+    return send_deliveries(app, due_repeats(runtime.engine, runtime.clock.now()))

@@ -9,7 +9,7 @@ from flask import Flask, Response, current_app, jsonify, request
 from sqlalchemy.engine import Engine
 
 from mission_control.alerts import AlertChange
-from mission_control.api import alerts, demo, health, heartbeats, jobs, runs, services
+from mission_control.api import alerts, channels, demo, health, heartbeats, jobs, runs, services
 from mission_control.api.auth import require_admin, token_digest
 from mission_control.api.errors import register_error_handlers
 from mission_control.api.openapi import ApiBlueprint, build_openapi, public_endpoints
@@ -36,6 +36,7 @@ class AppState:
     enqueue: Callable[[Sequence[int]], object]
     services: ServiceRegistry
     notify: Callable[[Sequence[AlertChange]], object]
+    deliver: Callable[[Sequence[int]], object]
 
 
 meta = ApiBlueprint("meta", __name__, tag="meta")
@@ -56,11 +57,12 @@ def create_app(
     engine: Engine | None = None,
     enqueue: Callable[[Sequence[int]], object] | None = None,
     notify: Callable[[Sequence[AlertChange]], object] | None = None,
+    deliver: Callable[[Sequence[int]], object] | None = None,
 ) -> Flask:
     """Build the web app; refuses to build one without an admin token and a signing secret.
 
-    ``enqueue`` sends run ids to the workers and ``notify`` alert changes to the notification
-    channels; by default both through the Celery app's broker.
+    ``enqueue`` sends run ids to the workers, ``notify`` alert changes to the notification channels and
+    ``deliver`` notice ids to delivery; by default all three through the Celery app's broker.
     """
     settings = settings or Settings.from_env()
     settings.require_secrets()
@@ -84,6 +86,7 @@ def create_app(
         enqueue=enqueue or _celery_enqueue,
         services=ServiceRegistry(engine, clock, log_size=settings.heartbeat_log_size),
         notify=notify or _celery_notify,
+        deliver=deliver or _celery_deliver,
     )
     register_error_handlers(app)
     app.register_blueprint(health.bp)
@@ -93,6 +96,7 @@ def create_app(
     app.register_blueprint(heartbeats.bp, url_prefix=API_PREFIX)
     app.register_blueprint(services.bp, url_prefix=API_PREFIX)
     app.register_blueprint(alerts.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(channels.bp, url_prefix=API_PREFIX)
     if settings.demo_echo:
         app.register_blueprint(demo.bp)
 
@@ -118,6 +122,13 @@ def _celery_notify(changes: Sequence[AlertChange]) -> int:
     from mission_control.notifications.dispatch import send_notices
 
     return send_notices(celery_app, changes)
+
+
+def _celery_deliver(notice_ids: Sequence[int]) -> int:
+    from mission_control.celery_app import app as celery_app
+    from mission_control.notifications.dispatch import send_deliveries
+
+    return send_deliveries(celery_app, notice_ids)
 
 
 __all__ = ["AppState", "create_app"]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from mission_control.jobspec import NAME_PATTERN, JobSpec, Name, ScheduleSpec
 from mission_control.registry import JobRecord
@@ -366,3 +366,105 @@ class AlertSummaryQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     since: AwareDatetime | None = Field(None, description="only alerts opened at or after this instant")
+
+
+# --- notification channels --------------------------------------------------------------------
+
+EMAIL_PATTERN = r"^[^@\s<>,;]{1,64}@[A-Za-z0-9.-]{1,253}$"
+
+
+class ChannelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    kind: Literal["webhook", "slack", "email"]
+    url: str | None = Field(
+        None,
+        max_length=2048,
+        pattern=r"^https?://[^\s]+$",
+        description="webhook or Slack incoming-webhook URL",
+    )
+    to: list[Annotated[str, StringConstraints(pattern=EMAIL_PATTERN)]] | None = Field(
+        None, min_length=1, max_length=50, description="email recipients"
+    )
+    alert_kinds: list[ALERT_KINDS] | None = Field(
+        None, min_length=1, description="only these kinds; null for all"
+    )
+    subject_pattern: str = Field(
+        "*", min_length=1, max_length=128, description="fnmatch pattern, e.g. billing-*"
+    )
+    repeat_interval_s: float | None = Field(
+        None, ge=60, le=7 * 86_400, description="notify again this often while open and unacknowledged"
+    )
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _destination_fits_kind(self) -> ChannelIn:
+        if self.kind == "email":
+            if not self.to or self.url is not None:
+                raise ValueError("to: an email channel needs `to` (and no `url`)")
+        elif not self.url or self.to is not None:
+            raise ValueError(f"url: a {self.kind} channel needs `url` (and no `to`)")
+        if self.kind == "slack" and not (self.url or "").startswith("https://"):
+            raise ValueError("url: Slack incoming webhooks are https URLs")
+        return self
+
+
+class ChannelOut(BaseModel):
+    id: int
+    name: str
+    kind: Literal["webhook", "slack", "email"]
+    destination: str = Field(
+        description="where notices go; URLs shown only to their host (they carry secrets)"
+    )
+    alert_kinds: list[ALERT_KINDS] | None
+    subject_pattern: str
+    repeat_interval_s: float | None
+    enabled: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Any) -> ChannelOut:
+        target = row["target"]
+        if "url" in target:
+            scheme, _, rest = target["url"].partition("://")
+            destination = f"{scheme}://{rest.split('/', 1)[0].rsplit('@', 1)[-1]}/…"
+        else:
+            destination = ", ".join(target["to"])
+        fields = {name: row[name] for name in cls.model_fields if name in row}
+        return cls.model_construct(**fields, destination=destination)
+
+
+class ChannelList(BaseModel):
+    channels: list[ChannelOut]
+
+
+class NoticeAttemptOut(BaseModel):
+    number: int
+    at: datetime
+    duration_ms: float
+    outcome: Literal["sent", "transient", "permanent"]
+    detail: str | None
+
+
+class NoticeOut(BaseModel):
+    id: int
+    alert_id: int | None
+    event: Literal["opened", "resolved", "repeat", "test"]
+    status: Literal["pending", "sent", "failed"]
+    attempts: int
+    error_kind: Literal["transient", "permanent"] | None
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    delivery_attempts: list[NoticeAttemptOut]
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> NoticeOut:
+        fields = {name: row[name] for name in cls.model_fields if name in row and name != "delivery_attempts"}
+        attempts = [NoticeAttemptOut.model_construct(**a) for a in row.get("delivery_attempts", [])]
+        return cls.model_construct(**fields, delivery_attempts=attempts)
+
+
+class NoticeList(BaseModel):
+    notices: list[NoticeOut]

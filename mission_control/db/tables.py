@@ -224,3 +224,52 @@ alerts = Table(
     Index("ix_alerts_subject_id", "subject", "id"),
     Index("ix_alerts_state_id", "state", "id"),
 )
+
+# Notification channels: where alert notices go, routed by alert kind and subject pattern.
+channels = Table(
+    "channels",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # webhook | slack | email
+    Column("target", json_type(), nullable=False),  # {"url": ...} or {"to": [...]}
+    Column("alert_kinds", json_type(), nullable=True),  # null: every kind
+    Column("subject_pattern", String(128), nullable=False),  # fnmatch-style, "*" for all
+    Column("repeat_interval_s", Float, nullable=True),  # null: no repeat notices
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# One notice per (channel, alert, event); ``dedup_key`` makes routing idempotent under redelivery.
+notices = Table(
+    "notices",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("channel_id", Id, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("alert_id", Id, ForeignKey("alerts.id", ondelete="SET NULL"), nullable=True),
+    Column("event", String(16), nullable=False),  # opened | resolved | repeat | test
+    Column("dedup_key", String(128), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("error_kind", String(16), nullable=True),  # transient | permanent
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("sent_at", UTCDateTime(), nullable=True),
+    Index("ix_notices_channel_id_id", "channel_id", "id"),
+    Index("ix_notices_alert_id", "alert_id"),
+)
+
+# Every delivery attempt of a notice: when, how long, and what happened (never the URL or secrets).
+notice_attempts = Table(
+    "notice_attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("notice_id", Id, ForeignKey("notices.id", ondelete="CASCADE"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("outcome", String(16), nullable=False),  # sent | transient | permanent
+    Column("detail", Text, nullable=True),
+    UniqueConstraint("notice_id", "number", name="uq_notice_attempts_notice_id_number"),
+)

@@ -24,7 +24,13 @@ def notified() -> list:
 
 
 @pytest.fixture
-def app(engine, clock, enqueued, notified):
+def delivered() -> list:
+    """Notice ids the app handed to delivery."""
+    return []
+
+
+@pytest.fixture
+def app(engine, clock, enqueued, notified, delivered):
     settings = Settings(
         database_url=engine.url.render_as_string(hide_password=False),
         admin_token=ADMIN_TOKEN,
@@ -33,7 +39,14 @@ def app(engine, clock, enqueued, notified):
         max_request_bytes=1024 * 1024,
         max_target_body_bytes=64 * 1024,
     )
-    app = create_app(settings, clock=clock, engine=engine, enqueue=enqueued.extend, notify=notified.extend)
+    app = create_app(
+        settings,
+        clock=clock,
+        engine=engine,
+        enqueue=enqueued.extend,
+        notify=notified.extend,
+        deliver=delivered.extend,
+    )
     app.testing = True
     return app
 

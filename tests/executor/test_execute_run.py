@@ -297,3 +297,51 @@ def test_a_worker_engine_without_pre_ping_survives_its_connections_being_killed(
         assert [a.status for a in the_attempts(engine, second)] == ["succeeded"]
     finally:
         worker_engine.dispose()
+
+
+def test_retries_exhausted_open_job_failed_and_the_next_success_resolves_it(engine, registry, target, clock):
+    from mission_control.alerts import AlertFilter, list_alerts
+
+    changes = []
+    settings = Settings(admin_token=ADMIN_TOKEN, signing_secret=SIGNING_SECRET)
+    session = make_session()
+    ctx = ExecutionContext(
+        engine=engine, clock=clock, settings=settings, session=session, notify=changes.extend
+    )
+    try:
+        register(registry, target, "/sequence/alerting/500,500,200", retry={"max_attempts": 1})
+        first = create_manual_run(engine, "nightly-report", T0)
+        assert execute_run(first, ctx) == "failed"
+        assert [(c.kind, c.event) for c in changes] == [("job_failed", "opened")]
+        second = create_manual_run(engine, "nightly-report", T0 + timedelta(seconds=1))
+        assert execute_run(second, ctx) == "failed"
+        assert len(changes) == 1  # still the same open alert, counted
+        [alert] = list_alerts(engine, AlertFilter(state="open"))
+        assert alert["occurrences"] == 2 and alert["details"]["run_id"] == second
+
+        clock.advance(60)
+        third = create_manual_run(engine, "nightly-report", T0 + timedelta(seconds=2))
+        assert execute_run(third, ctx) == "succeeded"
+        assert [(c.kind, c.event) for c in changes][-1] == ("job_failed", "resolved")
+    finally:
+        session.close()
+
+
+def test_a_slow_run_opens_job_slow(engine, registry, target, clock):
+    from mission_control.alerts import AlertFilter, list_alerts
+
+    changes = []
+    settings = Settings(admin_token=ADMIN_TOKEN, signing_secret=SIGNING_SECRET)
+    session = make_session()
+    ctx = ExecutionContext(
+        engine=engine, clock=clock, settings=settings, session=session, notify=changes.extend
+    )
+    try:
+        register(registry, target, "/sleep/0.3", expected_runtime_s=0.1, timeout_s=5)
+        run_id = create_manual_run(engine, "nightly-report", T0)
+        assert execute_run(run_id, ctx) == "succeeded"
+        assert [(c.kind, c.event) for c in changes] == [("job_slow", "opened")]
+        [alert] = list_alerts(engine, AlertFilter(kind="job_slow"))
+        assert "expected runtime of 0.1 s" in alert["message"]
+    finally:
+        session.close()

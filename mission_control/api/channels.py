@@ -1,0 +1,103 @@
+"""``/api/v1/channels``: where alert notices go, a test notice, and the delivery log."""
+
+from __future__ import annotations
+
+from flask import Response, current_app, jsonify
+
+from mission_control.api.bodies import json_object, validate
+from mission_control.api.errors import ApiError
+from mission_control.api.openapi import ApiBlueprint
+from mission_control.api.schemas import ChannelIn, ChannelList, ChannelOut, NoticeList, NoticeOut
+from mission_control.notifications.notices import (
+    ChannelExists,
+    ChannelSpec,
+    add_test_notice,
+    create_channel,
+    delete_channel,
+    get_channel,
+    list_channels,
+    list_notices,
+)
+
+bp = ApiBlueprint("channels", __name__, tag="channels")
+CHANNEL_ID = "<int(max=9223372036854775807):channel_id>"
+
+
+def _state():  # type: ignore[no-untyped-def]
+    return current_app.extensions["mission_control"]
+
+
+def _not_found(channel_id: int) -> ApiError:
+    return ApiError(404, "not_found", f"channel_id: no channel with id {channel_id}", "channel_id")
+
+
+@bp.operation("GET", "/channels", summary="List notification channels", responses={200: ChannelList})
+def list_all_channels() -> Response:
+    rows = list_channels(_state().engine)
+    return jsonify(ChannelList(channels=[ChannelOut.of(r) for r in rows]).model_dump(mode="json"))
+
+
+@bp.operation(
+    "POST", "/channels", summary="Add a channel (webhook, slack or email)", body=ChannelIn,
+    responses={201: ChannelOut}, errors=(409,),
+)  # fmt: skip
+def add_channel() -> Response:
+    body = validate(ChannelIn, json_object(), strict=True)
+    target = {"to": body.to} if body.kind == "email" else {"url": body.url}
+    spec = ChannelSpec(
+        name=body.name,
+        kind=body.kind,
+        target=target,
+        alert_kinds=list(body.alert_kinds) if body.alert_kinds else None,
+        subject_pattern=body.subject_pattern,
+        repeat_interval_s=body.repeat_interval_s,
+        enabled=body.enabled,
+    )
+    try:
+        row = create_channel(_state().engine, spec, _state().clock.now())
+    except ChannelExists:
+        raise ApiError(409, "conflict", f"name: a channel named {body.name!r} exists", "name") from None
+    response = jsonify(ChannelOut.of(row).model_dump(mode="json"))
+    response.status_code = 201
+    return response
+
+
+@bp.operation("GET", f"/channels/{CHANNEL_ID}", summary="One channel", responses={200: ChannelOut})
+def get_one_channel(channel_id: int) -> Response:
+    row = get_channel(_state().engine, channel_id)
+    if row is None:
+        raise _not_found(channel_id)
+    return jsonify(ChannelOut.of(row).model_dump(mode="json"))
+
+
+@bp.operation("DELETE", f"/channels/{CHANNEL_ID}", summary="Remove a channel", responses={204: None})
+def remove_channel(channel_id: int) -> Response:
+    if not delete_channel(_state().engine, channel_id):
+        raise _not_found(channel_id)
+    return Response(status=204)
+
+
+@bp.operation(
+    "POST", f"/channels/{CHANNEL_ID}/test", summary="Send a test notice through this channel",
+    responses={202: NoticeOut},
+)  # fmt: skip
+def send_test_notice(channel_id: int) -> Response:
+    notice_id = add_test_notice(_state().engine, channel_id, _state().clock.now())
+    if notice_id is None:
+        raise _not_found(channel_id)
+    _state().deliver([notice_id])
+    [row] = [n for n in list_notices(_state().engine, channel_id, limit=20) if n["id"] == notice_id]
+    response = jsonify(NoticeOut.of(row).model_dump(mode="json"))
+    response.status_code = 202
+    return response
+
+
+@bp.operation(
+    "GET", f"/channels/{CHANNEL_ID}/notices", summary="This channel's notices with every delivery attempt",
+    responses={200: NoticeList},
+)  # fmt: skip
+def channel_notices(channel_id: int) -> Response:
+    if get_channel(_state().engine, channel_id) is None:
+        raise _not_found(channel_id)
+    rows = list_notices(_state().engine, channel_id)
+    return jsonify(NoticeList(notices=[NoticeOut.of(r) for r in rows]).model_dump(mode="json"))

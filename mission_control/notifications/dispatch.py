@@ -1,0 +1,39 @@
+"""Handing alert changes and notices to the workers as Celery tasks (never raising: alerting goes on).
+
+Alert rows are committed before this is called; a broker outage loses the notice of that change
+(logged), never the alert itself, which the API and the dashboard still show.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from celery import Celery
+
+from mission_control.alerts import AlertChange
+
+log = logging.getLogger(__name__)
+
+ROUTE_TASK = "mission_control.route_alert"
+DELIVER_TASK = "mission_control.deliver_notice"
+
+
+def send_notices(app: Celery, changes: Sequence[AlertChange]) -> int:
+    return _send(app, ROUTE_TASK, [[change.alert_id, change.event] for change in changes])
+
+
+def send_deliveries(app: Celery, notice_ids: Sequence[int]) -> int:
+    return _send(app, DELIVER_TASK, [[notice_id] for notice_id in notice_ids])
+
+
+def _send(app: Celery, task: str, arg_lists: list[list[object]]) -> int:
+    sent = 0
+    try:
+        with app.producer_or_acquire() as producer:
+            for args in arg_lists:
+                app.send_task(task, args=args, queue="default", producer=producer)
+                sent += 1
+    except Exception as exc:  # the broker is down
+        log.warning("could not send %d %s task(s) (%s)", len(arg_lists) - sent, task, type(exc).__name__)
+    return sent

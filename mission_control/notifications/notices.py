@@ -1,0 +1,265 @@
+"""Channels, and the notices routed to them: create, route, deliver, repeat, list.
+
+Routing is idempotent: every notice has a dedup key (``<alert>:<event>:<channel>`` for opened and
+resolved, ``<alert>:repeat<n>:<channel>`` for the n-th repeat), inserted with ON CONFLICT DO NOTHING,
+so a redelivered routing task or two beats sending the repeat sweep never notify twice.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import requests
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, RowMapping
+
+from mission_control.alerts import AlertState
+from mission_control.db.tables import alerts, channels, notice_attempts, notices
+from mission_control.notifications import messages
+from mission_control.notifications.senders import Delivery, SmtpServer, post_json, send_email
+
+
+class ChannelExists(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    name: str
+    kind: str  # webhook | slack | email
+    target: dict[str, Any]
+    alert_kinds: list[str] | None
+    subject_pattern: str
+    repeat_interval_s: float | None
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class DeliveryContext:
+    session: requests.Session
+    smtp: SmtpServer
+    smtp_from: str
+    signing_secret: str | None
+
+
+# --- channels -----------------------------------------------------------------------------------
+
+
+def create_channel(engine: Engine, spec: ChannelSpec, now: datetime) -> RowMapping:
+    with engine.begin() as conn:
+        if conn.execute(select(channels.c.id).where(channels.c.name == spec.name)).first():
+            raise ChannelExists(spec.name)
+        channel_id = conn.execute(
+            insert(channels).values(**vars(spec), created_at=now, updated_at=now).returning(channels.c.id)
+        ).scalar_one()
+        return conn.execute(select(channels).where(channels.c.id == channel_id)).mappings().one()
+
+
+def list_channels(engine: Engine) -> list[RowMapping]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(channels).order_by(channels.c.name)).mappings())
+
+
+def get_channel(engine: Engine, channel_id: int) -> RowMapping | None:
+    with engine.connect() as conn:
+        return conn.execute(select(channels).where(channels.c.id == channel_id)).mappings().first()
+
+
+def delete_channel(engine: Engine, channel_id: int) -> bool:
+    with engine.begin() as conn:
+        return conn.execute(delete(channels).where(channels.c.id == channel_id)).rowcount == 1
+
+
+def matches(channel: Any, kind: str, subject: str) -> bool:
+    if not channel.enabled:
+        return False
+    if channel.alert_kinds is not None and kind not in channel.alert_kinds:
+        return False
+    return fnmatch.fnmatchcase(subject, channel.subject_pattern)
+
+
+# --- routing ------------------------------------------------------------------------------------
+
+
+def route(engine: Engine, alert_id: int, event: str, now: datetime) -> list[int]:
+    """Create one notice per matching channel for this alert event; returns the new notice ids."""
+    with engine.begin() as conn:
+        alert = conn.execute(select(alerts).where(alerts.c.id == alert_id)).mappings().first()
+        if alert is None:
+            return []
+        targets = [c for c in conn.execute(select(channels)) if matches(c, alert["kind"], alert["subject"])]
+        created = [
+            _add_notice(conn, c.id, alert_id, event, f"{alert_id}:{event}:{c.id}", now) for c in targets
+        ]
+        if created and event != "resolved":
+            conn.execute(update(alerts).where(alerts.c.id == alert_id).values(last_notified_at=now))
+    return [notice_id for notice_id in created if notice_id is not None]
+
+
+def add_test_notice(engine: Engine, channel_id: int, now: datetime) -> int | None:
+    """A notice with no alert, to check a channel end to end."""
+    with engine.begin() as conn:
+        if conn.execute(select(channels.c.id).where(channels.c.id == channel_id)).first() is None:
+            return None
+        return _add_notice(conn, channel_id, None, "test", f"test:{uuid.uuid4().hex}", now)
+
+
+def due_repeats(engine: Engine, now: datetime) -> list[int]:
+    """Repeat notices for open, unacknowledged alerts whose channel's repeat interval has passed."""
+    created: list[int] = []
+    with engine.begin() as conn:
+        repeating = [
+            c for c in conn.execute(select(channels).where(channels.c.repeat_interval_s.is_not(None)))
+        ]
+        if not repeating:
+            return []
+        open_alerts = (
+            conn.execute(select(alerts).where(alerts.c.state == AlertState.OPEN.value)).mappings().all()
+        )
+        for channel in repeating:
+            for alert in open_alerts:
+                if not matches(channel, alert["kind"], alert["subject"]):
+                    continue
+                last, count = conn.execute(
+                    select(func.max(notices.c.created_at), func.count()).where(
+                        notices.c.channel_id == channel.id,
+                        notices.c.alert_id == alert["id"],
+                        notices.c.event.in_(["opened", "repeat"]),
+                    )
+                ).one()
+                since = last or alert["opened_at"]
+                if now - since < timedelta(seconds=channel.repeat_interval_s):
+                    continue
+                key = f"{alert['id']}:repeat{count}:{channel.id}"
+                notice_id = _add_notice(conn, channel.id, alert["id"], "repeat", key, now)
+                if notice_id is not None:
+                    created.append(notice_id)
+    return created
+
+
+def _add_notice(
+    conn: Connection, channel_id: int, alert_id: int | None, event: str, key: str, now: datetime
+) -> int | None:
+    insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    return conn.execute(
+        insert_(notices)
+        .values(
+            channel_id=channel_id,
+            alert_id=alert_id,
+            event=event,
+            dedup_key=key,
+            status="pending",
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[notices.c.dedup_key])
+        .returning(notices.c.id)
+    ).scalar()
+
+
+# --- delivery -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attempted:
+    notice_id: int
+    outcome: str  # sent | transient | permanent | skipped
+    detail: str
+
+
+def deliver(engine: Engine, notice_id: int, ctx: DeliveryContext, now: datetime, *, final: bool) -> Attempted:
+    """Make one delivery attempt of a pending notice and record it.
+
+    ``final`` says no retry follows, so a transient failure then fails the notice for good.
+    """
+    with engine.connect() as conn:
+        row = (
+            conn.execute(
+                select(notices, channels.c.kind, channels.c.target)
+                .join(channels, channels.c.id == notices.c.channel_id)
+                .where(notices.c.id == notice_id)
+            )
+            .mappings()
+            .first()
+        )
+        alert = None
+        if row is not None and row["alert_id"] is not None:
+            alert = conn.execute(select(alerts).where(alerts.c.id == row["alert_id"])).mappings().first()
+    if row is None or row["status"] != "pending":
+        return Attempted(notice_id, "skipped", "not pending")
+    alert_doc = None if alert is None else dict(alert)
+    result = _send(row["kind"], row["target"], row["event"], alert_doc, ctx)
+    number = row["attempts"] + 1
+    if result.outcome == "sent":
+        status: str = "sent"
+    elif result.outcome == "permanent" or final:
+        status = "failed"
+    else:
+        status = "pending"
+    with engine.begin() as conn:
+        conn.execute(
+            insert(notice_attempts).values(
+                notice_id=notice_id,
+                number=number,
+                at=now,
+                duration_ms=result.duration_ms,
+                outcome=result.outcome,
+                detail=result.detail,
+            )
+        )
+        conn.execute(
+            update(notices)
+            .where(and_(notices.c.id == notice_id, notices.c.status == "pending"))
+            .values(
+                status=status,
+                attempts=number,
+                error_kind=None if result.outcome == "sent" else result.outcome,
+                last_error=None if result.outcome == "sent" else result.detail,
+                sent_at=now if result.outcome == "sent" else None,
+            )
+        )
+    return Attempted(notice_id, result.outcome, result.detail)
+
+
+def _send(
+    kind: str, target: dict[str, Any], event: str, alert: dict[str, Any] | None, ctx: DeliveryContext
+) -> Delivery:
+    if kind == "webhook":
+        return post_json(
+            ctx.session, target["url"], messages.payload(event, alert), secret=ctx.signing_secret
+        )
+    if kind == "slack":
+        return post_json(ctx.session, target["url"], messages.slack(event, alert))
+    if kind == "email":
+        return send_email(ctx.smtp, messages.email(event, alert, ctx.smtp_from, list(target["to"])))
+    return Delivery("permanent", f"unknown channel kind {kind!r}", 0.0)
+
+
+def list_notices(engine: Engine, channel_id: int, limit: int = 50) -> list[dict[str, Any]]:
+    """The channel's notices, newest first, each with its delivery attempts."""
+    with engine.connect() as conn:
+        rows = [
+            dict(r)
+            for r in conn.execute(
+                select(notices)
+                .where(notices.c.channel_id == channel_id)
+                .order_by(notices.c.id.desc())
+                .limit(limit)
+            ).mappings()
+        ]
+        ids = [r["id"] for r in rows]
+        attempts: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+        if ids:
+            for a in conn.execute(
+                select(notice_attempts)
+                .where(notice_attempts.c.notice_id.in_(ids))
+                .order_by(notice_attempts.c.number)
+            ).mappings():
+                attempts[a["notice_id"]].append(dict(a))
+    for r in rows:
+        r["delivery_attempts"] = attempts[r["id"]]
+    return rows
