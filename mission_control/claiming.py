@@ -13,7 +13,7 @@ Nothing here reads the clock or touches Celery; tests call these functions with 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from mission_control.alerts import AlertChange, AlertKind, open_alert
 from mission_control.db.tables import jobs, runs
 from mission_control.runstate import UNFINISHED, RunStatus, Trigger
 from mission_control.schedules import cached_schedule
@@ -42,6 +43,7 @@ class Claimed:
     run_ids: list[int]
     batch_full: bool
     slots: int = 0  # runs written, fired or skipped
+    alerts: list[AlertChange] = field(default_factory=list)  # job_missed alerts opened by this claim
 
 
 def claim_due_slots(engine: Engine, now: datetime, *, batch: int, grace_s: float) -> Claimed:
@@ -90,11 +92,32 @@ def claim_due_slots(engine: Engine, now: datetime, *, batch: int, grace_s: float
             advances,
         )
         inserted = insert_runs(conn, new_runs)
+        changes = _missed_alerts(conn, due, new_runs, now)
     return Claimed(
         [run_id for run_id, status in inserted if status == RunStatus.QUEUED],
         batch_full=len(due) >= batch,
         slots=len(inserted),
+        alerts=changes,
     )
+
+
+def _missed_alerts(
+    conn: Connection, due: Sequence[Any], new_runs: list[dict[str, Any]], now: datetime
+) -> list[AlertChange]:
+    """Open ``job_missed`` for each job whose slots were missed (no scheduler ran within the grace)."""
+    names = {row.id: row.name for row in due}
+    missed: dict[int, int] = {}
+    for run in new_runs:
+        if run["missed_count"]:
+            missed[run["job_id"]] = missed.get(run["job_id"], 0) + run["missed_count"]
+    changes = []
+    for job_id, count in missed.items():
+        name = names[job_id]
+        text = f"job {name} missed {count} slot(s): no scheduler claimed them within the misfire grace"
+        change = open_alert(conn, AlertKind.JOB_MISSED, name, now, text, {"job": name, "missed": count})
+        if change is not None:
+            changes.append(change)
+    return changes
 
 
 def claim_due_retries(engine: Engine, now: datetime, *, batch: int) -> list[int]:

@@ -114,6 +114,62 @@ class MissionControl:
     def run(self, run_id: int) -> dict:
         return self._call("GET", f"/api/v1/runs/{int(run_id)}")
 
+    # -- services, heartbeats and alerts ----------------------------------------------------------------
+
+    def heartbeat(self, service: str, *, status: str = "ok", message: str | None = None) -> dict:
+        """Tell Mission Control ``service`` is alive (``status="fail"`` marks it down at once)."""
+        body: dict[str, Any] = {"status": status}
+        if message is not None:
+            body["message"] = message
+        return self._call("POST", f"/api/v1/heartbeats/{quote(service, safe='')}", body=body)
+
+    def services(self, *, state: str | None = None, page_size: int = 500) -> Iterator[dict]:
+        params: dict[str, Any] = {"limit": page_size}
+        if state is not None:
+            params["state"] = state
+        while True:
+            page = self._call("GET", "/api/v1/services", params=params)
+            yield from page["services"]
+            if not page.get("next_cursor"):
+                return
+            params["cursor"] = page["next_cursor"]
+
+    def service(self, name: str) -> dict:
+        return self._call("GET", f"/api/v1/services/{quote(name, safe='')}")
+
+    def put_service(self, name: str, *, interval_s: float, grace_s: float = 0) -> dict:
+        return self._call(
+            "PUT",
+            f"/api/v1/services/{quote(name, safe='')}",
+            body={"interval_s": interval_s, "grace_s": grace_s},
+        )
+
+    def alerts(
+        self,
+        *,
+        state: str | None = None,
+        kind: str | None = None,
+        subject: str | None = None,
+        limit: int = 50,
+    ) -> list[dict]:
+        """The newest ``limit`` alerts (``state="unresolved"``: open or acknowledged), newest first."""
+        params: dict[str, Any] = {"limit": min(limit, 1000)}
+        for key, value in (("state", state), ("kind", kind), ("subject", subject)):
+            if value is not None:
+                params[key] = value
+        found: list[dict] = []
+        while len(found) < limit:
+            page = self._call("GET", "/api/v1/alerts", params=params)
+            found.extend(page["alerts"])
+            if not page.get("next_cursor"):
+                break
+            params["cursor"] = page["next_cursor"]
+        return found[:limit]
+
+    def acknowledge(self, alert_id: int, comment: str | None = None) -> dict:
+        body = {"comment": comment} if comment is not None else {}
+        return self._call("POST", f"/api/v1/alerts/{int(alert_id)}/acknowledge", body=body)
+
     # -- plumbing --------------------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -70,6 +70,7 @@ class _Claim:
     lease_owner: str
     started_at: datetime
     spec: JobSpec
+    trigger: str
 
 
 def execute_run(run_id: int, ctx: ExecutionContext) -> str:
@@ -152,7 +153,7 @@ def _claim_in_one_statement(
             )
             return RunStatus.FAILED.value
     spec = spec_from_row(row._mapping, "spec_")
-    return _Claim(run_id, row.job_name, row.attempt_count, lease_owner, row.started_at, spec)
+    return _Claim(run_id, row.job_name, row.attempt_count, lease_owner, row.started_at, spec, row.trigger)
 
 
 def _claim_generic(run_id: int, lease_owner: str, now: datetime, ctx: ExecutionContext) -> _Claim | str:
@@ -211,7 +212,7 @@ def _claim_generic(run_id: int, lease_owner: str, now: datetime, ctx: ExecutionC
                 worker=WORKER_NAME,
             )
         )
-    return _Claim(run_id, row.job_name, attempt, lease_owner, row.started_at or now, spec)
+    return _Claim(run_id, row.job_name, attempt, lease_owner, row.started_at or now, spec, row.trigger)
 
 
 def _finish(claim: _Claim, outcome: HttpOutcome, ctx: ExecutionContext) -> str:

@@ -9,12 +9,13 @@ attempt closed as lost and are retried, or failed ``worker_lost`` when no attemp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Engine
 
+from mission_control.alerts import AlertChange, AlertKind, open_alert
 from mission_control.db.tables import runs
 from mission_control.executor import close_lost_attempts
 from mission_control.runstate import Reason, RunStatus
@@ -25,6 +26,7 @@ class Reconciled:
     requeue: list[int]  # enqueue these again
     retried: list[int]  # lost mid-attempt, queued for another attempt
     failed: list[int]  # lost mid-attempt with no attempt left
+    alerts: list[AlertChange] = field(default_factory=list)  # job_failed opened for those
 
 
 def reconcile(engine: Engine, now: datetime, *, requeue_after_s: float, batch: int = 1000) -> Reconciled:
@@ -50,7 +52,7 @@ def reconcile(engine: Engine, now: datetime, *, requeue_after_s: float, batch: i
             )
 
         lost = conn.execute(
-            select(runs.c.id, runs.c.attempt_count, runs.c.max_attempts, runs.c.lease_owner)
+            select(runs.c.id, runs.c.job_name, runs.c.attempt_count, runs.c.max_attempts, runs.c.lease_owner)
             .where(runs.c.status == RunStatus.RUNNING, runs.c.leased_until < now)
             .order_by(runs.c.id)
             .limit(batch)
@@ -58,6 +60,7 @@ def reconcile(engine: Engine, now: datetime, *, requeue_after_s: float, batch: i
         ).all()
         retried: list[int] = []
         failed: list[int] = []
+        changes: list[AlertChange] = []
         for run in lost:
             close_lost_attempts(conn, run.id, now)
             owned = update(runs).where(
@@ -86,4 +89,9 @@ def reconcile(engine: Engine, now: datetime, *, requeue_after_s: float, batch: i
                     )
                 )
                 failed.append(run.id)
-    return Reconciled(requeue, retried, failed)
+                text = f"job {run.job_name} failed: its worker was lost during the last allowed attempt"
+                details = {"job": run.job_name, "run_id": run.id, "attempts": run.attempt_count}
+                change = open_alert(conn, AlertKind.JOB_FAILED, run.job_name, now, text, details)
+                if change is not None:
+                    changes.append(change)
+    return Reconciled(requeue, retried, failed, changes)

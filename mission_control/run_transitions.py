@@ -55,6 +55,7 @@ def _build_claim() -> Select:
         .returning(
             runs.c.id,
             runs.c.job_name,
+            runs.c.trigger,
             runs.c.attempt_count,
             runs.c.max_attempts,
             runs.c.started_at,

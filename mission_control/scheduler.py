@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mission_control.claiming import claim_due_retries, claim_due_slots, next_wakeup
 from mission_control.db.engine import make_autocommit_engine
+from mission_control.notifications.dispatch import send_notices
 from mission_control.queueing import enqueue_runs
 from mission_control.runtime import Runtime, get_runtime
 
@@ -78,6 +79,8 @@ class RegistryScheduler(Scheduler):
         )
         retries = claim_due_retries(engine, now, batch=settings.scheduler_batch)
         enqueue_runs(self.app, claimed.run_ids + retries)
+        if claimed.alerts:
+            send_notices(self.app, claimed.alerts)
         if claimed.slots or retries:
             log.info("claimed %d slots, enqueued %d runs", claimed.slots, len(claimed.run_ids) + len(retries))
             return 0.0  # look again at once: a full batch may have left more

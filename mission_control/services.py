@@ -14,13 +14,29 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import (
+    Boolean,
+    Interval,
+    Select,
+    String,
+    Text,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from mission_control.alerts import AlertChange, AlertKind, open_alert, resolve_alerts
 from mission_control.clock import Clock
 from mission_control.db.tables import heartbeats, service_flips, service_tokens, services
+from mission_control.db.types import UTCDateTime
 from mission_control.service_state import ServiceState, health_at
 
 TOKEN_PREFIX = "mcs_"
@@ -185,6 +201,21 @@ class ServiceRegistry:
         """
         now = self.clock.now()
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                beaten = conn.execute(
+                    _BEAT_IN_ONE,
+                    {"p_name": name, "p_now": now, "p_status": status, "p_message": message,
+                     "p_truncated": truncated, "p_log_size": self.log_size},
+                ).mappings().first()  # fmt: skip
+                if beaten is not None:
+                    changes: list[AlertChange] = []
+                    if beaten["old_state"] != beaten["state"]:
+                        reason = "heartbeat: fail" if status == "fail" else "heartbeat"
+                        _record_flip(conn, beaten["id"], now, beaten["old_state"], beaten["state"], reason)
+                        after = ServiceState(beaten["state"])
+                        changes = _alerts_for(conn, name, beaten["old_state"], after, now, message)
+                    return HeartbeatResult(beaten, False, changes)
+                # An unknown service: the general path below registers it or refuses.
             created = False
             row = _lock(conn, name)
             if row is None:
@@ -366,12 +397,88 @@ def _set(
     if result.rowcount != 1:
         return False
     if changed:
-        conn.execute(
-            insert(service_flips).values(
-                service_id=row.id, at=now, from_state=row.state, to_state=state.value, reason=reason
-            )
-        )
+        _record_flip(conn, row.id, now, row.state, state.value, reason)
     return True
+
+
+def _record_flip(
+    conn: Connection, service_id: int, now: datetime, before: str, after: str, reason: str
+) -> None:
+    conn.execute(
+        insert(service_flips).values(
+            service_id=service_id, at=now, from_state=before, to_state=after, reason=reason
+        )
+    )
+
+
+def _build_beat_in_one() -> Select:
+    """PostgreSQL: a heartbeat of a known service as one statement (lock, update, log it in the ring).
+
+    Returns the updated row with ``old_state``; the caller records a flip and alerts only when the
+    state changed, which a steady heartbeat never does.
+    """
+    now = bindparam("p_now", type_=UTCDateTime())
+    status = bindparam("p_status", type_=String())
+    old = (
+        select(services.c.id, services.c.state)
+        .where(services.c.name == bindparam("p_name"))
+        .with_for_update()
+        .cte("old")
+    )
+    new_state = case(
+        (services.c.paused_at.is_not(None), ServiceState.PAUSED.value),
+        (status == "fail", ServiceState.DOWN.value),
+        else_=ServiceState.UP.value,
+    )
+    beaten = (
+        update(services)
+        .where(services.c.id == old.c.id)
+        .values(
+            last_seen_at=now,
+            last_status=status,
+            last_message=bindparam("p_message", type_=Text()),
+            heartbeat_count=services.c.heartbeat_count + 1,
+            state=new_state,
+            deadline_at=case(
+                (
+                    and_(services.c.paused_at.is_(None), status == "ok"),
+                    now + services.c.interval_s * _ONE_SECOND,
+                ),
+                else_=None,
+            ),
+            state_changed_at=case((new_state != services.c.state, now), else_=services.c.state_changed_at),
+            updated_at=now,
+        )
+        .returning(*services.c, old.c.state.label("old_state"))
+        .cte("beaten")
+    )
+    logged = postgresql.insert(heartbeats).from_select(
+        ["service_id", "slot", "number", "received_at", "status", "message", "truncated"],
+        select(
+            beaten.c.id,
+            beaten.c.heartbeat_count % bindparam("p_log_size"),
+            beaten.c.heartbeat_count,
+            now,
+            status,
+            bindparam("p_message", type_=Text()),
+            bindparam("p_truncated", type_=Boolean()),
+        ),
+    )
+    logged = logged.on_conflict_do_update(
+        index_elements=[heartbeats.c.service_id, heartbeats.c.slot],
+        set_={
+            "number": logged.excluded.number,
+            "received_at": logged.excluded.received_at,
+            "status": logged.excluded.status,
+            "message": logged.excluded.message,
+            "truncated": logged.excluded.truncated,
+        },
+    ).cte("logged")
+    return select(beaten).add_cte(logged)
+
+
+_ONE_SECOND = literal_column("interval '1 second'", type_=Interval())
+_BEAT_IN_ONE = _build_beat_in_one()
 
 
 def _log_heartbeat(

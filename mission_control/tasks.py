@@ -31,6 +31,10 @@ def reconcile_runs() -> dict[str, Any]:
     runtime = get_runtime()
     result = reconcile(runtime.engine, runtime.clock.now(), requeue_after_s=runtime.settings.requeue_after_s)
     enqueue_runs(app, result.requeue)
+    if result.alerts:
+        from mission_control.notifications.dispatch import send_notices
+
+        send_notices(app, result.alerts)
     return {"requeued": len(result.requeue), "retried": len(result.retried), "failed": len(result.failed)}
 
 

@@ -119,3 +119,33 @@ def test_jobs_commands_round_trip_through_a_real_server(web_server, tmp_path):
 
     wrong = runner.invoke(main, ["jobs", "list"], env={**env, "MC_ADMIN_TOKEN": "nope"})
     assert wrong.exit_code == 1 and "admin token" in wrong.output
+
+
+@pytest.mark.slow
+def test_heartbeat_services_and_alerts_commands_against_a_real_server(web_server):
+    from mission_control.client import MissionControl
+
+    env = {"MC_URL": web_server.url, "MC_ADMIN_TOKEN": web_server.token}
+    runner = CliRunner()
+
+    failed = runner.invoke(main, ["heartbeat", "cli-svc", "--fail", "-m", "disk full"], env=env)
+    assert failed.exit_code == 0, failed.output
+    assert failed.output.strip() == "cli-svc: down"
+
+    listing = runner.invoke(main, ["services"], env=env)
+    assert listing.exit_code == 0 and "cli-svc" in listing.output and "down" in listing.output
+
+    alerts = runner.invoke(main, ["alerts", "--open", "--json"], env=env)
+    [alert] = [a for a in json.loads(alerts.output) if a["subject"] == "cli-svc"]
+    assert alert["kind"] == "service_down"
+    acked = runner.invoke(main, ["alerts", "ack", str(alert["id"]), "-m", "replacing the disk"], env=env)
+    assert acked.exit_code == 0 and "acknowledged" in acked.output
+
+    token = MissionControl(web_server.url, web_server.token)._call("POST", "/api/v1/services/cli-svc/tokens")[
+        "token"
+    ]
+    scoped = {"MC_URL": web_server.url, "MC_SERVICE_TOKEN": token}
+    ok = runner.invoke(main, ["heartbeat", "cli-svc"], env=scoped)
+    assert ok.exit_code == 0 and ok.output.strip() == "cli-svc: up"
+    other = runner.invoke(main, ["heartbeat", "someone-else"], env=scoped)
+    assert other.exit_code != 0 and "may only beat for 'cli-svc'" in other.output

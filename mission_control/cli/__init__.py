@@ -14,11 +14,14 @@ import click
 from mission_control import __version__
 
 _COMMANDS = {
+    "alerts": "mission_control.cli.monitoring:alerts",
     "beat": "mission_control.cli.beat:beat",
     "db": "mission_control.cli.db:db",
     "dev": "mission_control.cli.dev:dev",
+    "heartbeat": "mission_control.cli.monitoring:heartbeat",
     "jobs": "mission_control.cli.jobs:jobs",
     "runs": "mission_control.cli.runs:runs",
+    "services": "mission_control.cli.monitoring:services",
     "web": "mission_control.cli.web:web",
 }
 

@@ -188,3 +188,19 @@ def test_concurrent_claimers_record_each_slot_exactly_once(engine, registry):
     assert set(slots) == expected
     with engine.connect() as conn:
         assert set(conn.execute(select(jobs.c.next_run_at)).scalars()) == {T0 + timedelta(seconds=31)}
+
+
+def test_missed_slots_open_one_job_missed_alert_per_job(engine, registry):
+    from mission_control.alerts import AlertFilter, list_alerts
+
+    registry.put(job_spec("catch-up", schedule={"every_s": 60}, misfire="run_once"))
+    registry.put(job_spec("skipper", schedule={"every_s": 60}, misfire="skip"))
+    registry.put(job_spec("on-time", schedule={"every_s": 3600}))
+    claimed = claim(engine, T0 + timedelta(minutes=10, seconds=30))
+    assert sorted((c.kind, c.subject, c.event) for c in claimed.alerts) == [
+        ("job_missed", "catch-up", "opened"),
+        ("job_missed", "skipper", "opened"),
+    ]
+    [alert] = list_alerts(engine, AlertFilter(subject="skipper"))
+    assert alert["details"] == {"job": "skipper", "missed": 10}
+    assert claim(engine, T0 + timedelta(minutes=10, seconds=31)).alerts == []  # on time again: nothing

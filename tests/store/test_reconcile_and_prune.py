@@ -60,6 +60,8 @@ def test_a_run_whose_lease_expired_is_retried_or_failed_worker_lost(engine, cloc
         T0 + timedelta(seconds=41),
     )
     assert (get_run(engine, exhausted).status, get_run(engine, exhausted).reason) == ("failed", "worker_lost")
+    [alert] = result.alerts
+    assert (alert.kind, alert.subject, alert.event) == ("job_failed", "nightly-report", "opened")
     assert get_run(engine, live).status == "running"
     with engine.connect() as conn:
         closed = conn.execute(

@@ -1,0 +1,383 @@
+"""Staleness detection at 10,000 monitored services: deadline -> alert row -> webhook received.
+
+usage:
+  python bench/staleness_bench.py [--services 10000] [--window 30] [--lead 10] [--concurrency 64]
+
+Starts, each in its own process: a private ``redis-server``, ``bench/webhook_receiver.py`` (logs every
+POST's arrival time and JSON body), one worker (``celery worker -P threads -c 64 -Q triggers,default``)
+and one beat (``python -m mission_control beat``), as the Procfile runs them, on a throwaway database;
+all stopped and dropped in ``finally``. Prints one JSON line.
+
+How each figure is taken:
+* One webhook channel (kind ``webhook``, every alert kind, subject ``*``, no repeats) points at the
+  receiver. A canary service, due 1 s after beat starts, must reach the receiver first: that proves
+  beat -> check_services -> route_alert -> deliver_notice -> receiver and warms the worker up.
+* Then N services are written in one transaction directly as ``record_heartbeat`` leaves a service
+  after one ``ok`` heartbeat at T0 (state ``up``, ``heartbeat_count`` 1, ``deadline_at`` from
+  :func:`health_at`). Their down-deadlines D = last_seen_at + interval_s + grace_s are spread evenly
+  over ``--window`` s starting ``--lead`` s after T0 (assigned to names in a shuffled order); grace_s
+  is 1..5 s, so each service first turns ``late`` (at last_seen_at + interval_s) and then ``down``.
+* (a) ``alert``: ``alerts.opened_at`` - D for each service's ``service_down`` alert. ``opened_at`` is
+  the checker's clock at the start of its transaction, so this understates when the alert is visible;
+  (a') ``alert_visible``: the bench polls ``alerts`` every ``--poll`` s (default 0.05) and stamps
+  the first time it sees each row committed, minus D.
+* (b) ``webhook``: the receiver's arrival time of the ``opened`` notice whose ``alert.subject`` is the
+  service, minus D. ``webhook_parts`` splits it by the rows the worker writes: opened -> notice
+  created (``route_alert``), notice created -> received (``deliver_notice``).
+* ``late``: the ``up -> late`` flip's time minus last_seen_at + interval_s (``service_flips.at``).
+* ``checker_ticks``: distinct ``opened_at`` values of the alerts (one per check transaction that
+  opened any) and the most alerts one of them opened; ``flagged`` / ``notified`` count the services
+  with a ``service_down`` alert / with an ``opened`` webhook, out of N. ``duplicate_webhooks``: extra
+  ``opened`` notices for a subject already notified.
+* The run ends when every service was notified, or ``--timeout`` s after the last deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import benchlib
+from e2e_bench import CODE, Stack, machine_cpu_s
+from heartbeat_bench import backend_pids, code_digest, postgres_cpu_s
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Engine
+
+from mission_control.clock import SYSTEM_CLOCK
+from mission_control.db import migrate
+from mission_control.db.engine import make_engine
+from mission_control.db.tables import alerts, notices, service_flips, services
+from mission_control.notifications.notices import ChannelSpec, create_channel
+from mission_control.service_state import health_at
+
+HERE = Path(__file__).resolve().parent
+INSERT_CHUNK = 2000
+
+
+class AlertWatcher(threading.Thread):
+    """Polls the alerts table and stamps when each alert row first became visible (committed)."""
+
+    def __init__(self, engine: Engine, interval_s: float) -> None:
+        super().__init__(daemon=True)
+        self.engine = engine
+        self.interval_s = interval_s
+        self.seen: dict[str, float] = {}
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        last_id = 0
+        try:
+            while not self.stop.is_set():
+                with self.engine.connect() as conn:
+                    rows = conn.execute(
+                        select(alerts.c.id, alerts.c.subject)
+                        .where(alerts.c.id > last_id)
+                        .order_by(alerts.c.id)
+                    ).all()
+                stamp = time.time()
+                for alert_id, subject in rows:
+                    self.seen.setdefault(subject, stamp)
+                    last_id = max(last_id, alert_id)
+                self.stop.wait(self.interval_s)
+        except BaseException as exc:  # surfaced by the main thread
+            self.error = exc
+
+
+def receiver_log(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def opened_arrivals(path: Path) -> tuple[dict[str, float], int]:
+    """First arrival of an ``opened`` notice per subject, and how many extra ``opened`` notices came."""
+    first: dict[str, float] = {}
+    extra = 0
+    for line in receiver_log(path):
+        body = line["body"]
+        if not isinstance(body, dict) or body.get("event") != "opened" or not body.get("alert"):
+            continue
+        subject = body["alert"]["subject"]
+        if subject in first:
+            extra += 1
+        else:
+            first[subject] = line["t"]
+    return first, extra
+
+
+def service_rows(
+    count: int, t0: datetime, first_deadline: datetime, window_s: float, seed: int
+) -> list[dict]:
+    """Rows as ``record_heartbeat`` leaves a service after one ``ok`` beat at ``t0``."""
+    offsets = [window_s * i / max(1, count - 1) for i in range(count)]
+    random.Random(seed).shuffle(offsets)
+    rows = []
+    for i, offset in enumerate(offsets):
+        grace_s = float(1 + i % 5)
+        down_at = first_deadline + timedelta(seconds=offset)
+        interval_s = (down_at - t0).total_seconds() - grace_s
+        health = health_at(
+            t0, last_seen_at=t0, last_status="ok", interval_s=interval_s, grace_s=grace_s, paused=False
+        )
+        rows.append(
+            {
+                "name": f"svc-{i:05d}",
+                "interval_s": interval_s,
+                "grace_s": grace_s,
+                "state": health.state.value,
+                "state_changed_at": t0,
+                "deadline_at": health.deadline_at,
+                "last_seen_at": t0,
+                "last_status": "ok",
+                "heartbeat_count": 1,
+                "created_at": t0,
+                "updated_at": t0,
+            }
+        )
+    return rows
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "scenario": "staleness",
+        "code": CODE,
+        "code_digest": code_digest(),
+        "services": args.services,
+        "window_s": args.window,
+        "lead_s": args.lead,
+        "worker_concurrency": args.concurrency,
+    }
+    scratch = Path(tempfile.mkdtemp(prefix="mc-stale-"))
+    log = scratch / "webhooks.jsonl"
+    try:
+        with benchlib.throwaway_database("mc_stale_bench") as database_url:
+            engine = make_engine(database_url)
+            stack = Stack(scratch, database_url)
+            watcher = AlertWatcher(engine, args.poll)
+            try:
+                migrate.upgrade(engine)
+                stack.start_redis()
+                port = stack.target_port
+                stack.spawn(
+                    "receiver",
+                    [
+                        sys.executable,
+                        str(HERE / "webhook_receiver.py"),
+                        "--port",
+                        str(port),
+                        "--log",
+                        str(log),
+                    ],
+                    scratch,
+                )
+                create_channel(
+                    engine,
+                    ChannelSpec(
+                        name="bench-webhook",
+                        kind="webhook",
+                        target={"url": f"http://127.0.0.1:{port}/notice"},
+                        alert_kinds=None,
+                        subject_pattern="*",
+                        repeat_interval_s=None,
+                        enabled=True,
+                    ),
+                    SYSTEM_CLOCK.now(),
+                )
+                stack.start_workers(1, args.concurrency)
+                # The canary: down 1 s from now, so the first check after beat starts flags it.
+                now = SYSTEM_CLOCK.now()
+                canary = service_rows(1, now, now + timedelta(seconds=1), 0, args.seed)[0]
+                with engine.begin() as conn:
+                    conn.execute(insert(services), [{**canary, "name": "canary"}])
+                stack.start_beat()
+
+                def canary_notified() -> bool:
+                    stack.alive("beat")
+                    stack.alive("worker1")
+                    return "canary" in opened_arrivals(log)[0]
+
+                benchlib.wait_until(canary_notified, 90, "the canary's webhook", interval_s=0.2)
+                watcher.start()
+
+                t0 = SYSTEM_CLOCK.now()
+                first = t0 + timedelta(seconds=args.lead)
+                rows = service_rows(args.services, t0, first, args.window, args.seed)
+                with engine.begin() as conn:
+                    for low in range(0, len(rows), INSERT_CHUNK):
+                        conn.execute(insert(services), rows[low : low + INSERT_CHUNK])
+                committed = SYSTEM_CLOCK.now()
+                first_late = min(r["deadline_at"] for r in rows)
+                out["insert_committed_before_first_late_s"] = round(
+                    (first_late - committed).total_seconds(), 3
+                )
+                pids = backend_pids(engine)
+                cpu0, machine0, pg0 = stack.cpu(), machine_cpu_s(), postgres_cpu_s(pids)
+
+                last_deadline = first + timedelta(seconds=args.window)
+                give_up = last_deadline.timestamp() + args.timeout
+                names = {r["name"] for r in rows}
+                while time.time() < give_up:
+                    for name in stack.processes:
+                        stack.alive(name)
+                    if watcher.error:
+                        raise watcher.error
+                    if len(names & set(opened_arrivals(log)[0])) == len(names):
+                        break
+                    time.sleep(0.5)
+                out["ended_after_last_deadline_s"] = round(time.time() - last_deadline.timestamp(), 2)
+                cpu1, machine1, pg1 = stack.cpu(), machine_cpu_s(), postgres_cpu_s(pids)
+                watcher.stop.set()
+                watcher.join(timeout=10)
+                out["cpu_s"] = {
+                    **{
+                        n: round(sum(cpu1[n]) - sum(cpu0.get(n, (0.0, 0.0))), 2) for n in cpu1 if n != "redis"
+                    },
+                    "redis": round(sum(cpu1["redis"]) - sum(cpu0["redis"]), 2),
+                    "postgres (our backends)": round(pg1 - pg0, 2),
+                    "machine_busy": round(machine1[0] - machine0[0], 2),
+                    "machine_capacity": round(machine1[1] - machine0[1], 2),
+                }
+                out.update(figures(engine, names, log, watcher.seen))
+            finally:
+                watcher.stop.set()
+                stack.stop_all()
+                engine.dispose()
+    finally:
+        if args.keep_logs:
+            args.keep_logs.mkdir(parents=True, exist_ok=True)
+            for path in [*scratch.glob("*.log"), log]:
+                if path.exists():
+                    shutil.copy(path, args.keep_logs / path.name)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return out
+
+
+def figures(engine: Engine, names: set[str], log: Path, visible: dict[str, float]) -> dict[str, Any]:
+    with engine.connect() as conn:
+        svc = {
+            r.name: r
+            for r in conn.execute(
+                select(
+                    services.c.id,
+                    services.c.name,
+                    services.c.state,
+                    services.c.last_seen_at,
+                    services.c.interval_s,
+                    services.c.grace_s,
+                )
+            )
+        }
+        opened = {
+            r.subject: r
+            for r in conn.execute(
+                select(alerts.c.id, alerts.c.subject, alerts.c.opened_at, alerts.c.occurrences).where(
+                    alerts.c.kind == "service_down"
+                )
+            )
+        }
+        notice_rows = {
+            r.alert_id: r
+            for r in conn.execute(
+                select(
+                    notices.c.alert_id,
+                    notices.c.created_at,
+                    notices.c.sent_at,
+                    notices.c.status,
+                    notices.c.attempts,
+                ).where(notices.c.event == "opened")
+            )
+        }
+        late_flips = {
+            r.service_id: r.at
+            for r in conn.execute(
+                select(service_flips.c.service_id, service_flips.c.at).where(
+                    service_flips.c.to_state == "late"
+                )
+            )
+        }
+        alert_ticks = Counter(
+            r.opened_at for r in conn.execute(select(alerts.c.opened_at).where(alerts.c.subject.in_(names)))
+        )
+        states = dict(
+            conn.execute(
+                select(services.c.state, func.count())
+                .where(services.c.name.in_(names))
+                .group_by(services.c.state)
+            ).all()
+        )
+    arrivals, duplicates = opened_arrivals(log)
+    to_alert, to_visible, to_webhook, to_late, routing, delivery = [], [], [], [], [], []
+    for name in names:
+        row = svc[name]
+        seen = row.last_seen_at.timestamp()
+        down_at = seen + row.interval_s + row.grace_s
+        alert = opened.get(name)
+        if alert is not None:
+            to_alert.append(alert.opened_at.timestamp() - down_at)
+            notice = notice_rows.get(alert.id)
+            if notice is not None:
+                routing.append(notice.created_at.timestamp() - alert.opened_at.timestamp())
+                if name in arrivals:
+                    delivery.append(arrivals[name] - notice.created_at.timestamp())
+        if name in visible:
+            to_visible.append(visible[name] - down_at)
+        if name in arrivals:
+            to_webhook.append(arrivals[name] - down_at)
+        if row.id in late_flips:
+            to_late.append(late_flips[row.id].timestamp() - (seen + row.interval_s))
+    notice_status = Counter(n.status for n in notice_rows.values())
+    return {
+        "flagged": len(to_alert),
+        "notified": len(to_webhook),
+        "final_states": states,
+        "alert": benchlib.percentiles_s(to_alert),
+        "alert_visible": benchlib.percentiles_s(to_visible),
+        "webhook": benchlib.percentiles_s(to_webhook),
+        "webhook_parts_p50_p99_s": {
+            part: [benchlib.percentiles_s(xs).get("p50_s"), benchlib.percentiles_s(xs).get("p99_s")]
+            for part, xs in (("opened_to_notice_created", routing), ("notice_created_to_received", delivery))
+        },
+        "late": benchlib.percentiles_s(to_late),
+        "late_flips": len(to_late),
+        "flagged_over_2s": sum(1 for x in to_alert if x > 2),
+        "notified_over_2s": sum(1 for x in to_webhook if x > 2),
+        "checker_ticks": {
+            "with_alerts": len(alert_ticks),
+            "most_alerts_in_one": max(alert_ticks.values(), default=0),
+        },
+        "notices_opened": dict(notice_status),
+        "duplicate_webhooks": duplicates,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--services", type=int, default=10_000)
+    p.add_argument("--window", type=float, default=30.0, help="seconds the down-deadlines spread over")
+    p.add_argument("--lead", type=float, default=10.0, help="seconds from insert to the first down-deadline")
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--poll", type=float, default=0.05, help="alert-visibility poll interval (s)")
+    p.add_argument("--timeout", type=float, default=90.0, help="seconds past the last deadline to wait")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--keep-logs", type=Path, default=None)
+    args = p.parse_args(argv)
+    if args.lead <= 5:
+        raise SystemExit("--lead must exceed the largest grace (5 s): interval_s must stay positive")
+    benchlib.exit_on_sigterm()
+    print(json.dumps(run(args)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
