@@ -19,24 +19,32 @@ How each figure is taken:
   is 1..5 s, so each service first turns ``late`` (at last_seen_at + interval_s) and then ``down``.
 * (a) ``alert``: ``alerts.opened_at`` - D for each service's ``service_down`` alert. ``opened_at`` is
   the checker's clock at the start of its transaction, so this understates when the alert is visible;
-  (a') ``alert_visible``: the bench polls ``alerts`` every ``--poll`` s (default 0.05) and stamps
-  the first time it sees each row committed, minus D.
+  (a') ``alert_visible``: when that alert's transaction committed, minus D. A trigger the bench adds
+  to its throwaway database NOTIFYs each alert's subject, which PostgreSQL delivers at commit; a
+  LISTENing thread stamps the arrival. (Polling ``id > last`` would miss rows: concurrent checks
+  commit out of id order.)
 * (b) ``webhook``: the receiver's arrival time of the ``opened`` notice whose ``alert.subject`` is the
   service, minus D. ``webhook_parts`` splits it by the rows the worker writes: opened -> notice
   created (``route_alert``), notice created -> received (``deliver_notice``).
 * ``late``: the ``up -> late`` flip's time minus last_seen_at + interval_s (``service_flips.at``).
 * ``checker_ticks``: distinct ``opened_at`` values of the alerts (one per check transaction that
-  opened any) and the most alerts one of them opened; ``flagged`` / ``notified`` count the services
-  with a ``service_down`` alert / with an ``opened`` webhook, out of N. ``duplicate_webhooks``: extra
-  ``opened`` notices for a subject already notified.
+  opened any), the most alerts one of them opened, each such transaction's start (``opened_at``) to
+  commit (its last alert's NOTIFY), and the longest gap between two such starts;
+  ``default_queue_depth``: the Redis ``default`` queue's length, sampled every 0.5 s.
+* ``flagged`` / ``notified`` count the services with a ``service_down`` alert / with an ``opened``
+  webhook, out of N; ``alert_all`` / ``webhook_all`` are p50/p99 over all N with a missing one counted
+  as never (null: that rank was not reached). ``duplicate_webhooks``: extra ``opened`` notices for a
+  subject already notified.
 * The run ends when every service was notified, or ``--timeout`` s after the last deadline.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
+import select as select_module
 import shutil
 import sys
 import tempfile
@@ -48,10 +56,12 @@ from pathlib import Path
 from typing import Any
 
 import benchlib
+import psycopg2
+import redis
 from e2e_bench import CODE, Stack, machine_cpu_s
 from heartbeat_bench import backend_pids, code_digest, postgres_cpu_s
 from sqlalchemy import func, insert, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from mission_control.clock import SYSTEM_CLOCK
 from mission_control.db import migrate
@@ -64,34 +74,42 @@ HERE = Path(__file__).resolve().parent
 INSERT_CHUNK = 2000
 
 
-class AlertWatcher(threading.Thread):
-    """Polls the alerts table and stamps when each alert row first became visible (committed)."""
+WATCH_CHANNEL = "mc_bench_alerts"
+# A probe in the throwaway database only: NOTIFY is delivered when the inserting transaction commits,
+# which is when the alert becomes visible to anyone (ids do not tell: transactions commit out of order).
+WATCH_TRIGGER = f"""
+CREATE FUNCTION mc_bench_alert_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_notify('{WATCH_CHANNEL}', NEW.subject); RETURN NULL; END $$;
+CREATE TRIGGER mc_bench_alert_notify AFTER INSERT ON alerts
+FOR EACH ROW EXECUTE FUNCTION mc_bench_alert_notify();
+"""
 
-    def __init__(self, engine: Engine, interval_s: float) -> None:
+
+class AlertWatcher(threading.Thread):
+    """LISTENs for the probe's notifications and stamps when each alert's transaction committed."""
+
+    def __init__(self, dsn: str) -> None:
         super().__init__(daemon=True)
-        self.engine = engine
-        self.interval_s = interval_s
+        self.conn = psycopg2.connect(dsn)
+        self.conn.autocommit = True
+        with self.conn.cursor() as cur:
+            cur.execute(f"LISTEN {WATCH_CHANNEL}")
         self.seen: dict[str, float] = {}
         self.stop = threading.Event()
         self.error: BaseException | None = None
 
     def run(self) -> None:
-        last_id = 0
         try:
             while not self.stop.is_set():
-                with self.engine.connect() as conn:
-                    rows = conn.execute(
-                        select(alerts.c.id, alerts.c.subject)
-                        .where(alerts.c.id > last_id)
-                        .order_by(alerts.c.id)
-                    ).all()
-                stamp = time.time()
-                for alert_id, subject in rows:
-                    self.seen.setdefault(subject, stamp)
-                    last_id = max(last_id, alert_id)
-                self.stop.wait(self.interval_s)
+                if select_module.select([self.conn], [], [], 0.2)[0]:
+                    self.conn.poll()
+                    stamp = time.time()
+                    while self.conn.notifies:
+                        self.seen.setdefault(self.conn.notifies.pop(0).payload, stamp)
         except BaseException as exc:  # surfaced by the main thread
             self.error = exc
+        finally:
+            self.conn.close()
 
 
 def receiver_log(path: Path) -> list[dict[str, Any]]:
@@ -164,9 +182,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with benchlib.throwaway_database("mc_stale_bench") as database_url:
             engine = make_engine(database_url)
             stack = Stack(scratch, database_url)
-            watcher = AlertWatcher(engine, args.poll)
+            watcher: AlertWatcher | None = None
             try:
                 migrate.upgrade(engine)
+                with engine.begin() as conn:
+                    conn.exec_driver_sql(WATCH_TRIGGER)
+                watcher = AlertWatcher(
+                    make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+                )
                 stack.start_redis()
                 port = stack.target_port
                 stack.spawn(
@@ -208,6 +231,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     return "canary" in opened_arrivals(log)[0]
 
                 benchlib.wait_until(canary_notified, 90, "the canary's webhook", interval_s=0.2)
+                assert watcher is not None
                 watcher.start()
 
                 t0 = SYSTEM_CLOCK.now()
@@ -227,14 +251,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 last_deadline = first + timedelta(seconds=args.window)
                 give_up = last_deadline.timestamp() + args.timeout
                 names = {r["name"] for r in rows}
+                broker = redis.Redis(port=stack.redis_port)
+                depth: list[int] = []
                 while time.time() < give_up:
                     for name in stack.processes:
                         stack.alive(name)
                     if watcher.error:
                         raise watcher.error
+                    depth.append(int(broker.llen("default")))
                     if len(names & set(opened_arrivals(log)[0])) == len(names):
                         break
                     time.sleep(0.5)
+                broker.close()
+                out["default_queue_depth"] = {"max": max(depth, default=0), "last": depth[-1] if depth else 0}
                 out["ended_after_last_deadline_s"] = round(time.time() - last_deadline.timestamp(), 2)
                 cpu1, machine1, pg1 = stack.cpu(), machine_cpu_s(), postgres_cpu_s(pids)
                 watcher.stop.set()
@@ -250,7 +279,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 }
                 out.update(figures(engine, names, log, watcher.seen))
             finally:
-                watcher.stop.set()
+                if watcher is not None:
+                    watcher.stop.set()
                 stack.stop_all()
                 engine.dispose()
     finally:
@@ -337,6 +367,12 @@ def figures(engine: Engine, names: set[str], log: Path, visible: dict[str, float
         if row.id in late_flips:
             to_late.append(late_flips[row.id].timestamp() - (seen + row.interval_s))
     notice_status = Counter(n.status for n in notice_rows.values())
+    ticks: dict[float, list[float]] = {}
+    for name, alert in opened.items():
+        if name in visible:
+            ticks.setdefault(alert.opened_at.timestamp(), []).append(visible[name])
+    tick_s = [max(commits) - start for start, commits in ticks.items()]
+    starts = sorted(ticks)
     return {
         "flagged": len(to_alert),
         "notified": len(to_webhook),
@@ -355,10 +391,27 @@ def figures(engine: Engine, names: set[str], log: Path, visible: dict[str, float
         "checker_ticks": {
             "with_alerts": len(alert_ticks),
             "most_alerts_in_one": max(alert_ticks.values(), default=0),
+            "start_to_commit": benchlib.percentiles_s(tick_s),
+            "longest_gap_between_starts_s": round(
+                max((b - a for a, b in itertools.pairwise(starts)), default=0.0), 3
+            ),
         },
+        "alert_all": censored(to_alert, len(names)),
+        "webhook_all": censored(to_webhook, len(names)),
         "notices_opened": dict(notice_status),
         "duplicate_webhooks": duplicates,
     }
+
+
+def censored(samples: list[float], total: int) -> dict[str, Any]:
+    """p50/p99 over all ``total`` services, one without a sample counted as never (null: not reached)."""
+    xs = sorted(samples) + [float("inf")] * (total - len(samples))
+
+    def rank(q: float) -> float | None:
+        x = xs[min(len(xs) - 1, max(0, round(q * len(xs)) - 1))]
+        return None if x == float("inf") else round(x, 4)
+
+    return {"n": total, "missing": total - len(samples), "p50_s": rank(0.5), "p99_s": rank(0.99)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -367,7 +420,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=float, default=30.0, help="seconds the down-deadlines spread over")
     p.add_argument("--lead", type=float, default=10.0, help="seconds from insert to the first down-deadline")
     p.add_argument("--concurrency", type=int, default=64)
-    p.add_argument("--poll", type=float, default=0.05, help="alert-visibility poll interval (s)")
     p.add_argument("--timeout", type=float, default=90.0, help="seconds past the last deadline to wait")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--keep-logs", type=Path, default=None)
