@@ -38,18 +38,24 @@ def reconcile_runs() -> dict[str, Any]:
     return {"requeued": len(result.requeue), "retried": len(result.retried), "failed": len(result.failed)}
 
 
+FLIPS_KEPT_PER_SERVICE = 1000
+
+
 @shared_task(name="mission_control.prune_runs", ignore_result=True)
 def prune_old_runs() -> int:
-    """Apply the retention settings to finished runs."""
+    """Apply the retention settings to finished runs; keep each service's last 1,000 state changes."""
     from mission_control.history import prune_runs
+    from mission_control.services import ServiceRegistry
 
     runtime = get_runtime()
-    return prune_runs(
+    pruned = prune_runs(
         runtime.engine,
         runtime.clock.now(),
         max_age_days=runtime.settings.run_retention_days,
         keep_per_job=runtime.settings.run_retention_per_job,
     )
+    ServiceRegistry(runtime.engine, runtime.clock).prune_flips(keep_per_service=FLIPS_KEPT_PER_SERVICE)
+    return pruned
 
 
 @shared_task(name="mission_control.check_services", ignore_result=True)

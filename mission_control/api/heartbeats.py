@@ -60,15 +60,17 @@ def _heartbeat(name: str, *, with_body: bool) -> Response:
     is_admin = _authorize(name, params.token)
     state = current_app.extensions["mission_control"]
     limit = state.settings.heartbeat_message_bytes
-    status, message, truncated = params.status or "ok", None, False
+    body = HeartbeatIn(status=params.status or "ok", interval_s=params.interval_s, grace_s=params.grace_s)
+    truncated = False
     if with_body and (request.content_length or request.headers.get("Transfer-Encoding")):
-        status, message, truncated = _read_body(limit, default_status=status)
+        body, truncated = _read_body(limit, defaults=body)
     register = None
     if is_admin:
         register = ServiceConfig(
-            interval_s=params.interval_s or state.settings.service_interval_s,
-            grace_s=params.grace_s if params.grace_s is not None else state.settings.service_grace_s,
+            interval_s=body.interval_s or state.settings.service_interval_s,
+            grace_s=body.grace_s if body.grace_s is not None else state.settings.service_grace_s,
         )
+    status, message = body.status, body.message
     try:
         result = state.services.record_heartbeat(
             name, status=status, message=message, truncated=truncated, register=register
@@ -121,23 +123,23 @@ def _authorize(name: str, query_token: str | None) -> bool:
     return False
 
 
-def _read_body(limit: int, *, default_status: str) -> tuple[str, str | None, bool]:
-    """(status, message, truncated) from a JSON or text body; a long message is cut, never refused."""
+def _read_body(limit: int, *, defaults: HeartbeatIn) -> tuple[HeartbeatIn, bool]:
+    """The heartbeat from a JSON or text body, and whether its message was cut (never refused)."""
     if request.mimetype and request.mimetype.endswith("json"):
         raw = json_object()
         message = raw.get("message")
         truncated = False
         if isinstance(message, str):
             raw["message"], truncated = _cut(message, limit)
-        body = validate(HeartbeatIn, raw, strict=True)
-        return body.status, body.message, truncated
+        merged = {**defaults.model_dump(exclude_none=True), **raw}
+        return validate(HeartbeatIn, merged, strict=True), truncated
     # Any other body is the message, as a cron job's output piped to curl would send it. Read only
     # what is kept (plus one byte to know it was cut), however large the body is.
     request.max_content_length = 2**62  # None would fall back to MAX_CONTENT_LENGTH
     data = request.stream.read(limit + 1)
     text = data[:limit].decode("utf-8", errors="ignore" if len(data) > limit else "replace")
     text = text.replace("\x00", "\ufffd")
-    return default_status, text or None, len(data) > limit
+    return defaults.model_copy(update={"message": text or None}), len(data) > limit
 
 
 def _cut(message: str, limit: int) -> tuple[str, bool]:

@@ -202,6 +202,12 @@ class HeartbeatIn(BaseModel):
 
     status: Literal["ok", "fail"] = Field("ok", description="fail marks the service down at once")
     message: str | None = Field(None, description="kept with the heartbeat; cut past 10 KiB, never refused")
+    interval_s: float | None = Field(
+        None, gt=0, le=ONE_YEAR_S, description="admin token only: for a new service"
+    )
+    grace_s: float | None = Field(
+        None, ge=0, le=ONE_YEAR_S, description="admin token only: for a new service"
+    )
 
 
 class HeartbeatQuery(BaseModel):

@@ -160,3 +160,10 @@ def test_services_crud_pause_resume_and_listing(client, clock):
     assert client.delete("/api/v1/services/a-svc", headers=AUTH).status_code == 204
     assert client.delete("/api/v1/services/a-svc", headers=AUTH).status_code == 404
     assert client.post("/api/v1/services/a-svc/tokens", headers=AUTH).status_code == 404
+
+
+def test_registration_config_may_come_in_the_body(client):
+    created = hb(client, "reports", headers=AUTH, json={"interval_s": 3600, "grace_s": 600, "message": "hi"})
+    assert created.status_code == 201
+    service = client.get("/api/v1/services/reports", headers=AUTH).get_json()
+    assert (service["interval_s"], service["grace_s"], service["last_message"]) == (3600, 600, "hi")

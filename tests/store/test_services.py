@@ -182,3 +182,14 @@ def test_acknowledge_and_the_pattern_summary(engine, registry, clock):
     assert pattern.mean_time_to_recovery_s == 120
     assert pattern.total_open_s == 120 + 50
     assert acknowledge(engine, 10**9, clock.now(), None) is None
+
+
+def test_prune_flips_keeps_the_newest_per_service(registry, clock):
+    for name in ("a-svc", "b-svc"):
+        for _ in range(3):
+            beat(registry, name)
+            beat(registry, name, status="fail")
+    assert len(registry.flips("a-svc")) == 6
+    assert registry.prune_flips(keep_per_service=2) == 8
+    assert [f["to_state"] for f in registry.flips("a-svc")] == ["down", "up"]
+    assert len(registry.flips("b-svc")) == 2
