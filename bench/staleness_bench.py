@@ -35,7 +35,10 @@ How each figure is taken:
   webhook, out of N; ``alert_all`` / ``webhook_all`` are p50/p99 over all N with a missing one counted
   as never (null: that rank was not reached). ``duplicate_webhooks``: extra ``opened`` notices for a
   subject already notified.
-* The run ends when every service was notified, or ``--timeout`` s after the last deadline.
+* The run ends when every service was notified (with ``--no-channel``: every alert committed), or
+  ``--timeout`` s after the last deadline. ``--no-channel`` deletes the channel once the canary is
+  through, to time detection without the notices' load; ``--profile-dir`` runs py-spy on the worker
+  from the insert on.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ import json
 import random
 import select as select_module
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -60,13 +64,13 @@ import psycopg2
 import redis
 from e2e_bench import CODE, Stack, machine_cpu_s
 from heartbeat_bench import backend_pids, code_digest, postgres_cpu_s
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Engine, make_url
 
 from mission_control.clock import SYSTEM_CLOCK
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
-from mission_control.db.tables import alerts, notices, service_flips, services
+from mission_control.db.tables import alerts, channels, notices, service_flips, services
 from mission_control.notifications.notices import ChannelSpec, create_channel
 from mission_control.service_state import health_at
 
@@ -175,6 +179,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "window_s": args.window,
         "lead_s": args.lead,
         "worker_concurrency": args.concurrency,
+        "channel": args.channel,
     }
     scratch = Path(tempfile.mkdtemp(prefix="mc-stale-"))
     log = scratch / "webhooks.jsonl"
@@ -231,6 +236,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     return "canary" in opened_arrivals(log)[0]
 
                 benchlib.wait_until(canary_notified, 90, "the canary's webhook", interval_s=0.2)
+                if not args.channel:
+                    with engine.begin() as conn:
+                        conn.execute(delete(channels))
                 assert watcher is not None
                 watcher.start()
 
@@ -247,6 +255,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 pids = backend_pids(engine)
                 cpu0, machine0, pg0 = stack.cpu(), machine_cpu_s(), postgres_cpu_s(pids)
+                spy = start_spy(args, stack)
 
                 last_deadline = first + timedelta(seconds=args.window)
                 give_up = last_deadline.timestamp() + args.timeout
@@ -259,13 +268,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     if watcher.error:
                         raise watcher.error
                     depth.append(int(broker.llen("default")))
-                    if len(names & set(opened_arrivals(log)[0])) == len(names):
+                    done = set(opened_arrivals(log)[0]) if args.channel else set(watcher.seen)
+                    if len(names & done) == len(names):
                         break
                     time.sleep(0.5)
                 broker.close()
                 out["default_queue_depth"] = {"max": max(depth, default=0), "last": depth[-1] if depth else 0}
                 out["ended_after_last_deadline_s"] = round(time.time() - last_deadline.timestamp(), 2)
                 cpu1, machine1, pg1 = stack.cpu(), machine_cpu_s(), postgres_cpu_s(pids)
+                if spy is not None:
+                    spy.wait(timeout=120)
+                    out["profile"] = str(args.profile_dir / "worker.txt")
                 watcher.stop.set()
                 watcher.join(timeout=10)
                 out["cpu_s"] = {
@@ -369,7 +382,7 @@ def figures(engine: Engine, names: set[str], log: Path, visible: dict[str, float
     notice_status = Counter(n.status for n in notice_rows.values())
     ticks: dict[float, list[float]] = {}
     for name, alert in opened.items():
-        if name in visible:
+        if name in names and name in visible:
             ticks.setdefault(alert.opened_at.timestamp(), []).append(visible[name])
     tick_s = [max(commits) - start for start, commits in ticks.items()]
     starts = sorted(ticks)
@@ -403,6 +416,16 @@ def figures(engine: Engine, names: set[str], log: Path, visible: dict[str, float
     }
 
 
+def start_spy(args: argparse.Namespace, stack: Stack) -> subprocess.Popen[bytes] | None:
+    """py-spy on the worker from the insert on, for ``--spy-seconds`` (raw collapsed stacks)."""
+    if args.profile_dir is None:
+        return None
+    args.profile_dir.mkdir(parents=True, exist_ok=True)
+    argv = [args.py_spy, "record", "-r", "200", "-d", str(args.spy_seconds), "-f", "raw"]
+    argv += ["-o", str(args.profile_dir / "worker.txt"), "--pid", str(stack.processes["worker1"].pid)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def censored(samples: list[float], total: int) -> dict[str, Any]:
     """p50/p99 over all ``total`` services, one without a sample counted as never (null: not reached)."""
     xs = sorted(samples) + [float("inf")] * (total - len(samples))
@@ -423,6 +446,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=90.0, help="seconds past the last deadline to wait")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--keep-logs", type=Path, default=None)
+    p.add_argument(
+        "--no-channel",
+        dest="channel",
+        action="store_false",
+        help="delete the channel after the canary: detection alone (route_alert still runs per alert)",
+    )
+    p.add_argument("--profile-dir", type=Path, default=None, help="py-spy the worker into DIR/worker.txt")
+    p.add_argument("--py-spy", default="/tmp/spy-venv/bin/py-spy")
+    p.add_argument("--spy-seconds", type=int, default=40)
     args = p.parse_args(argv)
     if args.lead <= 5:
         raise SystemExit("--lead must exceed the largest grace (5 s): interval_s must stay positive")

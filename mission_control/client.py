@@ -5,7 +5,9 @@ It speaks only HTTP, so a service can use it without a database or broker driver
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime
@@ -13,6 +15,10 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+
+from mission_control.signing import SIGNATURE_HEADER, verify
+
+log = logging.getLogger(__name__)
 
 UNFINISHED = frozenset({"queued", "running", "retrying"})
 
@@ -170,6 +176,15 @@ class MissionControl:
         body = {"comment": comment} if comment is not None else {}
         return self._call("POST", f"/api/v1/alerts/{int(alert_id)}/acknowledge", body=body)
 
+    def monitor(self, service: str) -> Monitor:
+        """Heartbeat ``ok`` when a unit of work ends well and ``fail`` (with the error) when it raises.
+
+        Works as ``with mc.monitor("billing"): ...`` and as a decorator ``@mc.monitor("billing")``.
+        A heartbeat that cannot be delivered is logged, never raised: monitoring must not break the
+        work it watches.
+        """
+        return Monitor(self, service)
+
     # -- plumbing --------------------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -199,6 +214,46 @@ class MissionControl:
             except (ValueError, KeyError, TypeError):
                 raise MissionControlError(response.status_code, "http_error", response.text[:200]) from None
         return response
+
+
+class Monitor(contextlib.ContextDecorator):
+    """See :meth:`MissionControl.monitor`."""
+
+    def __init__(self, client: MissionControl, service: str) -> None:
+        self.client = client
+        self.service = service
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None:
+            status, message = "ok", None
+        else:
+            status, message = "fail", f"{type(exc).__name__}: {exc}"[:2000]
+        try:
+            self.client.heartbeat(self.service, status=status, message=message)
+        except MissionControlError as error:
+            log.warning("heartbeat for %s not delivered: %s", self.service, error.code)
+        return False  # never swallow the work's own exception
+
+
+def verify_signature(
+    secret: str, headers: Mapping[str, str], body: bytes, *, tolerance_s: int = 300, now: float | None = None
+) -> bool:
+    """True if a request really comes from Mission Control: its signature header signs ``body``
+    with ``secret`` (MC_SIGNING_SECRET) and is at most ``tolerance_s`` old (replays are refused).
+
+    ``headers`` may be any mapping (Flask's ``request.headers`` is case-insensitive; a plain dict is
+    searched without regard to case).
+    """
+    header = headers.get(SIGNATURE_HEADER)
+    if header is None:
+        lowered = {key.lower(): value for key, value in headers.items()}
+        header = lowered.get(SIGNATURE_HEADER.lower())
+    if not header:
+        return False
+    return verify(secret, header, body, int(time.time() if now is None else now), tolerance_s)
 
 
 def _json_default(value: Any) -> Any:

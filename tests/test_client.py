@@ -1,0 +1,48 @@
+"""The client library services use: heartbeats around a unit of work, and checking trigger signatures."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from mission_control.client import MissionControl, verify_signature
+from mission_control.signing import SIGNATURE_HEADER, sign
+
+SECRET = "a-signing-secret-for-tests"
+
+
+def test_verify_signature_accepts_ours_and_refuses_forgeries_and_replays():
+    body = b'{"report":"daily"}'
+    now = time.time()
+    headers = {SIGNATURE_HEADER.lower(): sign(SECRET, body, int(now))}
+    assert verify_signature(SECRET, headers, body)
+    assert not verify_signature(SECRET, headers, body + b" ")
+    assert not verify_signature("another-secret", headers, body)
+    assert not verify_signature(SECRET, {}, body)
+    old = {SIGNATURE_HEADER: sign(SECRET, body, int(now) - 600)}
+    assert not verify_signature(SECRET, old, body)
+    assert verify_signature(SECRET, old, body, tolerance_s=900)
+
+
+@pytest.mark.slow
+def test_monitor_beats_ok_or_fail_around_the_work(web_server):
+    mc = MissionControl(web_server.url, web_server.token)
+    with mc.monitor("client-svc"):
+        pass
+    assert mc.service("client-svc")["state"] == "up"
+
+    @mc.monitor("client-svc")
+    def nightly() -> None:
+        raise RuntimeError("export failed")
+
+    with pytest.raises(RuntimeError, match="export failed"):
+        nightly()
+    service = mc.service("client-svc")
+    assert service["state"] == "down"
+    assert service["last_message"] == "RuntimeError: export failed"
+    assert any(a["subject"] == "client-svc" for a in mc.alerts(state="open", kind="service_down"))
+
+    unreachable = MissionControl("http://127.0.0.1:9", web_server.token, timeout_s=1)
+    with unreachable.monitor("client-svc"):  # a heartbeat that cannot be sent never breaks the work
+        pass
