@@ -452,29 +452,33 @@ def _build_beat_in_one() -> Select:
         .returning(*services.c, old.c.state.label("old_state"))
         .cte("beaten")
     )
-    logged = postgresql.insert(heartbeats).from_select(
-        ["service_id", "slot", "number", "received_at", "status", "message", "truncated"],
-        select(
-            beaten.c.id,
-            beaten.c.heartbeat_count % bindparam("p_log_size"),
-            beaten.c.heartbeat_count,
-            now,
-            status,
-            bindparam("p_message", type_=Text()),
-            bindparam("p_truncated", type_=Boolean()),
-        ),
+    # The ring slot is overwritten if it exists, else filled. Not INSERT … ON CONFLICT: SQLAlchemy
+    # does not cache PostgreSQL's dialect INSERT, and compiling this statement anew cost ~4 ms per
+    # heartbeat. The service's row lock serialises heartbeats of one service, so the slot cannot race.
+    slot = beaten.c.heartbeat_count % bindparam("p_log_size")
+    values = {
+        "number": beaten.c.heartbeat_count,
+        "received_at": now,
+        "status": status,
+        "message": bindparam("p_message", type_=Text()),
+        "truncated": bindparam("p_truncated", type_=Boolean()),
+    }
+    overwritten = (
+        update(heartbeats)
+        .where(heartbeats.c.service_id == beaten.c.id, heartbeats.c.slot == slot)
+        .values(**values)
+        .returning(heartbeats.c.slot)
+        .cte("overwritten")
     )
-    logged = logged.on_conflict_do_update(
-        index_elements=[heartbeats.c.service_id, heartbeats.c.slot],
-        set_={
-            "number": logged.excluded.number,
-            "received_at": logged.excluded.received_at,
-            "status": logged.excluded.status,
-            "message": logged.excluded.message,
-            "truncated": logged.excluded.truncated,
-        },
-    ).cte("logged")
-    return select(beaten).add_cte(logged)
+    filled = (
+        insert(heartbeats)
+        .from_select(
+            ["service_id", "slot", *values],
+            select(beaten.c.id, slot, *values.values()).where(~select(overwritten.c.slot).exists()),
+        )
+        .cte("filled")
+    )
+    return select(beaten).add_cte(overwritten, filled)
 
 
 _ONE_SECOND = literal_column("interval '1 second'", type_=Interval())
