@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.engine import Connection, Engine
 
-from mission_control.alerts import AlertChange, AlertKind, open_alert
-from mission_control.db.tables import runs
+from mission_control.alerts import UNRESOLVED_STATES, AlertChange, AlertKind, open_alert
+from mission_control.db.tables import alerts, runs
 from mission_control.executor import close_lost_attempts
-from mission_control.runstate import Reason, RunStatus
+from mission_control.runstate import Reason, RunStatus, Trigger
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,12 @@ class Reconciled:
     alerts: list[AlertChange] = field(default_factory=list)  # job_failed opened for those
 
 
-def reconcile(engine: Engine, now: datetime, *, requeue_after_s: float, batch: int = 1000) -> Reconciled:
+def reconcile(
+    engine: Engine, now: datetime, *, requeue_after_s: float, grace_s: float = 15, batch: int = 1000
+) -> Reconciled:
     overdue = now - timedelta(seconds=requeue_after_s)
     with engine.begin() as conn:
+        late = _late_starts(conn, now, grace_s)
         requeue = list(
             conn.execute(
                 select(runs.c.id)
@@ -94,4 +97,25 @@ def reconcile(engine: Engine, now: datetime, *, requeue_after_s: float, batch: i
                 change = open_alert(conn, AlertKind.JOB_FAILED, run.job_name, now, text, details)
                 if change is not None:
                     changes.append(change)
-    return Reconciled(requeue, retried, failed, changes)
+    return Reconciled(requeue, retried, failed, late + changes)
+
+
+def _late_starts(conn: Connection, now: datetime, grace_s: float) -> list[AlertChange]:
+    """``job_missed`` for jobs with a scheduled slot still not started past the misfire grace
+    (no worker free, or none running). Opened once: a job already alerting is not counted again."""
+    waiting = select(runs.c.job_name, func.min(runs.c.scheduled_for).label("since")).where(
+        runs.c.status == RunStatus.QUEUED,
+        runs.c.trigger == Trigger.SCHEDULE,
+        runs.c.scheduled_for < now - timedelta(seconds=grace_s),
+    )
+    waiting = waiting.group_by(runs.c.job_name).limit(1000)
+    alerting = select(alerts.c.subject).where(
+        alerts.c.kind == AlertKind.JOB_MISSED.value, alerts.c.state.in_(UNRESOLVED_STATES)
+    )
+    changes = []
+    for row in conn.execute(waiting.where(runs.c.job_name.not_in(alerting))):
+        text = f"job {row.job_name}: a slot due {row.since.isoformat()} has not started within {grace_s:g} s"
+        change = open_alert(conn, AlertKind.JOB_MISSED, row.job_name, now, text, {"job": row.job_name})
+        if change is not None:
+            changes.append(change)
+    return changes

@@ -25,11 +25,17 @@ def trigger(run_id: int) -> str:
 
 @shared_task(name="mission_control.reconcile", ignore_result=True)
 def reconcile_runs() -> dict[str, Any]:
-    """Re-enqueue overdue queued runs; retry or fail runs whose worker was lost."""
+    """Re-enqueue overdue queued runs; retry or fail runs whose worker was lost; flag late starts."""
     from mission_control.reconciler import reconcile
 
     runtime = get_runtime()
-    result = reconcile(runtime.engine, runtime.clock.now(), requeue_after_s=runtime.settings.requeue_after_s)
+    settings = runtime.settings
+    result = reconcile(
+        runtime.engine,
+        runtime.clock.now(),
+        requeue_after_s=settings.requeue_after_s,
+        grace_s=settings.misfire_grace_s,
+    )
     enqueue_runs(app, result.requeue)
     if result.alerts:
         from mission_control.notifications.dispatch import send_notices

@@ -92,3 +92,14 @@ def test_retention_prunes_old_and_surplus_finished_runs_but_never_unfinished_one
     assert pruned == 3  # the 40-day-old one, then the oldest finished beyond the newest three
     assert left == ids[3:]  # three finished kept, the unfinished (queued) one kept
     assert orphans == []  # attempts go with their run
+
+
+def test_a_scheduled_run_not_started_within_the_grace_opens_job_missed_once(engine, clock):
+    from mission_control.claiming import claim_due_slots
+
+    JobRegistry(engine, clock).put(job_spec(schedule={"every_s": 60}))
+    claim_due_slots(engine, T0 + timedelta(seconds=60), batch=10, grace_s=15)  # queued, nobody runs it
+    assert reconcile(engine, T0 + timedelta(seconds=74), requeue_after_s=30, grace_s=15).alerts == []
+    [missed] = reconcile(engine, T0 + timedelta(seconds=76), requeue_after_s=30, grace_s=15).alerts
+    assert (missed.kind, missed.subject, missed.event) == ("job_missed", "nightly-report", "opened")
+    assert reconcile(engine, T0 + timedelta(seconds=81), requeue_after_s=30, grace_s=15).alerts == []
