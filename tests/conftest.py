@@ -108,11 +108,14 @@ def sqlite_url(directory: Path) -> str:
 
 
 class RunningWeb:
-    def __init__(self, url: str, token: str, process: subprocess.Popen[bytes], database_url: str) -> None:
+    def __init__(
+        self, url: str, token: str, process: subprocess.Popen[bytes], database_url: str, log_path: Path
+    ) -> None:
         self.url = url
         self.token = token
         self.process = process
         self.database_url = database_url
+        self.log_path = log_path
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.05) -> None:
@@ -164,7 +167,7 @@ def start_web(database_url: str, log_path: Path, **extra_env: str) -> RunningWeb
             return False
 
     wait_until(ready, 30, "gunicorn to answer /readyz")
-    return RunningWeb(url, ADMIN_TOKEN, process, database_url)
+    return RunningWeb(url, ADMIN_TOKEN, process, database_url, log_path)
 
 
 def stop(process: subprocess.Popen[bytes], timeout_s: float = 10) -> None:

@@ -46,3 +46,19 @@ def test_monitor_beats_ok_or_fail_around_the_work(web_server):
     unreachable = MissionControl("http://127.0.0.1:9", web_server.token, timeout_s=1)
     with unreachable.monitor("client-svc"):  # a heartbeat that cannot be sent never breaks the work
         pass
+
+
+@pytest.mark.slow
+def test_the_access_log_never_shows_a_token_from_the_query_string(web_server):
+    import requests
+
+    mc = MissionControl(web_server.url, web_server.token)
+    mc.put_service("logged-svc", interval_s=60)
+    token = mc._call("POST", "/api/v1/services/logged-svc/tokens")["token"]
+    answer = requests.get(
+        f"{web_server.url}/api/v1/heartbeats/logged-svc", params={"token": token}, timeout=5
+    )
+    assert answer.status_code == 200
+    log = web_server.log_path.read_text()
+    assert "/api/v1/heartbeats/logged-svc" in log  # the request is logged...
+    assert token not in log and web_server.token not in log  # ...without its token

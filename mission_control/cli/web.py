@@ -48,6 +48,8 @@ def web(host: str, port: int | None, workers: int | None, threads: int) -> None:
         "timeout": 30,
         "graceful_timeout": 10,
         "accesslog": "-",
+        # The path without the query string (a service token may ride there), no referer, no agent.
+        "access_log_format": '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms',
         "forwarded_allow_ips": os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
         "limit_request_field_size": 16384,
     }
