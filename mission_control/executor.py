@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from mission_control import run_transitions
+from mission_control import metrics, run_transitions
 from mission_control.alerts import AlertChange, AlertKind, open_alert, resolve_alerts
 from mission_control.clock import Clock
 from mission_control.config import Settings
@@ -71,6 +71,7 @@ class _Claim:
     started_at: datetime
     spec: JobSpec
     trigger: str
+    scheduled_for: datetime
 
 
 def execute_run(run_id: int, ctx: ExecutionContext) -> str:
@@ -78,6 +79,8 @@ def execute_run(run_id: int, ctx: ExecutionContext) -> str:
     claim = _once_more_if_disconnected(lambda: _claim(run_id, ctx))
     if isinstance(claim, str):
         return claim
+    if claim.attempt == 1 and claim.trigger == Trigger.SCHEDULE:
+        metrics.FIRING_LAG_SECONDS.observe((claim.started_at - claim.scheduled_for).total_seconds())
     body = _request_body(claim.spec)
     headers = _request_headers(claim, body, ctx)
     target = claim.spec.target
@@ -153,7 +156,16 @@ def _claim_in_one_statement(
             )
             return RunStatus.FAILED.value
     spec = spec_from_row(row._mapping, "spec_")
-    return _Claim(run_id, row.job_name, row.attempt_count, lease_owner, row.started_at, spec, row.trigger)
+    return _Claim(
+        run_id,
+        row.job_name,
+        row.attempt_count,
+        lease_owner,
+        row.started_at,
+        spec,
+        row.trigger,
+        row.scheduled_for,
+    )
 
 
 def _claim_generic(run_id: int, lease_owner: str, now: datetime, ctx: ExecutionContext) -> _Claim | str:
@@ -212,7 +224,16 @@ def _claim_generic(run_id: int, lease_owner: str, now: datetime, ctx: ExecutionC
                 worker=WORKER_NAME,
             )
         )
-    return _Claim(run_id, row.job_name, attempt, lease_owner, row.started_at or now, spec, row.trigger)
+    return _Claim(
+        run_id,
+        row.job_name,
+        attempt,
+        lease_owner,
+        row.started_at or now,
+        spec,
+        row.trigger,
+        row.scheduled_for,
+    )
 
 
 def _finish(claim: _Claim, outcome: HttpOutcome, ctx: ExecutionContext) -> str:
@@ -269,6 +290,8 @@ def _finish(claim: _Claim, outcome: HttpOutcome, ctx: ExecutionContext) -> str:
         changes = _job_alerts(conn, claim, status, slow, error, now) if updated.rowcount == 1 else []
     if changes:
         ctx.notify(changes)
+    metrics.RUNS_FINISHED.labels(claim.job_name, status.value).inc()
+    metrics.ATTEMPT_SECONDS.observe(outcome.duration_ms / 1000)
     _log_outcome(claim, outcome, status.value, lost=updated.rowcount != 1, delay_s=delay_s)
     return status.value
 
@@ -318,6 +341,7 @@ def _end_before_start(conn: Connection, row: Any, now: datetime, status: RunStat
         .where(runs.c.id == row.id, runs.c.status == row.status, runs.c.attempt_count == row.attempt_count)
         .values(status=status, reason=reason, finished_at=now, lease_owner=None, leased_until=None)
     )
+    metrics.RUNS_FINISHED.labels(row.job_name, status.value).inc()
     log.info(
         "run %s of %s: %s (%s) before an attempt",
         row.id,

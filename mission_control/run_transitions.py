@@ -56,6 +56,7 @@ def _build_claim() -> Select:
             runs.c.id,
             runs.c.job_name,
             runs.c.trigger,
+            runs.c.scheduled_for,
             runs.c.attempt_count,
             runs.c.max_attempts,
             runs.c.started_at,

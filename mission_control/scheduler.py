@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mission_control.claiming import claim_due_retries, claim_due_slots, next_wakeup
 from mission_control.db.engine import make_autocommit_engine
+from mission_control.metrics import TICK_SECONDS
 from mission_control.notifications.dispatch import send_notices
 from mission_control.queueing import enqueue_runs
 from mission_control.runtime import Runtime, get_runtime
@@ -60,6 +61,7 @@ class RegistryScheduler(Scheduler):
             return delay
         finally:
             self.last_tick_s = time.perf_counter() - started
+            TICK_SECONDS.observe(self.last_tick_s)
         if self._failures:
             log.info("registry reachable again after %d failed ticks", self._failures)
             self._failures = 0

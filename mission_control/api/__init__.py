@@ -9,7 +9,7 @@ from flask import Flask, Response, current_app, jsonify, request
 from sqlalchemy.engine import Engine
 
 from mission_control.alerts import AlertChange
-from mission_control.api import alerts, channels, demo, health, heartbeats, jobs, runs, services
+from mission_control.api import alerts, channels, demo, health, heartbeats, jobs, metrics, runs, services
 from mission_control.api.auth import require_admin, token_digest
 from mission_control.api.errors import register_error_handlers
 from mission_control.api.openapi import ApiBlueprint, build_openapi, public_endpoints
@@ -90,6 +90,7 @@ def create_app(
     )
     register_error_handlers(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(meta, url_prefix=API_PREFIX)
     app.register_blueprint(jobs.bp, url_prefix=API_PREFIX)
     app.register_blueprint(runs.bp, url_prefix=API_PREFIX)

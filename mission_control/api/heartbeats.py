@@ -20,6 +20,7 @@ from mission_control.api.errors import ApiError
 from mission_control.api.openapi import ApiBlueprint
 from mission_control.api.schemas import HeartbeatAccepted, HeartbeatIn, HeartbeatQuery
 from mission_control.jobspec import NAME_PATTERN
+from mission_control.metrics import HEARTBEATS
 from mission_control.services import ServiceConfig, ServiceNotFound
 
 bp = ApiBlueprint("heartbeats", __name__, tag="heartbeats")
@@ -79,6 +80,7 @@ def _heartbeat(name: str, *, with_body: bool) -> Response:
         raise ApiError(
             403, "forbidden", f"service: this token may not beat for {name!r}", "service"
         ) from None
+    HEARTBEATS.labels(status).inc()
     state.notify(result.changes)
     service = result.service
     body = HeartbeatAccepted(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import sys
 from pathlib import Path
 
@@ -51,8 +52,14 @@ def dev(port: int | None, concurrency: int, no_demo: bool) -> None:
     finally:
         engine.dispose()
 
+    # One directory where web, worker and beat write their metrics for the web's /metrics to add up;
+    # emptied at each start, as prometheus-client's multiprocess mode requires.
+    metrics_dir = STATE_DIR / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
     env = {
         **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir.resolve()),
         "MC_ADMIN_TOKEN": admin_token,
         "MC_SIGNING_SECRET": signing_secret,
         "MC_DATABASE_URL": settings.database_url,

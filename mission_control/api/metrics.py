@@ -1,0 +1,19 @@
+"""``GET /metrics``: Prometheus exposition, behind the admin token like the API."""
+
+from __future__ import annotations
+
+from flask import Response, current_app
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from mission_control.api.auth import require_admin
+from mission_control.api.openapi import ApiBlueprint
+from mission_control.metrics import exposition
+
+bp = ApiBlueprint("metrics", __name__, tag="metrics")
+
+
+@bp.operation("GET", "/metrics", summary="Prometheus metrics (text exposition format)", responses={200: None})
+def metrics() -> Response:
+    state = current_app.extensions["mission_control"]
+    require_admin(state.admin_digest)
+    return Response(exposition(state.engine, state.settings.broker_url), content_type=CONTENT_TYPE_LATEST)
