@@ -76,34 +76,36 @@ def check_services() -> dict[str, Any]:
     return {"examined": result.examined, "flipped": len(result.flipped)}
 
 
-@shared_task(name="mission_control.route_alert", acks_late=True, ignore_result=True)
-def route_alert(alert_id: int, event: str) -> int:
-    """Turn one alert change into a notice per matching channel, each delivered by its own task."""
+@shared_task(name="mission_control.route_alerts", acks_late=True, ignore_result=True)
+def route_alerts(changes: list[list[Any]]) -> int:
+    """Turn alert changes into notices per matching channel; each channel's are delivered together."""
     from mission_control.notifications.dispatch import send_deliveries
-    from mission_control.notifications.notices import route
+    from mission_control.notifications.notices import group_by_channel, route
 
     runtime = get_runtime()
-    notice_ids = route(runtime.engine, alert_id, event, runtime.clock.now())
-    return send_deliveries(app, notice_ids)
+    notice_ids = route(
+        runtime.engine, [(int(alert_id), str(event)) for alert_id, event in changes], runtime.clock.now()
+    )
+    return send_deliveries(app, group_by_channel(runtime.engine, notice_ids))
 
 
 NOTICE_RETRIES = 5
 
 
 @shared_task(
-    name="mission_control.deliver_notice",
+    name="mission_control.deliver_notices",
     bind=True,
     acks_late=True,
     ignore_result=True,
     max_retries=NOTICE_RETRIES,
 )
-def deliver_notice(self: Any, notice_id: int) -> str:
-    """One delivery attempt; a transient failure retries with exponential backoff (5 s .. 5 min)."""
+def deliver_notices(self: Any, notice_ids: list[int]) -> str:
+    """One delivery attempt of one channel's notices; transient failures retry with backoff (5 s .. 5 min)."""
     from mission_control.notifications.notices import deliver
 
     runtime = get_runtime()
     final = self.request.retries >= NOTICE_RETRIES
-    result = deliver(runtime.engine, notice_id, runtime.delivery_context(), runtime.clock.now(), final=final)
+    result = deliver(runtime.engine, notice_ids, runtime.delivery_context(), runtime.clock.now(), final=final)
     if result.outcome == "transient" and not final:
         raise self.retry(countdown=min(300, 5 * 2**self.request.retries))
     return result.outcome
@@ -113,7 +115,9 @@ def deliver_notice(self: Any, notice_id: int) -> str:
 def repeat_notices() -> int:
     """Notify again about alerts still open and unacknowledged past their channel's repeat interval."""
     from mission_control.notifications.dispatch import send_deliveries
-    from mission_control.notifications.notices import due_repeats
+    from mission_control.notifications.notices import due_repeats, group_by_channel
 
     runtime = get_runtime()
-    return send_deliveries(app, due_repeats(runtime.engine, runtime.clock.now()))
+    return send_deliveries(
+        app, group_by_channel(runtime.engine, due_repeats(runtime.engine, runtime.clock.now()))
+    )

@@ -36,7 +36,7 @@ class AppState:
     enqueue: Callable[[Sequence[int]], object]
     services: ServiceRegistry
     notify: Callable[[Sequence[AlertChange]], object]
-    deliver: Callable[[Sequence[int]], object]
+    deliver: Callable[[Sequence[Sequence[int]]], object]
 
 
 meta = ApiBlueprint("meta", __name__, tag="meta")
@@ -57,12 +57,13 @@ def create_app(
     engine: Engine | None = None,
     enqueue: Callable[[Sequence[int]], object] | None = None,
     notify: Callable[[Sequence[AlertChange]], object] | None = None,
-    deliver: Callable[[Sequence[int]], object] | None = None,
+    deliver: Callable[[Sequence[Sequence[int]]], object] | None = None,
 ) -> Flask:
     """Build the web app; refuses to build one without an admin token and a signing secret.
 
-    ``enqueue`` sends run ids to the workers, ``notify`` alert changes to the notification channels and
-    ``deliver`` notice ids to delivery; by default all three through the Celery app's broker.
+    ``enqueue`` sends run ids to the workers, ``notify`` alert changes to the notification channels
+    and ``deliver`` groups of one channel's notice ids to delivery; by default all three through the
+    Celery app's broker.
     """
     settings = settings or Settings.from_env()
     settings.require_secrets()
@@ -125,11 +126,11 @@ def _celery_notify(changes: Sequence[AlertChange]) -> int:
     return send_notices(celery_app, changes)
 
 
-def _celery_deliver(notice_ids: Sequence[int]) -> int:
+def _celery_deliver(groups: Sequence[Sequence[int]]) -> int:
     from mission_control.celery_app import app as celery_app
     from mission_control.notifications.dispatch import send_deliveries
 
-    return send_deliveries(celery_app, notice_ids)
+    return send_deliveries(celery_app, groups)
 
 
 __all__ = ["AppState", "create_app"]

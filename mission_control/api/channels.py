@@ -85,7 +85,7 @@ def send_test_notice(channel_id: int) -> Response:
     notice_id = add_test_notice(_state().engine, channel_id, _state().clock.now())
     if notice_id is None:
         raise _not_found(channel_id)
-    _state().deliver([notice_id])
+    _state().deliver([[notice_id]])
     [row] = [n for n in list_notices(_state().engine, channel_id, limit=20) if n["id"] == notice_id]
     response = jsonify(NoticeOut.of(row).model_dump(mode="json"))
     response.status_code = 202

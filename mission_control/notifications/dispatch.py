@@ -15,16 +15,20 @@ from mission_control.alerts import AlertChange
 
 log = logging.getLogger(__name__)
 
-ROUTE_TASK = "mission_control.route_alert"
-DELIVER_TASK = "mission_control.deliver_notice"
+ROUTE_TASK = "mission_control.route_alerts"
+DELIVER_TASK = "mission_control.deliver_notices"
+ROUTE_BATCH = 1000
 
 
 def send_notices(app: Celery, changes: Sequence[AlertChange]) -> int:
-    return _send(app, ROUTE_TASK, [[change.alert_id, change.event] for change in changes])
+    """One routing task per batch of alert changes (a check may flip hundreds of services at once)."""
+    pairs = [[change.alert_id, change.event] for change in changes]
+    return _send(app, ROUTE_TASK, [[pairs[i : i + ROUTE_BATCH]] for i in range(0, len(pairs), ROUTE_BATCH)])
 
 
-def send_deliveries(app: Celery, notice_ids: Sequence[int]) -> int:
-    return _send(app, DELIVER_TASK, [[notice_id] for notice_id in notice_ids])
+def send_deliveries(app: Celery, groups: Sequence[Sequence[int]]) -> int:
+    """One delivery task per group of notices of one channel (see ``notices.group_by_channel``)."""
+    return _send(app, DELIVER_TASK, [[list(group)] for group in groups])
 
 
 def _send(app: Celery, task: str, arg_lists: list[list[object]]) -> int:

@@ -1,25 +1,62 @@
-"""What a notice says, per channel kind: a JSON document, a Slack message, an email."""
+"""What a notice says, per channel kind: a JSON document, a Slack message, an email.
+
+A message carries one or more notices of one channel (alerts that changed together are sent together),
+each an (event, alert) pair; a test notice has no alert.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from email.message import EmailMessage
 from typing import Any
 
 EVENT_WORDS = {"opened": "OPEN", "resolved": "RESOLVED", "repeat": "STILL OPEN", "test": "TEST"}
+Item = tuple[str, dict[str, Any] | None]
+LISTED = 20  # lines a Slack message or email lists before "and N more"
 
 
-def payload(event: str, alert: dict[str, Any] | None) -> dict[str, Any]:
-    """The webhook body: the event and the alert as the API shows it (times in ISO 8601 UTC)."""
-    return {"event": event, "alert": None if alert is None else {k: _plain(v) for k, v in alert.items()}}
+def payload(items: list[Item]) -> dict[str, Any]:
+    """The webhook body: every notice with its event and the alert as the API shows it (UTC ISO times)."""
+    return {"notices": [{"event": event, "alert": _document(alert)} for event, alert in items]}
 
 
-def headline(event: str, alert: dict[str, Any] | None) -> str:
-    if alert is None:
-        return "[Mission Control] TEST: this channel works"
-    return f"[Mission Control] {EVENT_WORDS.get(event, event.upper())}: {alert['kind']} {alert['subject']}"
+def headline(items: list[Item]) -> str:
+    if len(items) == 1:
+        event, alert = items[0]
+        if alert is None:
+            return "[Mission Control] TEST: this channel works"
+        return (
+            f"[Mission Control] {EVENT_WORDS.get(event, event.upper())}: {alert['kind']} {alert['subject']}"
+        )
+    counts = Counter(EVENT_WORDS.get(event, event.upper()) for event, _ in items)
+    summary = ", ".join(f"{n} {word}" for word, n in sorted(counts.items()))
+    return f"[Mission Control] {len(items)} alert changes: {summary}"
 
 
-def text(event: str, alert: dict[str, Any] | None) -> str:
+def text(items: list[Item]) -> str:
+    if len(items) == 1:
+        return _detail(*items[0])
+    lines = [_line(event, alert) for event, alert in items[:LISTED]]
+    if len(items) > LISTED:
+        lines.append(f"… and {len(items) - LISTED} more")
+    return "\n".join(lines)
+
+
+def slack(items: list[Item]) -> dict[str, Any]:
+    """Slack's incoming-webhook format: ``text`` is required; one message, however many changes."""
+    return {"text": f"{headline(items)}\n{text(items)}"}
+
+
+def email(items: list[Item], sender: str, to: list[str]) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = headline(items)
+    message["From"] = sender
+    message["To"] = ", ".join(to)
+    message.set_content(text(items))
+    return message
+
+
+def _detail(event: str, alert: dict[str, Any] | None) -> str:
     if alert is None:
         return "A test notice from Mission Control. If you can read this, the channel is configured."
     lines = [alert["message"], f"opened {_plain(alert['opened_at'])}, seen {alert['occurrences']} time(s)"]
@@ -30,18 +67,14 @@ def text(event: str, alert: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
-def slack(event: str, alert: dict[str, Any] | None) -> dict[str, Any]:
-    """Slack's incoming-webhook format: ``text`` is required; blocks are optional and kept simple."""
-    return {"text": f"{headline(event, alert)}\n{text(event, alert)}"}
+def _line(event: str, alert: dict[str, Any] | None) -> str:
+    if alert is None:
+        return "TEST: this channel works"
+    return f"• {EVENT_WORDS.get(event, event.upper())} {alert['kind']} {alert['subject']}: {alert['message']}"
 
 
-def email(event: str, alert: dict[str, Any] | None, sender: str, to: list[str]) -> EmailMessage:
-    message = EmailMessage()
-    message["Subject"] = headline(event, alert)
-    message["From"] = sender
-    message["To"] = ", ".join(to)
-    message.set_content(text(event, alert))
-    return message
+def _document(alert: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if alert is None else {key: _plain(value) for key, value in alert.items()}
 
 
 def _plain(value: Any) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +23,8 @@ from mission_control.alerts import AlertState
 from mission_control.db.tables import alerts, channels, notice_attempts, notices
 from mission_control.notifications import messages
 from mission_control.notifications.senders import Delivery, SmtpServer, post_json, send_email
+
+GROUP_SIZE = 100  # notices per message at most
 
 
 class ChannelExists(ValueError):
@@ -86,19 +89,29 @@ def matches(channel: Any, kind: str, subject: str) -> bool:
 # --- routing ------------------------------------------------------------------------------------
 
 
-def route(engine: Engine, alert_id: int, event: str, now: datetime) -> list[int]:
-    """Create one notice per matching channel for this alert event; returns the new notice ids."""
+def route(engine: Engine, changes: Sequence[tuple[int, str]], now: datetime) -> list[int]:
+    """Create one notice per matching channel for each (alert id, event); returns the new notice ids.
+
+    One transaction and one multi-row INSERT however many alerts changed at once.
+    """
     with engine.begin() as conn:
-        alert = conn.execute(select(alerts).where(alerts.c.id == alert_id)).mappings().first()
-        if alert is None:
-            return []
-        targets = [c for c in conn.execute(select(channels)) if matches(c, alert["kind"], alert["subject"])]
-        created = [
-            _add_notice(conn, c.id, alert_id, event, f"{alert_id}:{event}:{c.id}", now) for c in targets
+        ids = sorted({alert_id for alert_id, _ in changes})
+        found = {a["id"]: a for a in conn.execute(select(alerts).where(alerts.c.id.in_(ids))).mappings()}
+        targets = list(conn.execute(select(channels)))
+        rows = [
+            _notice_row(c.id, alert_id, event, f"{alert_id}:{event}:{c.id}", now)
+            for alert_id, event in changes
+            if alert_id in found
+            for c in targets
+            if matches(c, found[alert_id]["kind"], found[alert_id]["subject"])
         ]
-        if created and event != "resolved":
-            conn.execute(update(alerts).where(alerts.c.id == alert_id).values(last_notified_at=now))
-    return [notice_id for notice_id in created if notice_id is not None]
+        created = _add_notices(conn, rows)
+        notified = sorted(
+            {alert_id for alert_id, event in changes if event != "resolved" and alert_id in found}
+        )
+        if created and notified:
+            conn.execute(update(alerts).where(alerts.c.id.in_(notified)).values(last_notified_at=now))
+    return created
 
 
 def add_test_notice(engine: Engine, channel_id: int, now: datetime) -> int | None:
@@ -106,7 +119,10 @@ def add_test_notice(engine: Engine, channel_id: int, now: datetime) -> int | Non
     with engine.begin() as conn:
         if conn.execute(select(channels.c.id).where(channels.c.id == channel_id)).first() is None:
             return None
-        return _add_notice(conn, channel_id, None, "test", f"test:{uuid.uuid4().hex}", now)
+        [notice_id] = _add_notices(
+            conn, [_notice_row(channel_id, None, "test", f"test:{uuid.uuid4().hex}", now)]
+        )
+        return notice_id
 
 
 def due_repeats(engine: Engine, now: datetime) -> list[int]:
@@ -136,29 +152,28 @@ def due_repeats(engine: Engine, now: datetime) -> list[int]:
                 if now - since < timedelta(seconds=channel.repeat_interval_s):
                     continue
                 key = f"{alert['id']}:repeat{count}:{channel.id}"
-                notice_id = _add_notice(conn, channel.id, alert["id"], "repeat", key, now)
-                if notice_id is not None:
-                    created.append(notice_id)
+                created += _add_notices(conn, [_notice_row(channel.id, alert["id"], "repeat", key, now)])
     return created
 
 
-def _add_notice(
-    conn: Connection, channel_id: int, alert_id: int | None, event: str, key: str, now: datetime
-) -> int | None:
+def _notice_row(channel_id: int, alert_id: int | None, event: str, key: str, now: datetime) -> dict[str, Any]:
+    return {
+        "channel_id": channel_id,
+        "alert_id": alert_id,
+        "event": event,
+        "dedup_key": key,
+        "status": "pending",
+        "created_at": now,
+    }
+
+
+def _add_notices(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert notices, skipping any whose dedup key exists (a redelivered routing task); new ids."""
+    if not rows:
+        return []
     insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    return conn.execute(
-        insert_(notices)
-        .values(
-            channel_id=channel_id,
-            alert_id=alert_id,
-            event=event,
-            dedup_key=key,
-            status="pending",
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[notices.c.dedup_key])
-        .returning(notices.c.id)
-    ).scalar()
+    statement = insert_(notices).values(rows).on_conflict_do_nothing(index_elements=[notices.c.dedup_key])
+    return sorted(conn.execute(statement.returning(notices.c.id)).scalars())
 
 
 # --- delivery -----------------------------------------------------------------------------------
@@ -166,34 +181,60 @@ def _add_notice(
 
 @dataclass(frozen=True)
 class Attempted:
-    notice_id: int
+    notice_ids: list[int]  # the notices this attempt carried (pending ones only)
     outcome: str  # sent | transient | permanent | skipped
     detail: str
 
 
-def deliver(engine: Engine, notice_id: int, ctx: DeliveryContext, now: datetime, *, final: bool) -> Attempted:
-    """Make one delivery attempt of a pending notice and record it.
+def group_by_channel(engine: Engine, notice_ids: Sequence[int], size: int = GROUP_SIZE) -> list[list[int]]:
+    """Split notices into per-channel groups of at most ``size``: each group is one message."""
+    if not notice_ids:
+        return []
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(notices.c.id, notices.c.channel_id)
+            .where(notices.c.id.in_(list(notice_ids)))
+            .order_by(notices.c.id)
+        ).all()
+    by_channel: dict[int, list[int]] = {}
+    for notice_id, channel_id in rows:
+        by_channel.setdefault(channel_id, []).append(notice_id)
+    return [ids[i : i + size] for ids in by_channel.values() for i in range(0, len(ids), size)]
 
-    ``final`` says no retry follows, so a transient failure then fails the notice for good.
+
+def deliver(
+    engine: Engine, notice_ids: Sequence[int], ctx: DeliveryContext, now: datetime, *, final: bool
+) -> Attempted:
+    """Make one delivery attempt of a group of pending notices of one channel, as one message.
+
+    Many alerts changing at once (a network partition: hundreds of services down in a second)
+    become one webhook call, Slack message or email per channel and check, not hundreds. ``final``
+    says no retry follows, so a transient failure then fails the notices for good.
     """
     with engine.connect() as conn:
-        row = (
+        rows = (
             conn.execute(
                 select(notices, channels.c.kind, channels.c.target)
                 .join(channels, channels.c.id == notices.c.channel_id)
-                .where(notices.c.id == notice_id)
+                .where(notices.c.id.in_(list(notice_ids)), notices.c.status == "pending")
+                .order_by(notices.c.id)
             )
             .mappings()
-            .first()
+            .all()
         )
-        alert = None
-        if row is not None and row["alert_id"] is not None:
-            alert = conn.execute(select(alerts).where(alerts.c.id == row["alert_id"])).mappings().first()
-    if row is None or row["status"] != "pending":
-        return Attempted(notice_id, "skipped", "not pending")
-    alert_doc = None if alert is None else dict(alert)
-    result = _send(row["kind"], row["target"], row["event"], alert_doc, ctx)
-    number = row["attempts"] + 1
+        alert_ids = [r["alert_id"] for r in rows if r["alert_id"] is not None]
+        found = {}
+        if alert_ids:
+            found = {
+                a["id"]: dict(a)
+                for a in conn.execute(select(alerts).where(alerts.c.id.in_(alert_ids))).mappings()
+            }
+    if not rows:
+        return Attempted([], "skipped", "not pending")
+    if len({r["channel_id"] for r in rows}) != 1:
+        raise ValueError("a delivery carries the notices of one channel")
+    items = [(r["event"], found.get(r["alert_id"])) for r in rows]
+    result = _send(rows[0]["kind"], rows[0]["target"], items, ctx)
     if result.outcome == "sent":
         status: str = "sent"
     elif result.outcome == "permanent" or final:
@@ -202,40 +243,42 @@ def deliver(engine: Engine, notice_id: int, ctx: DeliveryContext, now: datetime,
         status = "pending"
     with engine.begin() as conn:
         conn.execute(
-            insert(notice_attempts).values(
-                notice_id=notice_id,
-                number=number,
-                at=now,
-                duration_ms=result.duration_ms,
-                outcome=result.outcome,
-                detail=result.detail,
-            )
+            insert(notice_attempts),
+            [
+                {
+                    "notice_id": r["id"],
+                    "number": r["attempts"] + 1,
+                    "at": now,
+                    "duration_ms": result.duration_ms,
+                    "outcome": result.outcome,
+                    "detail": result.detail,
+                }
+                for r in rows
+            ],
         )
         conn.execute(
             update(notices)
-            .where(and_(notices.c.id == notice_id, notices.c.status == "pending"))
+            .where(and_(notices.c.id.in_([r["id"] for r in rows]), notices.c.status == "pending"))
             .values(
                 status=status,
-                attempts=number,
+                attempts=notices.c.attempts + 1,
                 error_kind=None if result.outcome == "sent" else result.outcome,
                 last_error=None if result.outcome == "sent" else result.detail,
                 sent_at=now if result.outcome == "sent" else None,
             )
         )
-    return Attempted(notice_id, result.outcome, result.detail)
+    return Attempted([r["id"] for r in rows], result.outcome, result.detail)
 
 
 def _send(
-    kind: str, target: dict[str, Any], event: str, alert: dict[str, Any] | None, ctx: DeliveryContext
+    kind: str, target: dict[str, Any], items: list[tuple[str, dict[str, Any] | None]], ctx: DeliveryContext
 ) -> Delivery:
     if kind == "webhook":
-        return post_json(
-            ctx.session, target["url"], messages.payload(event, alert), secret=ctx.signing_secret
-        )
+        return post_json(ctx.session, target["url"], messages.payload(items), secret=ctx.signing_secret)
     if kind == "slack":
-        return post_json(ctx.session, target["url"], messages.slack(event, alert))
+        return post_json(ctx.session, target["url"], messages.slack(items))
     if kind == "email":
-        return send_email(ctx.smtp, messages.email(event, alert, ctx.smtp_from, list(target["to"])))
+        return send_email(ctx.smtp, messages.email(items, ctx.smtp_from, list(target["to"])))
     return Delivery("permanent", f"unknown channel kind {kind!r}", 0.0)
 
 

@@ -37,7 +37,7 @@ def test_channels_are_created_listed_tested_and_removed(client, delivered):
     assert test.status_code == 202
     notice = test.get_json()
     assert notice["event"] == "test" and notice["status"] == "pending"
-    assert delivered == [notice["id"]]
+    assert delivered == [[notice["id"]]]
     log = client.get(f"/api/v1/channels/{channel['id']}/notices", headers=AUTH).get_json()["notices"]
     assert [n["id"] for n in log] == [notice["id"]]
 

@@ -28,8 +28,8 @@ pytestmark = pytest.mark.slow
 def hook_events(target) -> list[tuple[str, str, str]]:
     out = []
     for request in target.requests_to("/echo?ch=ops"):
-        document = request.json()
-        out.append((document["event"], document["alert"]["kind"], document["alert"]["subject"]))
+        for notice in request.json()["notices"]:
+            out.append((notice["event"], notice["alert"]["kind"], notice["alert"]["subject"]))
     return out
 
 

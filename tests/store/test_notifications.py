@@ -93,13 +93,13 @@ def test_an_alert_reaches_webhook_slack_and_email_with_the_right_formats(
     channel(engine, clock, "ops-mail", "email", {"to": ["oncall@example.test"]})
     change = open_one(engine, clock)
 
-    notice_ids = route(engine, change.alert_id, "opened", clock.now())
+    notice_ids = route(engine, [(change.alert_id, "opened")], clock.now())
     assert len(notice_ids) == 3
-    outcomes = [deliver(engine, n, delivery, clock.now(), final=False).outcome for n in notice_ids]
+    outcomes = [deliver(engine, [n], delivery, clock.now(), final=False).outcome for n in notice_ids]
     assert outcomes == ["sent", "sent", "sent"]
 
     [hook] = target.requests_to("/echo?ch=hook")
-    document = hook.json()
+    [document] = hook.json()["notices"]
     assert document["event"] == "opened" and document["alert"]["subject"] == "billing"
     assert document["alert"]["opened_at"].endswith("Z")
     # Signed with the wall clock, as the receiver checks freshness against its own.
@@ -111,8 +111,8 @@ def test_an_alert_reaches_webhook_slack_and_email_with_the_right_formats(
     assert "Subject: [Mission Control] OPEN: service_down billing" in content
 
     # Routing the same change again (a redelivered task) notifies nobody twice.
-    assert route(engine, change.alert_id, "opened", clock.now()) == []
-    assert deliver(engine, notice_ids[0], delivery, clock.now(), final=False).outcome == "skipped"
+    assert route(engine, [(change.alert_id, "opened")], clock.now()) == []
+    assert deliver(engine, [notice_ids[0]], delivery, clock.now(), final=False).outcome == "skipped"
 
 
 def test_routing_by_kind_and_subject_pattern(engine, clock, target):
@@ -130,8 +130,8 @@ def test_routing_by_kind_and_subject_pattern(engine, clock, target):
     channel(engine, clock, "off", "webhook", {"url": f"{target.url}/echo?ch=c"}, enabled=False)
     svc = open_one(engine, clock, subject="billing-api")
     job = open_one(engine, clock, kind=AlertKind.JOB_FAILED, subject="search-index")
-    assert len(route(engine, svc.alert_id, "opened", clock.now())) == 1
-    assert len(route(engine, job.alert_id, "opened", clock.now())) == 1
+    assert len(route(engine, [(svc.alert_id, "opened")], clock.now())) == 1
+    assert len(route(engine, [(job.alert_id, "opened")], clock.now())) == 1
 
 
 def test_transient_errors_stay_pending_permanent_ones_fail_and_all_attempts_are_logged(
@@ -141,12 +141,12 @@ def test_transient_errors_stay_pending_permanent_ones_fail_and_all_attempts_are_
     broken = channel(engine, clock, "broken", "webhook", {"url": f"{target.url}/status/404"})
     change = open_one(engine, clock)
     ids = dict(
-        zip(["flaky", "broken"], sorted(route(engine, change.alert_id, "opened", clock.now())), strict=True)
+        zip(["flaky", "broken"], route(engine, [(change.alert_id, "opened")], clock.now()), strict=True)
     )
 
-    assert deliver(engine, ids["flaky"], delivery, clock.now(), final=False).outcome == "transient"
-    assert deliver(engine, ids["flaky"], delivery, clock.now(), final=False).outcome == "sent"
-    assert deliver(engine, ids["broken"], delivery, clock.now(), final=False).outcome == "permanent"
+    assert deliver(engine, [ids["flaky"]], delivery, clock.now(), final=False).outcome == "transient"
+    assert deliver(engine, [ids["flaky"]], delivery, clock.now(), final=False).outcome == "sent"
+    assert deliver(engine, [ids["broken"]], delivery, clock.now(), final=False).outcome == "permanent"
 
     [flaky_notice] = list_notices(engine, flaky["id"])
     assert flaky_notice["status"] == "sent" and flaky_notice["attempts"] == 2
@@ -160,9 +160,9 @@ def test_transient_errors_stay_pending_permanent_ones_fail_and_all_attempts_are_
 def test_a_transient_failure_on_the_last_try_fails_the_notice(engine, clock, target, delivery):
     channel(engine, clock, "down-hook", "webhook", {"url": f"http://127.0.0.1:{free_port()}/nothing"})
     change = open_one(engine, clock)
-    [notice_id] = route(engine, change.alert_id, "opened", clock.now())
-    assert deliver(engine, notice_id, delivery, clock.now(), final=True).outcome == "transient"
-    assert deliver(engine, notice_id, delivery, clock.now(), final=False).outcome == "skipped"
+    [notice_id] = route(engine, [(change.alert_id, "opened")], clock.now())
+    assert deliver(engine, [notice_id], delivery, clock.now(), final=True).outcome == "transient"
+    assert deliver(engine, [notice_id], delivery, clock.now(), final=False).outcome == "skipped"
 
 
 def test_smtp_refusals_are_told_apart(engine, clock, smtp, delivery):
@@ -170,18 +170,18 @@ def test_smtp_refusals_are_told_apart(engine, clock, smtp, delivery):
     channel(engine, clock, "mail", "email", {"to": ["oncall@example.test"]})
     inbox.refuse_with = "451 try again later"
     first = open_one(engine, clock, subject="a")
-    [n1] = route(engine, first.alert_id, "opened", clock.now())
-    assert deliver(engine, n1, delivery, clock.now(), final=False).outcome == "transient"
+    [n1] = route(engine, [(first.alert_id, "opened")], clock.now())
+    assert deliver(engine, [n1], delivery, clock.now(), final=False).outcome == "transient"
     inbox.refuse_with = "554 no thanks"
     second = open_one(engine, clock, subject="b")
-    [n2] = route(engine, second.alert_id, "opened", clock.now())
-    assert deliver(engine, n2, delivery, clock.now(), final=False).outcome == "permanent"
+    [n2] = route(engine, [(second.alert_id, "opened")], clock.now())
+    assert deliver(engine, [n2], delivery, clock.now(), final=False).outcome == "permanent"
 
 
 def test_repeats_follow_the_interval_until_acknowledged_or_resolved(engine, clock, target):
     channel(engine, clock, "loud", "webhook", {"url": f"{target.url}/echo?ch=r"}, repeat_interval_s=600)
     change = open_one(engine, clock)
-    route(engine, change.alert_id, "opened", clock.now())
+    route(engine, [(change.alert_id, "opened")], clock.now())
 
     clock.advance(599)
     assert due_repeats(engine, clock.now()) == []
@@ -198,12 +198,32 @@ def test_repeats_follow_the_interval_until_acknowledged_or_resolved(engine, cloc
     assert due_repeats(engine, clock.now()) == []  # acknowledged: no more repeats
     with engine.begin() as conn:
         [resolved] = resolve_alerts(conn, [AlertKind.SERVICE_DOWN], "billing", clock.now())
-    assert len(route(engine, resolved.alert_id, "resolved", clock.now())) == 1
+    assert len(route(engine, [(resolved.alert_id, "resolved")], clock.now())) == 1
 
 
 def test_a_test_notice_needs_no_alert(engine, clock, target, delivery):
     hook = channel(engine, clock, "hook", "webhook", {"url": f"{target.url}/echo?ch=t"})
     notice_id = add_test_notice(engine, hook["id"], clock.now())
-    assert deliver(engine, notice_id, delivery, clock.now(), final=False).outcome == "sent"
-    assert target.requests_to("/echo?ch=t")[0].json() == {"event": "test", "alert": None}
+    assert deliver(engine, [notice_id], delivery, clock.now(), final=False).outcome == "sent"
+    assert target.requests_to("/echo?ch=t")[0].json() == {"notices": [{"event": "test", "alert": None}]}
     assert add_test_notice(engine, 10**9, clock.now()) is None
+
+
+def test_many_alerts_at_once_become_one_message_per_channel(engine, clock, target, smtp, delivery):
+    from mission_control.notifications.notices import group_by_channel
+
+    _, inbox = smtp
+    channel(engine, clock, "hook", "webhook", {"url": f"{target.url}/echo?ch=many"})
+    channel(engine, clock, "mail", "email", {"to": ["oncall@example.test"]})
+    changes = [open_one(engine, clock, subject=f"svc-{i:03d}") for i in range(150)]
+    notice_ids = route(engine, [(c.alert_id, "opened") for c in changes], clock.now())
+    assert len(notice_ids) == 300
+    groups = group_by_channel(engine, notice_ids)
+    assert sorted(len(g) for g in groups) == [50, 50, 100, 100]  # at most 100 notices per message
+    for group in groups:
+        assert deliver(engine, group, delivery, clock.now(), final=False).outcome == "sent"
+    posts = target.requests_to("/echo?ch=many")
+    assert sorted(len(p.json()["notices"]) for p in posts) == [50, 100]
+    assert len(inbox.messages) == 2
+    assert "100 alert changes: 100 OPEN" in inbox.messages[0][2] + inbox.messages[1][2]
+    assert "… and 80 more" in inbox.messages[0][2] + inbox.messages[1][2]
