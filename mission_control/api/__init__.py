@@ -69,7 +69,9 @@ def create_app(
     settings.require_secrets()
     assert settings.admin_token is not None
     clock = clock or SYSTEM_CLOCK
-    engine = engine or make_engine(settings.database_url)
+    # No pool pre-ping (a round trip per request): a request that finds its connection dead answers
+    # 503 and SQLAlchemy then invalidates the whole pool, so one request per process sees a restart.
+    engine = engine or make_engine(settings.database_url, pool_pre_ping=False)
 
     app = Flask("mission_control")
     app.config.update(

@@ -32,7 +32,13 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--port", type=int, default=None, help="Default: $PORT, else 8001.")
 @click.option("--workers", type=int, default=None, help="Processes; default $WEB_CONCURRENCY or 2.")
-@click.option("--threads", type=int, default=4, show_default=True, help="Threads per process.")
+@click.option(
+    "--threads",
+    type=int,
+    default=lambda: int(os.environ.get("WEB_THREADS", "16")),
+    show_default="$WEB_THREADS or 16",
+    help="Threads per process (requests wait on the database, not the CPU).",
+)
 def web(host: str, port: int | None, workers: int | None, threads: int) -> None:
     """Serve the HTTP API (refuses to start without MC_ADMIN_TOKEN and MC_SIGNING_SECRET)."""
     try:
