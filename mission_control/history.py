@@ -70,6 +70,30 @@ def last_runs(engine: Engine, job_ids: list[int]) -> dict[int, dict[str, Any]]:
     return {row.job_id: dict(row._mapping) for row in rows}
 
 
+def recent_runs(engine: Engine, job_ids: list[int], per_job: int = 20) -> dict[int, list[dict[str, Any]]]:
+    """The newest ``per_job`` runs of each job, oldest first: the strip a dashboard row shows."""
+    if not job_ids:
+        return {}
+    ranked = (
+        select(
+            runs.c.job_id,
+            runs.c.id,
+            runs.c.status,
+            runs.c.scheduled_for,
+            runs.c.started_at,
+            runs.c.finished_at,
+            func.row_number().over(partition_by=runs.c.job_id, order_by=runs.c.id.desc()).label("rank"),
+        )
+        .where(runs.c.job_id.in_(job_ids))
+        .subquery()
+    )
+    out: dict[int, list[dict[str, Any]]] = {job_id: [] for job_id in job_ids}
+    with engine.connect() as conn:
+        for row in conn.execute(select(ranked).where(ranked.c.rank <= per_job).order_by(ranked.c.id)):
+            out[row.job_id].append(dict(row._mapping))
+    return out
+
+
 def prune_runs(engine: Engine, now: datetime, *, max_age_days: int, keep_per_job: int) -> int:
     """Delete finished runs older than ``max_age_days`` or beyond the newest ``keep_per_job`` of a job.
 

@@ -103,6 +103,12 @@ def create_app(
     app.register_blueprint(channels.bp, url_prefix=API_PREFIX)
     if settings.demo_echo:
         app.register_blueprint(demo.bp)
+    from mission_control import dashboard
+    from mission_control.dashboard import session as dashboard_session
+
+    assert settings.signing_secret is not None
+    dashboard_session.configure(app, settings.signing_secret)
+    app.register_blueprint(dashboard.bp)
 
     open_endpoints = public_endpoints(app)
 

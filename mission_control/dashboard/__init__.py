@@ -1,0 +1,224 @@
+"""The dashboard: server-rendered pages of every job, service and alert, on the API's own data.
+
+Pages read without JavaScript; ``static/refresh.js`` re-fetches the page's ``<main>`` every few
+seconds (``X-Fragment: 1`` answers only that part) so it stays live without a reload. Every asset is
+served from here, so the Content-Security-Policy allows nothing else. Sign-in is the admin token,
+exchanged once for a session cookie (:mod:`mission_control.dashboard.session`).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections import Counter
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+
+from mission_control.alerts import AlertFilter, acknowledge, list_alerts, summarize
+from mission_control.api.auth import token_digest
+from mission_control.claiming import RunInProgress, create_manual_run
+from mission_control.dashboard import session as auth
+from mission_control.history import RunFilter, get_run, last_runs, list_runs, recent_runs
+from mission_control.registry import JobNotFound
+
+bp = Blueprint(
+    "dashboard", __name__, template_folder="templates", static_folder="static", static_url_path="/assets"
+)
+
+# Listed first on the overview: what needs a person now.
+PROBLEM_RUN_STATUSES = ("failed", "timed_out")
+PROBLEM_SERVICE_STATES = ("down", "late")
+
+
+def _state() -> Any:
+    return current_app.extensions["mission_control"]
+
+
+@bp.before_request
+def _require_sign_in() -> Response | None:
+    if request.endpoint in ("dashboard.login", "dashboard.static") or auth.signed_in():
+        return None
+    return redirect(url_for("dashboard.login", next=request.full_path if request.method == "GET" else "/"))
+
+
+@bp.after_request
+def _security_headers(response: Response) -> Response:
+    response.headers.update(auth.SECURITY_HEADERS)
+    if request.endpoint == "dashboard.static":
+        response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.app_template_filter("when")
+def _when(value: datetime | None) -> str:
+    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@bp.app_template_filter("local")
+def _local(value: datetime | None, zone: str) -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+@bp.app_template_filter("ms")
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.0f} ms" if value < 10_000 else f"{value / 1000:.1f} s"
+
+
+def _page(template: str, **context: Any) -> str:
+    """The whole page, or only its ``<main>`` for refresh.js (``X-Fragment: 1``)."""
+    context["layout"] = "fragment.html" if request.headers.get("X-Fragment") == "1" else "base.html"
+    context["csrf"] = auth.csrf_token()
+    return render_template(template, **context)
+
+
+# --- sign in ------------------------------------------------------------------------------------
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Response | str | tuple[str, int]:
+    target = request.args.get("next", "/")
+    if not target.startswith("/") or target.startswith("//"):
+        target = "/"  # never redirect off this site
+    if request.method == "POST":
+        token = request.form.get("token", "")
+        if token and hmac.compare_digest(token_digest(token), _state().admin_digest):
+            auth.sign_in()
+            return redirect(target)
+        return render_template("login.html", error="That is not the admin token.", next=target), 401
+    return render_template("login.html", error=None, next=target)
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    auth.check_csrf()
+    auth.sign_out()
+    return redirect(url_for("dashboard.login"))
+
+
+# --- pages --------------------------------------------------------------------------------------
+
+
+@bp.get("/")
+def overview() -> str:
+    state = _state()
+    records = state.registry.list(limit=1000)
+    last = last_runs(state.engine, [r.id for r in records])
+    statuses = Counter((last.get(r.id) or {}).get("status", "never run") for r in records)
+    failing = [
+        (r, last[r.id]) for r in records if r.id in last and last[r.id]["status"] in PROBLEM_RUN_STATUSES
+    ]
+    services = state.services.list(limit=1000)
+    by_state = Counter(s["state"] for s in services)
+    troubled = [s for s in services if s["state"] in PROBLEM_SERVICE_STATES]
+    troubled.sort(key=lambda s: (s["state"] != "down", s["name"]))
+    open_alerts = list_alerts(state.engine, AlertFilter(state="unresolved", limit=50))
+    return _page(
+        "overview.html",
+        statuses=statuses,
+        failing=failing,
+        by_state=by_state,
+        troubled=troubled,
+        open_alerts=open_alerts,
+        jobs_total=len(records),
+        services_total=len(services),
+    )
+
+
+@bp.get("/jobs")
+def jobs() -> str:
+    state = _state()
+    records = state.registry.list(limit=1000)
+    ids = [r.id for r in records]
+    last = last_runs(state.engine, ids)
+    strips = recent_runs(state.engine, ids)
+
+    def urgency(record: Any) -> tuple[int, str]:
+        status = (last.get(record.id) or {}).get("status")
+        return (0 if status in PROBLEM_RUN_STATUSES else 1, record.name)
+
+    return _page("jobs.html", records=sorted(records, key=urgency), last=last, strips=strips)
+
+
+@bp.get("/jobs/<name>")
+def job(name: str) -> str | tuple[str, int]:
+    state = _state()
+    try:
+        record = state.registry.get(name)
+    except JobNotFound:
+        return render_template("missing.html", what=f"job {name}"), 404
+    runs = list_runs(state.engine, RunFilter(job=name, limit=30))
+    detailed = [get_run(state.engine, r["id"]) for r in runs[:5]]
+    return _page("job.html", record=record, runs=runs, detailed=[d for d in detailed if d])
+
+
+@bp.post("/jobs/<name>/pause")
+def pause_job(name: str) -> Response:
+    return _job_action(name, lambda: _state().registry.set_enabled(name, False), "paused")
+
+
+@bp.post("/jobs/<name>/resume")
+def resume_job(name: str) -> Response:
+    return _job_action(name, lambda: _state().registry.set_enabled(name, True), "resumed")
+
+
+@bp.post("/jobs/<name>/trigger")
+def trigger_job(name: str) -> Response:
+    def fire() -> None:
+        state = _state()
+        run_id = create_manual_run(state.engine, name, state.clock.now())
+        state.enqueue([run_id])
+
+    return _job_action(name, fire, "triggered")
+
+
+def _job_action(name: str, action: Any, done: str) -> Response:
+    auth.check_csrf()
+    try:
+        action()
+        flash(f"{name} {done}")
+    except JobNotFound:
+        flash(f"no job named {name}")
+    except RunInProgress as exc:
+        flash(f"{name} forbids overlap and run {exc.run_id} is still unfinished")
+    return redirect(url_for("dashboard.job", name=name))
+
+
+@bp.get("/services")
+def services() -> str:
+    state = _state()
+    rows = state.services.list(limit=1000)
+    order = {"down": 0, "late": 1, "new": 2, "up": 3, "paused": 4}
+    rows.sort(key=lambda s: (order.get(s["state"], 9), s["name"]))
+    beats = {
+        s["name"]: list(reversed(state.services.recent_heartbeats(s["name"], limit=20))) for s in rows[:200]
+    }
+    return _page("services.html", services=rows, beats=beats)
+
+
+@bp.get("/alerts")
+def alerts() -> str:
+    state = _state()
+    unresolved = list_alerts(state.engine, AlertFilter(state="unresolved", limit=200))
+    history = list_alerts(state.engine, AlertFilter(state="resolved", limit=100))
+    patterns = summarize(state.engine, state.clock.now())[:50]
+    return _page("alerts.html", unresolved=unresolved, history=history, patterns=patterns)
+
+
+@bp.post("/alerts/<int:alert_id>/acknowledge")
+def acknowledge_alert(alert_id: int) -> Response:
+    auth.check_csrf()
+    comment = (request.form.get("comment") or "").strip()[:2000] or None
+    row = acknowledge(_state().engine, alert_id, _state().clock.now(), comment)
+    if row is None:
+        flash(f"no alert {alert_id}")
+    elif row["state"] == "resolved":
+        flash(f"alert {alert_id} was already resolved")
+    else:
+        flash(f"alert {alert_id} acknowledged")
+    return redirect(url_for("dashboard.alerts"))
