@@ -290,9 +290,8 @@ class ServiceRegistry:
     def check_stale(self, *, batch: int = 1000) -> CheckResult:
         """Flag services whose deadline has passed (``up`` -> ``late`` -> ``down``), opening alerts.
 
-        Reads only rows whose ``deadline_at`` is due (the index), locks them with SKIP LOCKED so
-        concurrent checkers and heartbeats never wait on each other, and updates each only if it is
-        still the row that was read.
+        Reads only rows whose ``deadline_at`` is due (the index) and locks them with SKIP LOCKED, so
+        concurrent checkers and heartbeats never wait on each other and never flip a row twice.
         """
         now = self.clock.now()
         flipped: dict[str, str] = {}
@@ -309,15 +308,44 @@ class ServiceRegistry:
                 .mappings()
                 .all()
             )
+            moves: list[dict[str, Any]] = []
+            flips: list[dict[str, Any]] = []
+            downs: list[Any] = []
             for row in rows:
                 health = _health(row, now)
                 if health.state == row.state and health.deadline_at == row.deadline_at:
                     continue
-                if not _set(conn, row, now, health.state, health.deadline_at, "no heartbeat"):
-                    continue  # a heartbeat or another checker got there first
-                if health.state != row.state:
+                changed = health.state.value != row.state
+                moves.append(
+                    {
+                        "b_id": row.id,
+                        "b_old": row.state,
+                        "b_count": row.heartbeat_count,
+                        "b_state": health.state.value,
+                        "b_deadline": health.deadline_at,
+                        "b_changed_at": now if changed else row.state_changed_at,
+                        "b_now": now,
+                    }
+                )
+                if changed:
                     flipped[row.name] = health.state.value
-                    changes += _alerts_for(conn, row.name, row.state, health.state, now, None, row=row)
+                    flip = {
+                        "service_id": row.id,
+                        "at": now,
+                        "from_state": row.state,
+                        "reason": "no heartbeat",
+                    }
+                    flips.append({**flip, "to_state": health.state.value})
+                    if health.state == ServiceState.DOWN:
+                        downs.append(row)
+            # The rows are locked (or, on SQLite, the transaction is the only writer): every
+            # conditional update below applies, so they go as one batch instead of one per row.
+            if moves:
+                conn.execute(_CHECK_MOVE, moves)
+            if flips:
+                conn.execute(insert(service_flips), flips)
+            for row in downs:
+                changes += _alerts_for(conn, row.name, row.state, ServiceState.DOWN, now, None, row=row)
         return CheckResult(examined=len(rows), flipped=flipped, changes=changes)
 
     def prune_flips(self, keep_per_service: int) -> int:
@@ -482,6 +510,20 @@ def _build_beat_in_one() -> Select:
 
 
 _ONE_SECOND = literal_column("interval '1 second'", type_=Interval())
+_CHECK_MOVE = (
+    update(services)
+    .where(
+        services.c.id == bindparam("b_id"),
+        services.c.state == bindparam("b_old"),
+        services.c.heartbeat_count == bindparam("b_count"),
+    )
+    .values(
+        state=bindparam("b_state"),
+        deadline_at=bindparam("b_deadline", type_=UTCDateTime()),
+        state_changed_at=bindparam("b_changed_at", type_=UTCDateTime()),
+        updated_at=bindparam("b_now", type_=UTCDateTime()),
+    )
+)
 _BEAT_IN_ONE = _build_beat_in_one()
 
 
