@@ -291,7 +291,8 @@ class ServiceRegistry:
         """Flag services whose deadline has passed (``up`` -> ``late`` -> ``down``), opening alerts.
 
         Reads only rows whose ``deadline_at`` is due (the index) and locks them with SKIP LOCKED, so
-        concurrent checkers and heartbeats never wait on each other and never flip a row twice.
+        concurrent checkers never wait on each other or flip a row twice. A heartbeat for a row in
+        the batch waits for this transaction (0.1-0.35 s for 335 flips at 10,000 services, measured).
         """
         now = self.clock.now()
         flipped: dict[str, str] = {}

@@ -113,7 +113,8 @@ def deliver_notices(self: Any, notice_ids: list[int]) -> str:
 
 @shared_task(name="mission_control.repeat_notices", ignore_result=True)
 def repeat_notices() -> int:
-    """Notify again about alerts still open and unacknowledged past their channel's repeat interval."""
+    """Notify again about alerts still open and unacknowledged past their channel's repeat interval,
+    and route alerts whose first notice was lost to a broker outage."""
     from mission_control.notifications.dispatch import send_deliveries
     from mission_control.notifications.notices import due_repeats, group_by_channel
 

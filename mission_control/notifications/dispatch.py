@@ -1,7 +1,8 @@
 """Handing alert changes and notices to the workers as Celery tasks (never raising: alerting goes on).
 
-Alert rows are committed before this is called; a broker outage loses the notice of that change
-(logged), never the alert itself, which the API and the dashboard still show.
+Alert rows are committed before this is called. If the broker is down the routing task is lost
+(logged), never the alert: the repeat sweep routes any unresolved alert that has no notice yet
+(``notices.unrouted``), so its channels hear of it once the broker is back.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def send_deliveries(app: Celery, groups: Sequence[Sequence[int]]) -> int:
 
 
 def _send(app: Celery, task: str, arg_lists: list[list[object]]) -> int:
+    if not arg_lists:
+        return 0  # the common case (a steady heartbeat): no producer, no broker round trip
     sent = 0
     try:
         with app.producer_or_acquire() as producer:

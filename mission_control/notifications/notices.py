@@ -156,6 +156,28 @@ def due_repeats(engine: Engine, now: datetime) -> list[int]:
     return created
 
 
+def unrouted(
+    engine: Engine, now: datetime, *, older_than_s: float = 30, within_s: float = 86_400
+) -> list[int]:
+    """Route unresolved alerts whose routing task was lost (the broker was down when they opened).
+
+    An alert routed to at least one channel has ``last_notified_at``; one that matched no channel is
+    routed again each sweep and yields nothing (bounded to alerts opened in the last day).
+    """
+    with engine.connect() as conn:
+        ids = list(
+            conn.execute(
+                select(alerts.c.id).where(
+                    alerts.c.state.in_(("open", "acknowledged")),
+                    alerts.c.last_notified_at.is_(None),
+                    alerts.c.opened_at < now - timedelta(seconds=older_than_s),
+                    alerts.c.opened_at > now - timedelta(seconds=within_s),
+                )
+            ).scalars()
+        )
+    return route(engine, [(alert_id, "opened") for alert_id in ids], now) if ids else []
+
+
 def _notice_row(channel_id: int, alert_id: int | None, event: str, key: str, now: datetime) -> dict[str, Any]:
     return {
         "channel_id": channel_id,

@@ -227,3 +227,16 @@ def test_many_alerts_at_once_become_one_message_per_channel(engine, clock, targe
     assert len(inbox.messages) == 2
     assert "100 alert changes: 100 OPEN" in inbox.messages[0][2] + inbox.messages[1][2]
     assert "… and 80 more" in inbox.messages[0][2] + inbox.messages[1][2]
+
+
+def test_an_alert_whose_routing_was_lost_is_routed_by_the_sweep(engine, clock, target):
+    from mission_control.notifications.notices import unrouted
+
+    channel(engine, clock, "hook", "webhook", {"url": f"{target.url}/echo?ch=late"})
+    change = open_one(engine, clock)  # opened, but its routing task never reached a worker
+    assert unrouted(engine, clock.now()) == []  # too recent: its routing task may still be coming
+    clock.advance(31)
+    [notice_id] = unrouted(engine, clock.now())
+    assert unrouted(engine, clock.now()) == []  # routed once: last_notified_at is set
+    assert route(engine, [(change.alert_id, "opened")], clock.now()) == []  # and never twice
+    assert notice_id
