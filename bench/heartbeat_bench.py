@@ -39,7 +39,9 @@ How each figure is taken:
   connection checkout) before it.
 * ``--profile-dir``: after the measured runs, one more wrk run with ``py-spy record -r 200 -f raw
   --subprocesses`` attached to gunicorn's master (profiling slows the server, so its figures are not
-  reported); summarise with ``bench/spy_top.py``.
+  reported); summarise with ``bench/spy_top.py``. Without ``--spy-gil`` every busy thread is sampled,
+  so a thread waiting for PostgreSQL's answer counts (wall time); with it only the thread holding the
+  GIL (Python CPU time).
 """
 
 from __future__ import annotations
@@ -249,15 +251,17 @@ def run_wrk(stack: WebStack, script: Path, args: argparse.Namespace, seconds: fl
     return done.stdout
 
 
-def settle(engine: Engine) -> int:
+def settle(engine: Engine, timeout_s: float = 30.0) -> int:
     """Wait until the heartbeat total stops moving (answers in flight when wrk stopped are committed)."""
     last = heartbeat_total(engine)
-    while True:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
         time.sleep(0.5)
         now = heartbeat_total(engine)
         if now == last:
             return now
         last = now
+    raise TimeoutError(f"heartbeats still arriving {timeout_s} s after wrk stopped")
 
 
 def one_configuration(args: argparse.Namespace, auth: str, workers: int) -> dict[str, Any]:
@@ -269,7 +273,7 @@ def one_configuration(args: argparse.Namespace, auth: str, workers: int) -> dict
         "web_workers": workers,
         "web_threads": args.threads or "default (4)",
         "services": args.services,
-        "wrk": f"-t{args.wrk_threads} -c{args.connections} -d{args.duration}s --latency",
+        "wrk": f"-t{args.wrk_threads} -c{args.connections} -d{round(args.duration)}s --latency",
     }
     scratch = Path(tempfile.mkdtemp(prefix="mc-hb-"))
     try:
@@ -371,9 +375,10 @@ def create_tokens(stack: WebStack, names: list[str]) -> list[str]:
 def profile(args: argparse.Namespace, stack: WebStack, script: Path, auth: str, workers: int) -> str:
     """One more wrk run with py-spy sampling gunicorn and its workers; returns the raw profile's path."""
     args.profile_dir.mkdir(parents=True, exist_ok=True)
-    output = args.profile_dir / f"web-{auth}-w{workers}.txt"
+    output = args.profile_dir / f"web-{auth}-w{workers}{'-gil' if args.spy_gil else ''}.txt"
     seconds = min(10, args.duration)
     argv = [args.py_spy, "record", "-r", "200", "-d", str(seconds), "-f", "raw", "-o", str(output)]
+    argv += ["--gil"] if args.spy_gil else []
     spy = subprocess.Popen(
         [*argv, "--pid", str(stack.processes["web"].pid), "--subprocesses"],
         stdout=subprocess.DEVNULL,
@@ -472,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wrk-threads", type=int, default=2)
     p.add_argument("--profile-dir", type=Path, default=None)
     p.add_argument("--py-spy", default="/tmp/spy-venv/bin/py-spy")
+    p.add_argument("--spy-gil", action="store_true", help="sample only threads holding the GIL (CPU)")
     p.add_argument("--keep-logs", type=Path, default=None)
     p.add_argument("--statements-only", action="store_true")
     p.add_argument("--statement-runs", type=int, default=200)

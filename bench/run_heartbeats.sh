@@ -4,7 +4,9 @@
 #
 # usage: bash bench/run_heartbeats.sh
 # env:   REF (git revision to measure, default HEAD; REF=worktree copies the working tree instead),
-#        REPEAT (runs of each benchmark, default 3), PARTS (default "statements ingest staleness profile"),
+#        REPEAT (runs of each benchmark, default 3), PARTS (default "statements ingest staleness profile";
+#        also: "nochannel" staleness without a channel x REPEAT, "light" ingest at -c 8 once,
+#        "stalespy" one staleness run with py-spy on the worker),
 #        LOCK (default /tmp/mc-machine.lock: every measurement holds it, one at a time)
 set -euo pipefail
 
@@ -58,6 +60,19 @@ for i in $(seq 1 "$REPEAT"); do
         record "staleness-run$i" $PY bench/staleness_bench.py --services 10000 --seed "$i"
     fi
 done
+for i in $(seq 1 "$REPEAT"); do
+    if [[ " $PARTS " == *" nochannel "* ]]; then
+        record "staleness-nochannel-run$i" $PY bench/staleness_bench.py --services 10000 --seed "$i" --no-channel
+    fi
+done
+if [[ " $PARTS " == *" light "* ]]; then
+    # Latency below saturation: 8 connections, as many as 2 workers x 4 threads serve at once.
+    record light $PY bench/heartbeat_bench.py --services 1000 --workers 2 --auth admin token --connections 8
+fi
+if [[ " $PARTS " == *" stalespy "* ]]; then
+    record stalespy $PY bench/staleness_bench.py --services 10000 \
+        --profile-dir "bench/results/heartbeats-$STAMP-spy"
+fi
 if [[ " $PARTS " == *" profile "* ]]; then
     # One more pass with py-spy attached (its own figures are slowed by the sampling; kept for the record).
     record profile $PY bench/heartbeat_bench.py --workers 2 --auth admin token --duration 10 \

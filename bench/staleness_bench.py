@@ -38,7 +38,7 @@ How each figure is taken:
 * The run ends when every service was notified (with ``--no-channel``: every alert committed), or
   ``--timeout`` s after the last deadline. ``--no-channel`` deletes the channel once the canary is
   through, to time detection without the notices' load; ``--profile-dir`` runs py-spy on the worker
-  from the insert on.
+  from the insert on (every busy thread, i.e. wall time; ``--spy-gil``: the GIL holder, CPU time).
 """
 
 from __future__ import annotations
@@ -123,18 +123,25 @@ def receiver_log(path: Path) -> list[dict[str, Any]]:
 
 
 def opened_arrivals(path: Path) -> tuple[dict[str, float], int]:
-    """First arrival of an ``opened`` notice per subject, and how many extra ``opened`` notices came."""
+    """First arrival of an ``opened`` notice per subject, and how many extra ``opened`` notices came.
+
+    A webhook body is one notice (``{"event", "alert"}``) or, once notices are batched per channel,
+    several (``{"notices": [{"event", "alert"}, ...]}``); both are read.
+    """
     first: dict[str, float] = {}
     extra = 0
     for line in receiver_log(path):
         body = line["body"]
-        if not isinstance(body, dict) or body.get("event") != "opened" or not body.get("alert"):
+        if not isinstance(body, dict):
             continue
-        subject = body["alert"]["subject"]
-        if subject in first:
-            extra += 1
-        else:
-            first[subject] = line["t"]
+        for notice in body.get("notices", [body]):
+            if not isinstance(notice, dict) or notice.get("event") != "opened" or not notice.get("alert"):
+                continue
+            subject = notice["alert"]["subject"]
+            if subject in first:
+                extra += 1
+            else:
+                first[subject] = line["t"]
     return first, extra
 
 
@@ -278,7 +285,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 cpu1, machine1, pg1 = stack.cpu(), machine_cpu_s(), postgres_cpu_s(pids)
                 if spy is not None:
                     spy.wait(timeout=120)
-                    out["profile"] = str(args.profile_dir / "worker.txt")
+                    out["profile"] = str(args.profile_dir / f"worker{'-gil' if args.spy_gil else ''}.txt")
                 watcher.stop.set()
                 watcher.join(timeout=10)
                 out["cpu_s"] = {
@@ -422,7 +429,9 @@ def start_spy(args: argparse.Namespace, stack: Stack) -> subprocess.Popen[bytes]
         return None
     args.profile_dir.mkdir(parents=True, exist_ok=True)
     argv = [args.py_spy, "record", "-r", "200", "-d", str(args.spy_seconds), "-f", "raw"]
-    argv += ["-o", str(args.profile_dir / "worker.txt"), "--pid", str(stack.processes["worker1"].pid)]
+    argv += ["--gil"] if args.spy_gil else []
+    output = args.profile_dir / f"worker{'-gil' if args.spy_gil else ''}.txt"
+    argv += ["-o", str(output), "--pid", str(stack.processes["worker1"].pid)]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -455,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile-dir", type=Path, default=None, help="py-spy the worker into DIR/worker.txt")
     p.add_argument("--py-spy", default="/tmp/spy-venv/bin/py-spy")
     p.add_argument("--spy-seconds", type=int, default=40)
+    p.add_argument("--spy-gil", action="store_true", help="sample only the thread holding the GIL")
     args = p.parse_args(argv)
     if args.lead <= 5:
         raise SystemExit("--lead must exceed the largest grace (5 s): interval_s must stay positive")

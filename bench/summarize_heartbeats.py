@@ -2,8 +2,9 @@
 
 usage: python bench/summarize_heartbeats.py bench/results/heartbeats-<stamp>.jsonl [more.jsonl ...]
 
-Groups ingest lines by (auth, web workers, connections) and staleness lines by whether a channel was
-configured, and prints the median of each figure with its range and the number of runs.
+Groups ingest lines by (auth, web workers, wrk options) and staleness lines by whether a channel was
+configured, and prints the median of each figure with its range and the number of runs. Runs made with
+a profiler attached are left out.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ STALENESS = [
     "alert_visible.p50_s",
     "alert_visible.p99_s",
     "alert_visible.max_s",
+    "alert_all.missing",
+    "webhook_all.missing",
     "webhook.p50_s",
     "webhook.p99_s",
     "webhook.max_s",
@@ -84,7 +87,7 @@ def main(argv: list[str]) -> int:
     for r in records:
         if r.get("scenario") == "heartbeat_ingest" and "profile" not in r:
             ingest[(r["auth"], r["web_workers"], r["wrk"])].append(r)
-        elif r.get("scenario") == "staleness":
+        elif r.get("scenario") == "staleness" and "profile" not in r:
             stale[r.get("channel", True)].append(r)
         elif r.get("scenario") == "heartbeat_statements":
             for auth in ("admin", "token"):
