@@ -1,0 +1,136 @@
+"""The dashboard in a real headless Chromium (Debian's, driven by Playwright) against real gunicorn.
+
+Sign in, see the failing job on top, pause and trigger it, acknowledge an alert; a screenshot of every
+page (desktop and phone widths) is saved under ``test-artifacts/screenshots`` (not committed) to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mission_control.claiming import create_manual_run
+from mission_control.client import MissionControl
+from mission_control.config import Settings
+from mission_control.db.engine import make_engine
+from mission_control.executor import ExecutionContext, execute_run
+from mission_control.http_trigger import make_session
+from mission_control.registry import JobRegistry
+from tests.conftest import SIGNING_SECRET
+from tests.factories import job_spec
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SHOTS = (
+    Path(os.environ.get("MC_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
+    / "screenshots"
+)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if CHROMIUM is None:
+        pytest.fail("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def failing_job(web_server, target):
+    """A job whose target answers 500, run once for real so it has a failed run and a job_failed alert."""
+    engine = make_engine(web_server.database_url)
+    session = make_session()
+    try:
+        registry = JobRegistry(engine)
+        spec = job_spec("billing.export", service="billing", target={"url": f"{target.url}/status/500"},
+                        retry={"max_attempts": 1})  # fmt: skip
+        registry.put(spec)
+        registry.put(job_spec("reports.daily", service="reports", target={"url": f"{target.url}/ok"}))
+        settings = Settings(admin_token=web_server.token, signing_secret=SIGNING_SECRET)
+        ctx = ExecutionContext(engine=engine, clock=registry.clock, settings=settings, session=session)
+        for name in ("reports.daily", "billing.export"):
+            execute_run(create_manual_run(engine, name, registry.clock.now()), ctx)
+        yield "billing.export"
+    finally:
+        session.close()
+        engine.dispose()
+
+
+def test_sign_in_see_the_failure_first_pause_trigger_and_acknowledge(chromium, web_server, failing_job):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    mc = MissionControl(web_server.url, web_server.token)
+    mc.heartbeat("payments")
+    mc.heartbeat("ledger", status="fail", message="disk full")
+
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            problems.append(f"{message.text} {message.location}") if message.type == "error" else None
+        ),
+    )
+    page.on("pageerror", lambda error: problems.append(str(error)))
+
+    page.goto(f"{web_server.url}/jobs")
+    assert page.url.startswith(f"{web_server.url}/login")
+    page.screenshot(path=SHOTS / "login.png")
+    page.fill("#token", "not the token")
+    page.click("button[type=submit]")
+    assert "not the admin token" in page.content()
+    page.fill("#token", web_server.token)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{web_server.url}/jobs")
+    problems.clear()  # the wrong token's 401 above was the point
+
+    first_row = page.locator("tbody tr").first
+    assert failing_job in first_row.inner_text() and "failed" in first_row.inner_text()
+    page.screenshot(path=SHOTS / "jobs.png", full_page=True)
+
+    page.goto(f"{web_server.url}/")
+    assert failing_job in page.locator("table").first.inner_text()
+    page.screenshot(path=SHOTS / "overview.png", full_page=True)
+
+    page.click(f"table a:has-text('{failing_job}')")
+    page.click("button:has-text('Pause')")
+    assert f"{failing_job} paused" in page.locator(".flash").inner_text()
+    page.click("button:has-text('Trigger now')")
+    assert f"{failing_job} triggered" in page.locator(".flash").inner_text()
+    page.screenshot(path=SHOTS / "job.png", full_page=True)
+    assert mc.job(failing_job)["enabled"] is False
+
+    page.goto(f"{web_server.url}/alerts")
+    row = page.locator("tr", has_text="ledger")
+    row.locator("input[name=comment]").fill("replacing the disk")
+    row.locator("button:has-text('Acknowledge')").click()
+    assert "acknowledged" in page.locator(".flash").inner_text()
+    assert "ack: replacing the disk" in page.content()
+    page.screenshot(path=SHOTS / "alerts.png", full_page=True)
+
+    page.goto(f"{web_server.url}/services")
+    assert "ledger" in page.content() and "payments" in page.content()
+    page.screenshot(path=SHOTS / "services.png", full_page=True)
+
+    # The live refresh swaps <main> in place: a heartbeat shows up without a reload.
+    mc.heartbeat("newcomer")
+    page.wait_for_selector("text=newcomer", timeout=10_000)
+
+    phone = chromium.new_page(viewport={"width": 375, "height": 812}, is_mobile=True)
+    phone.context.add_cookies(page.context.cookies())
+    phone.goto(f"{web_server.url}/jobs")
+    phone.screenshot(path=SHOTS / "jobs-phone.png", full_page=True)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 375 + 1  # no sideways scrolling
+    phone.close()
+
+    assert problems == []  # no script errors, no Content-Security-Policy violations
+    page.close()
