@@ -23,3 +23,14 @@ def _refuse_to_start_without_secrets(**_: Any) -> None:
     settings = Settings.from_env()
     if not settings.signing_secret:
         raise ConfigError("MC_SIGNING_SECRET must be set; workers do not send unsigned triggers")
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _json_logs(logger: Any, **_: Any) -> None:
+    # One JSON object per line (MC_LOG_FORMAT=text for Celery's own format), so a log pipeline can
+    # select every line of a run by its run_id and job.
+    from mission_control.logs import json_logs_wanted, use_json
+
+    if json_logs_wanted():
+        use_json(logger)

@@ -60,6 +60,7 @@ def dev(port: int | None, concurrency: int, no_demo: bool) -> None:
     env = {
         **os.environ,
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir.resolve()),
+        "MC_LOG_FORMAT": os.environ.get("MC_LOG_FORMAT", "text"),  # people read these
         "MC_ADMIN_TOKEN": admin_token,
         "MC_SIGNING_SECRET": signing_secret,
         "MC_DATABASE_URL": settings.database_url,
