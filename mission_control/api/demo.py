@@ -1,16 +1,20 @@
 """``POST /demo/echo``: a target for ``mission-control dev``'s demo job, so a first run has somewhere to go.
 
 It answers only when ``MC_DEMO_ECHO=1`` (``dev`` sets it) and only to requests signed with the signing
-secret, so it also shows a receiver checking ``X-Mission-Control-Signature``.
+secret, so it also shows a receiver checking ``X-Mission-Control-Signature``. Each signed call also
+records a heartbeat of the service ``demo`` (every 10 s, 10 s grace), so a newcomer's dashboard shows
+a service beating live; stop the worker and it goes late, then down, with an alert.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from mission_control.services import ServiceConfig
 from mission_control.signing import SIGNATURE_HEADER, verify
 
 bp = Blueprint("demo", __name__)
+DEMO_SERVICE = "demo"
 
 
 @bp.post("/demo/echo")
@@ -32,5 +36,10 @@ def echo() -> Response:
             "received_at": state.clock.now().isoformat(),
         }
     )
+    if signed:
+        result = state.services.record_heartbeat(
+            DEMO_SERVICE, status="ok", message=None, truncated=False, register=ServiceConfig(10, 10)
+        )
+        state.notify(result.changes)
     response.status_code = 200 if signed else 401
     return response

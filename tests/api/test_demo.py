@@ -1,0 +1,32 @@
+"""The dev stack's demo target: answers only signed triggers, and keeps a demo service beating."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from mission_control.api import create_app
+from mission_control.signing import SIGNATURE_HEADER, sign
+from tests.conftest import SIGNING_SECRET
+
+
+def test_the_demo_echo_checks_signatures_and_beats_for_the_demo_service(app, engine, clock):
+    settings = dataclasses.replace(app.extensions["mission_control"].settings, demo_echo=True)
+    notified: list = []
+    demo = create_app(settings, clock=clock, engine=engine, enqueue=lambda ids: None, notify=notified.extend)
+    client = demo.test_client()
+    body = b'{"hello":"world"}'
+
+    forged = client.post(
+        "/demo/echo", data=body, headers={SIGNATURE_HEADER: sign("wrong", body, int(time.time()))}
+    )
+    assert forged.status_code == 401
+    assert demo.extensions["mission_control"].services.get("demo") is None
+
+    stamp = int(clock.now().timestamp())
+    signed = client.post(
+        "/demo/echo", data=body, headers={SIGNATURE_HEADER: sign(SIGNING_SECRET, body, stamp)}
+    )
+    assert signed.status_code == 200 and signed.get_json()["signature_valid"] is True
+    service = demo.extensions["mission_control"].services.get("demo")
+    assert (service["state"], service["interval_s"], service["grace_s"]) == ("up", 10, 10)
