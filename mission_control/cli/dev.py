@@ -90,8 +90,28 @@ def dev(port: int | None, concurrency: int, no_demo: bool) -> None:
         env=env,
     )
     manager.add_process("beat", f"{python} -m mission_control beat -l info", env=env)
+    if _flower_usable(settings.broker_url):
+        # Queue inspection needs broadcast messages, which the serverless SQL broker cannot carry.
+        manager.add_process(
+            "flower",
+            f"{celery} flower --address=127.0.0.1 --port=5555",
+            # Flower reads its basic auth from the environment: never on a command line `ps` shows.
+            env={**env, "FLOWER_BASIC_AUTH": f"admin:{admin_token}"},
+            quiet=True,
+        )
+        click.echo("Flower (queues and workers): http://127.0.0.1:5555 (user admin, the admin token)\n")
     manager.loop()
     sys.exit(manager.returncode)
+
+
+def _flower_usable(broker_url: str) -> bool:
+    if not broker_url.startswith(("redis://", "rediss://")):
+        return False
+    try:
+        import flower  # noqa: F401  (the `flower` extra; `make dev` installs it)
+    except ImportError:
+        return False
+    return True
 
 
 def _demo_job(url: str) -> JobSpec:

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.slow
 def test_flower_lists_the_worker(stack):
     stack.worker(name="inspected")
     port = free_port()
-    stack.start("flower", "flower", "--address=127.0.0.1", f"--port={port}", "--basic-auth=ops:secret-pw")
+    stack.extra_env["FLOWER_BASIC_AUTH"] = "ops:secret-pw"  # as the Procfile's environment gives it
+    stack.start("flower", "flower", "--address=127.0.0.1", f"--port={port}")
     url = f"http://127.0.0.1:{port}/api/workers?refresh=1"
 
     def lists_the_worker() -> bool:
