@@ -76,7 +76,7 @@ class _Claim:
 
 def execute_run(run_id: int, ctx: ExecutionContext) -> str:
     """Run one attempt of ``run_id``; returns the run's status afterwards, or "noop" if not ours."""
-    claim = _once_more_if_disconnected(lambda: _claim(run_id, ctx))
+    claim = _once_more_if_disconnected(lambda: _claim(run_id, ctx), run_id)
     if isinstance(claim, str):
         return claim
     if claim.attempt == 1 and claim.trigger == Trigger.SCHEDULE:
@@ -102,10 +102,10 @@ def execute_run(run_id: int, ctx: ExecutionContext) -> str:
         excerpt_bytes=ctx.settings.response_excerpt_bytes,
         now=ctx.clock.now(),
     )
-    return _once_more_if_disconnected(lambda: _finish(claim, outcome, ctx))
+    return _once_more_if_disconnected(lambda: _finish(claim, outcome, ctx), run_id, claim.job_name)
 
 
-def _once_more_if_disconnected(action: Callable[[], T]) -> T:
+def _once_more_if_disconnected(action: Callable[[], T], run_id: int, job: str | None = None) -> T:
     """Retry a transition once if its pooled connection turned out dead (PostgreSQL restarted).
 
     Worker engines skip the pool's pre-ping, a round trip per checkout; SQLAlchemy instead
@@ -117,7 +117,11 @@ def _once_more_if_disconnected(action: Callable[[], T]) -> T:
     except DBAPIError as exc:
         if not exc.connection_invalidated:
             raise
-        log.warning("database connection lost; retrying on a new connection")
+        log.warning(
+            "run %s: database connection lost; retrying on a new connection",
+            run_id,
+            extra={"run_id": run_id, "job": job},
+        )
         return action()
 
 
@@ -176,7 +180,7 @@ def _claim_generic(run_id: int, lease_owner: str, now: datetime, ctx: ExecutionC
             .where(runs.c.id == run_id)
         ).first()
         if row is None:
-            log.warning("no such run", extra={"run_id": run_id})
+            log.warning("run %s: no such run (pruned, or another database)", run_id, extra={"run_id": run_id})
             return "noop"
         claimable = row.status == RunStatus.QUEUED or (
             row.status == RunStatus.RUNNING and row.leased_until is not None and row.leased_until < now

@@ -345,3 +345,14 @@ def test_a_slow_run_opens_job_slow(engine, registry, target, clock):
         assert "expected runtime of 0.1 s" in alert["message"]
     finally:
         session.close()
+
+
+def test_every_executor_log_line_names_its_run_and_job(engine, registry, ctx, target, caplog):
+    register(registry, target, "/status/500", retry={"max_attempts": 1})
+    run_id = create_manual_run(engine, "nightly-report", T0)
+    with caplog.at_level("INFO", logger="mission_control.executor"):
+        execute_run(run_id, ctx)
+    lines = [r for r in caplog.records if r.name == "mission_control.executor"]
+    assert len(lines) >= 2
+    assert all((r.run_id, r.job) == (run_id, "nightly-report") for r in lines)
+    assert all(target.url not in r.getMessage() for r in lines)  # URLs (and their query strings) stay out
