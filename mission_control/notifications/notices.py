@@ -126,34 +126,45 @@ def add_test_notice(engine: Engine, channel_id: int, now: datetime) -> int | Non
 
 
 def due_repeats(engine: Engine, now: datetime) -> list[int]:
-    """Repeat notices for open, unacknowledged alerts whose channel's repeat interval has passed."""
-    created: list[int] = []
+    """Repeat notices for open, unacknowledged alerts whose channel's repeat interval has passed.
+
+    Three statements however many alerts are open: the repeating channels, the open alerts with the
+    last notice and notice count per channel (one grouped read), and one insert of the repeats.
+    """
     with engine.begin() as conn:
-        repeating = [
-            c for c in conn.execute(select(channels).where(channels.c.repeat_interval_s.is_not(None)))
-        ]
+        repeating = list(conn.execute(select(channels).where(channels.c.repeat_interval_s.is_not(None))))
         if not repeating:
             return []
         open_alerts = (
             conn.execute(select(alerts).where(alerts.c.state == AlertState.OPEN.value)).mappings().all()
         )
+        if not open_alerts:
+            return []
+        sent = {
+            (row.channel_id, row.alert_id): (row.last, row.count)
+            for row in conn.execute(
+                select(
+                    notices.c.channel_id,
+                    notices.c.alert_id,
+                    func.max(notices.c.created_at).label("last"),
+                    func.count().label("count"),
+                )
+                .join(alerts, alerts.c.id == notices.c.alert_id)
+                .where(alerts.c.state == AlertState.OPEN.value, notices.c.event.in_(["opened", "repeat"]))
+                .group_by(notices.c.channel_id, notices.c.alert_id)
+            )
+        }
+        rows = []
         for channel in repeating:
             for alert in open_alerts:
                 if not matches(channel, alert["kind"], alert["subject"]):
                     continue
-                last, count = conn.execute(
-                    select(func.max(notices.c.created_at), func.count()).where(
-                        notices.c.channel_id == channel.id,
-                        notices.c.alert_id == alert["id"],
-                        notices.c.event.in_(["opened", "repeat"]),
-                    )
-                ).one()
-                since = last or alert["opened_at"]
-                if now - since < timedelta(seconds=channel.repeat_interval_s):
+                last, count = sent.get((channel.id, alert["id"]), (None, 0))
+                if now - (last or alert["opened_at"]) < timedelta(seconds=channel.repeat_interval_s):
                     continue
                 key = f"{alert['id']}:repeat{count}:{channel.id}"
-                created += _add_notices(conn, [_notice_row(channel.id, alert["id"], "repeat", key, now)])
-    return created
+                rows.append(_notice_row(channel.id, alert["id"], "repeat", key, now))
+        return _add_notices(conn, rows)
 
 
 def unrouted(
