@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -250,40 +251,36 @@ class ServiceRegistry:
             changes = _alerts_for(conn, name, row.state, health.state, now, message)
             return HeartbeatResult(_get(conn, name), created, changes)  # type: ignore[arg-type]
 
-    def recent_heartbeats(self, name: str, limit: int = 50) -> list[RowMapping]:
-        with self.engine.connect() as conn:
-            return list(
-                conn.execute(
-                    select(
-                        heartbeats.c.number,
-                        heartbeats.c.received_at,
-                        heartbeats.c.status,
-                        heartbeats.c.message,
-                        heartbeats.c.truncated,
-                    )
-                    .join(services, services.c.id == heartbeats.c.service_id)
-                    .where(services.c.name == name)
-                    .order_by(heartbeats.c.number.desc())
-                    .limit(limit)
-                ).mappings()
-            )
+    def recent_heartbeats(self, names: Sequence[str], limit: int = 50) -> dict[str, list[dict[str, Any]]]:
+        """The newest ``limit`` heartbeats of each named service, newest first (one query for all)."""
+        columns = ("number", "received_at", "status", "message", "truncated")
+        return self._newest(heartbeats, heartbeats.c.number, columns, names, limit)
 
-    def flips(self, name: str, limit: int = 50) -> list[RowMapping]:
-        with self.engine.connect() as conn:
-            return list(
-                conn.execute(
-                    select(
-                        service_flips.c.at,
-                        service_flips.c.from_state,
-                        service_flips.c.to_state,
-                        service_flips.c.reason,
-                    )
-                    .join(services, services.c.id == service_flips.c.service_id)
-                    .where(services.c.name == name)
-                    .order_by(service_flips.c.id.desc())
-                    .limit(limit)
-                ).mappings()
+    def flips(self, names: Sequence[str], limit: int = 50) -> dict[str, list[dict[str, Any]]]:
+        """The newest ``limit`` state changes of each named service, newest first (one query for all)."""
+        columns = ("at", "from_state", "to_state", "reason")
+        return self._newest(service_flips, service_flips.c.id, columns, names, limit)
+
+    def _newest(
+        self, table: Any, order: Any, columns: Sequence[str], names: Sequence[str], limit: int
+    ) -> dict[str, list[dict[str, Any]]]:
+        ranked = (
+            select(
+                services.c.name.label("service_name"),
+                *(table.c[column] for column in columns),
+                func.row_number().over(partition_by=table.c.service_id, order_by=order.desc()).label("rank"),
             )
+            .join(services, services.c.id == table.c.service_id)
+            .where(services.c.name.in_(list(names)))
+            .subquery()
+        )
+        out: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        with self.engine.connect() as conn:
+            for row in conn.execute(
+                select(ranked).where(ranked.c.rank <= limit).order_by(ranked.c.service_name, ranked.c.rank)
+            ).mappings():
+                out[row["service_name"]].append({column: row[column] for column in columns})
+        return out
 
     # --- staleness ----------------------------------------------------------------------------
 

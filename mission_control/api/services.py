@@ -53,8 +53,8 @@ def _detail(name: str, status: int = 200) -> Response:
     base = ServiceOut.of(row)
     detail = ServiceDetail.model_construct(
         **dict(base),
-        heartbeats=[HeartbeatOut.model_construct(**h) for h in _services().recent_heartbeats(name)],
-        flips=[FlipOut.model_construct(**f) for f in _services().flips(name)],
+        heartbeats=[HeartbeatOut.model_construct(**h) for h in _services().recent_heartbeats([name])[name]],
+        flips=[FlipOut.model_construct(**f) for f in _services().flips([name])[name]],
     )
     return _json(detail, status)
 

@@ -195,9 +195,8 @@ def services() -> str:
     rows = state.services.list(limit=1000)
     order = {"down": 0, "late": 1, "new": 2, "up": 3, "paused": 4}
     rows.sort(key=lambda s: (order.get(s["state"], 9), s["name"]))
-    beats = {
-        s["name"]: list(reversed(state.services.recent_heartbeats(s["name"], limit=20))) for s in rows[:200]
-    }
+    newest = state.services.recent_heartbeats([s["name"] for s in rows[:200]], limit=20)
+    beats = {name: list(reversed(recent)) for name, recent in newest.items()}
     return _page("services.html", services=rows, beats=beats)
 
 

@@ -59,7 +59,12 @@ def test_up_late_down_then_recovery_opens_and_resolves_one_alert(engine, registr
     [alert] = list_alerts(engine, AlertFilter())
     assert alert["state"] == "resolved"
     assert alert["resolved_at"] - alert["opened_at"] == timedelta(seconds=600)
-    assert [f["to_state"] for f in reversed(registry.flips("billing"))] == ["up", "late", "down", "up"]
+    assert [f["to_state"] for f in reversed(registry.flips(["billing"])["billing"])] == [
+        "up",
+        "late",
+        "down",
+        "up",
+    ]
 
 
 def test_a_fail_heartbeat_is_down_at_once_and_repeats_count_on_the_same_alert(engine, registry, clock):
@@ -80,7 +85,7 @@ def test_the_heartbeat_log_is_a_ring_of_fixed_size(engine, registry, clock):
         beat(registry, message=f"beat {i}")
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(heartbeats)).scalar() == 5
-    recent = registry.recent_heartbeats("billing")
+    recent = registry.recent_heartbeats(["billing"])["billing"]
     assert [h["message"] for h in recent] == [f"beat {i}" for i in (11, 10, 9, 8, 7)]
     assert registry.get("billing")["heartbeat_count"] == 12
 
@@ -189,7 +194,20 @@ def test_prune_flips_keeps_the_newest_per_service(registry, clock):
         for _ in range(3):
             beat(registry, name)
             beat(registry, name, status="fail")
-    assert len(registry.flips("a-svc")) == 6
+    assert len(registry.flips(["a-svc"])["a-svc"]) == 6
     assert registry.prune_flips(keep_per_service=2) == 8
-    assert [f["to_state"] for f in registry.flips("a-svc")] == ["down", "up"]
-    assert len(registry.flips("b-svc")) == 2
+    assert [f["to_state"] for f in registry.flips(["a-svc"])["a-svc"]] == ["down", "up"]
+    assert len(registry.flips(["b-svc"])["b-svc"]) == 2
+
+
+def test_recent_heartbeats_of_many_services_come_in_one_read_newest_first(registry, clock):
+    for i in range(4):
+        clock.advance(1)
+        beat(registry, "a-svc", message=f"a{i}")
+        beat(registry, "b-svc", message=f"b{i}")
+    newest = registry.recent_heartbeats(["a-svc", "b-svc", "silent"], limit=2)
+    assert {name: [h["message"] for h in beats] for name, beats in newest.items()} == {
+        "a-svc": ["a3", "a2"],
+        "b-svc": ["b3", "b2"],
+        "silent": [],
+    }
