@@ -8,6 +8,7 @@ from mission_control.alerts import AlertFilter, AlertState, acknowledge, get_ale
 from mission_control.api.bodies import json_object, query, validate
 from mission_control.api.errors import ApiError
 from mission_control.api.openapi import ApiBlueprint
+from mission_control.api.responses import keyset_page
 from mission_control.api.schemas import (
     AcknowledgeIn,
     AlertList,
@@ -40,8 +41,7 @@ def list_all_alerts() -> Response:
             limit=params.limit + 1,
         ),
     )
-    page = rows[: params.limit]
-    next_cursor = str(page[-1]["id"]) if len(rows) > params.limit else None
+    page, next_cursor = keyset_page(rows, params.limit, lambda row: row["id"])
     return jsonify(
         AlertList(alerts=[AlertOut.of(r) for r in page], next_cursor=next_cursor).model_dump(mode="json")
     )

@@ -26,9 +26,13 @@ def bearer_token() -> str | None:
     return token.strip()
 
 
+def is_admin(token: str | None, admin_digest: bytes) -> bool:
+    """The one admin-token comparison (API, heartbeats, dashboard sign-in): digests, constant time."""
+    return token is not None and hmac.compare_digest(token_digest(token), admin_digest)
+
+
 def require_admin(expected_digest: bytes) -> None:
-    token = bearer_token()
-    if token is None or not hmac.compare_digest(token_digest(token), expected_digest):
+    if not is_admin(bearer_token(), expected_digest):
         raise ApiError(
             401,
             "unauthorized",

@@ -9,17 +9,14 @@ heartbeat is committed before the answer, so a 2xx means it is recorded; a datab
 
 from __future__ import annotations
 
-import hmac
-import re
-
 from flask import Response, current_app, jsonify, request
 
-from mission_control.api.auth import bearer_token, token_digest
+from mission_control.api.auth import bearer_token, is_admin
 from mission_control.api.bodies import json_object, query, validate
 from mission_control.api.errors import ApiError
 from mission_control.api.openapi import ApiBlueprint
+from mission_control.api.responses import check_name
 from mission_control.api.schemas import HeartbeatAccepted, HeartbeatIn, HeartbeatQuery
-from mission_control.jobspec import NAME_PATTERN
 from mission_control.metrics import HEARTBEATS
 from mission_control.services import ServiceConfig, ServiceNotFound
 
@@ -55,8 +52,7 @@ def get_heartbeat(name: str) -> Response:
 
 
 def _heartbeat(name: str, *, with_body: bool) -> Response:
-    if not re.fullmatch(NAME_PATTERN, name):
-        raise ApiError(422, "validation_error", "service: must match [a-z0-9][a-z0-9._-]{0,127}", "service")
+    check_name(name, "service")
     params = query(HeartbeatQuery)
     is_admin = _authorize(name, params.token)
     state = current_app.extensions["mission_control"]
@@ -101,7 +97,7 @@ def _authorize(name: str, query_token: str | None) -> bool:
     state = current_app.extensions["mission_control"]
     header_token = bearer_token()
     token = header_token or query_token
-    if token is not None and hmac.compare_digest(token_digest(token), state.admin_digest):
+    if is_admin(token, state.admin_digest):
         if header_token is None:
             # URLs end up in access logs and shell histories; a service token there risks one service.
             raise ApiError(

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, current_app, jsonify
-from pydantic import BaseModel
+from flask import Response, current_app
 
 from mission_control.api.bodies import json_object, query, reject_read_only, validate
 from mission_control.api.errors import ApiError
 from mission_control.api.openapi import ApiBlueprint
+from mission_control.api.responses import check_name, json_response, keyset_page
 from mission_control.api.schemas import JobList, JobListQuery, JobOut, JobPatch, JobPut, RunOut
 from mission_control.claiming import RunInProgress, create_manual_run
 from mission_control.history import get_run, last_runs
-from mission_control.jobspec import NAME_PATTERN, JobSpec, SpecError, merge_patch
+from mission_control.jobspec import JobSpec, SpecError, merge_patch
 from mission_control.registry import JobExists, JobNotFound, JobRecord, JobRegistry
 
 bp = ApiBlueprint("jobs", __name__, tag="jobs")
@@ -25,19 +24,13 @@ def registry() -> JobRegistry:
     return current_app.extensions["mission_control"].registry
 
 
-def _json(model: BaseModel, status: int = 200) -> Response:
-    response = jsonify(model.model_dump(mode="json"))
-    response.status_code = status
-    return response
-
-
 def _job(record: JobRecord, status: int = 200) -> Response:
     last = last_runs(current_app.extensions["mission_control"].engine, [record.id])
-    return _json(JobOut.of(record, last.get(record.id)), status)
+    return json_response(JobOut.of(record, last.get(record.id)), status)
 
 
 def _lookup(name: str) -> JobRecord:
-    _check_name(name)
+    check_name(name)
     try:
         return registry().get(name)
     except JobNotFound:
@@ -60,10 +53,9 @@ def list_jobs() -> Response:
     records = registry().list(
         service=params.service, enabled=params.enabled, after=params.cursor, limit=params.limit + 1
     )
-    page = records[: params.limit]
-    next_cursor = page[-1].name if len(records) > params.limit else None
+    page, next_cursor = keyset_page(records, params.limit, lambda record: record.name)
     last = last_runs(current_app.extensions["mission_control"].engine, [record.id for record in page])
-    return _json(
+    return json_response(
         JobList(jobs=[JobOut.of(record, last.get(record.id)) for record in page], next_cursor=next_cursor)
     )
 
@@ -76,7 +68,7 @@ def list_jobs() -> Response:
     responses={200: JobOut, 201: JobOut},
 )
 def put_job(name: str) -> Response:
-    _check_name(name)
+    check_name(name)
     body = json_object()
     reject_read_only(body)
     if body.setdefault("name", name) != name:
@@ -121,7 +113,7 @@ def get_job(name: str) -> Response:
     "PATCH", "/jobs/<name>", summary="Change some fields of a job", body=JobPatch, responses={200: JobOut}
 )
 def patch_job(name: str) -> Response:
-    _check_name(name)
+    check_name(name)
     patch = json_object()
     reject_read_only(patch)
     if patch.get("name", name) != name:
@@ -136,7 +128,7 @@ def patch_job(name: str) -> Response:
 
 @bp.operation("DELETE", "/jobs/<name>", summary="Remove a job", responses={204: None})
 def delete_job(name: str) -> Response:
-    _check_name(name)
+    check_name(name)
     try:
         registry().delete(name)
     except JobNotFound:
@@ -172,7 +164,7 @@ def resume_job(name: str) -> Response:
     errors=(409,),
 )
 def trigger_job(name: str) -> Response:
-    _check_name(name)
+    check_name(name)
     state = current_app.extensions["mission_control"]
     try:
         run_id = create_manual_run(state.engine, name, state.clock.now())
@@ -188,21 +180,14 @@ def trigger_job(name: str) -> Response:
     state.enqueue([run_id])
     row = get_run(state.engine, run_id)
     assert row is not None
-    return _json(RunOut.of(row), 202)
+    return json_response(RunOut.of(row), 202)
 
 
 def _update(name: str, change: Callable[[JobRecord], JobSpec]) -> JobRecord:
-    _check_name(name)
+    check_name(name)
     try:
         return registry().update(name, change)
     except JobNotFound:
         raise _not_found(name) from None
     except SpecError as exc:
         raise _spec_error(exc) from None
-
-
-def _check_name(name: str) -> None:
-    if not re.fullmatch(NAME_PATTERN, name):
-        raise ApiError(
-            422, "validation_error", f"name: {name!r} does not match [a-z0-9][a-z0-9._-]{{0,127}}", "name"
-        )

@@ -7,6 +7,7 @@ from flask import Response, current_app, jsonify
 from mission_control.api.bodies import query
 from mission_control.api.errors import ApiError
 from mission_control.api.openapi import ApiBlueprint
+from mission_control.api.responses import keyset_page
 from mission_control.api.schemas import RunDetail, RunList, RunListQuery, RunOut
 from mission_control.history import RunFilter, get_run, list_runs
 
@@ -28,8 +29,7 @@ def list_all_runs() -> Response:
             limit=params.limit + 1,
         ),
     )
-    page = rows[: params.limit]
-    next_cursor = str(page[-1]["id"]) if len(rows) > params.limit else None
+    page, next_cursor = keyset_page(rows, params.limit, lambda row: row["id"])
     listing = RunList(runs=[RunOut.of(row) for row in page], next_cursor=next_cursor)
     return jsonify(listing.model_dump(mode="json"))
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
-from flask import Response, current_app, jsonify, request
-from pydantic import BaseModel
+from flask import Response, current_app, request
 
 from mission_control.api.bodies import json_object, query, validate
 from mission_control.api.errors import ApiError
 from mission_control.api.openapi import ApiBlueprint
+from mission_control.api.responses import check_name, json_response, keyset_page
 from mission_control.api.schemas import (
     FlipOut,
     HeartbeatOut,
@@ -21,7 +19,6 @@ from mission_control.api.schemas import (
     TokenIn,
     TokenOut,
 )
-from mission_control.jobspec import NAME_PATTERN
 from mission_control.services import ServiceConfig, ServiceNotFound, ServiceRegistry
 
 bp = ApiBlueprint("services", __name__, tag="services")
@@ -29,17 +26,6 @@ bp = ApiBlueprint("services", __name__, tag="services")
 
 def _services() -> ServiceRegistry:
     return current_app.extensions["mission_control"].services
-
-
-def _json(model: BaseModel, status: int = 200) -> Response:
-    response = jsonify(model.model_dump(mode="json"))
-    response.status_code = status
-    return response
-
-
-def _check_name(name: str) -> None:
-    if not re.fullmatch(NAME_PATTERN, name):
-        raise ApiError(422, "validation_error", "name: must match [a-z0-9][a-z0-9._-]{0,127}", "name")
 
 
 def _not_found(name: str) -> ApiError:
@@ -56,7 +42,7 @@ def _detail(name: str, status: int = 200) -> Response:
         heartbeats=[HeartbeatOut.model_construct(**h) for h in _services().recent_heartbeats([name])[name]],
         flips=[FlipOut.model_construct(**f) for f in _services().flips([name])[name]],
     )
-    return _json(detail, status)
+    return json_response(detail, status)
 
 
 @bp.operation(
@@ -65,9 +51,8 @@ def _detail(name: str, status: int = 200) -> Response:
 def list_services() -> Response:
     params = query(ServiceListQuery)
     rows = _services().list(state=params.state, after=params.cursor, limit=params.limit + 1)
-    page = rows[: params.limit]
-    next_cursor = page[-1]["name"] if len(rows) > params.limit else None
-    return _json(ServiceList(services=[ServiceOut.of(row) for row in page], next_cursor=next_cursor))
+    page, next_cursor = keyset_page(rows, params.limit, lambda row: row["name"])
+    return json_response(ServiceList(services=[ServiceOut.of(row) for row in page], next_cursor=next_cursor))
 
 
 @bp.operation(
@@ -75,7 +60,7 @@ def list_services() -> Response:
     responses={200: ServiceDetail},
 )  # fmt: skip
 def get_service(name: str) -> Response:
-    _check_name(name)
+    check_name(name)
     return _detail(name)
 
 
@@ -87,7 +72,7 @@ def get_service(name: str) -> Response:
     responses={200: ServiceDetail, 201: ServiceDetail},
 )
 def put_service(name: str) -> Response:
-    _check_name(name)
+    check_name(name)
     body = validate(ServicePut, json_object(), strict=True)
     _, created = _services().put(name, ServiceConfig(interval_s=body.interval_s, grace_s=body.grace_s))
     return _detail(name, 201 if created else 200)
@@ -95,14 +80,14 @@ def put_service(name: str) -> Response:
 
 @bp.operation("DELETE", "/services/<name>", summary="Remove a service and its tokens", responses={204: None})
 def delete_service(name: str) -> Response:
-    _check_name(name)
+    check_name(name)
     if not _services().delete(name):
         raise _not_found(name)
     return Response(status=204)
 
 
 def _set_paused(name: str, paused: bool) -> Response:
-    _check_name(name)
+    check_name(name)
     try:
         _services().set_paused(name, paused)
     except ServiceNotFound:
@@ -134,7 +119,7 @@ def resume_service(name: str) -> Response:
     responses={201: TokenOut},
 )
 def create_token(name: str) -> Response:
-    _check_name(name)
+    check_name(name)
     label = None
     if request.content_length:
         label = validate(TokenIn, json_object(), strict=True).label
@@ -142,6 +127,6 @@ def create_token(name: str) -> Response:
         token = _services().create_token(name, label)
     except ServiceNotFound:
         raise _not_found(name) from None
-    response = _json(TokenOut(service=name, token=token, label=label), 201)
+    response = json_response(TokenOut(service=name, token=token, label=label), 201)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -8,7 +8,6 @@ exchanged once for a session cookie (:mod:`mission_control.dashboard.session`).
 
 from __future__ import annotations
 
-import hmac
 from collections import Counter
 from datetime import datetime
 from typing import Any
@@ -17,7 +16,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 
 from mission_control.alerts import AlertFilter, acknowledge, list_alerts, summarize
-from mission_control.api.auth import token_digest
+from mission_control.api.auth import is_admin
 from mission_control.claiming import RunInProgress, create_manual_run
 from mission_control.dashboard import session as auth
 from mission_control.history import RunFilter, get_run, last_runs, list_runs, recent_runs
@@ -87,7 +86,7 @@ def login() -> Response | str | tuple[str, int]:
         target = "/"  # never redirect off this site
     if request.method == "POST":
         token = request.form.get("token", "")
-        if token and hmac.compare_digest(token_digest(token), _state().admin_digest):
+        if is_admin(token or None, _state().admin_digest):
             auth.sign_in()
             return redirect(target)
         return render_template("login.html", error="That is not the admin token.", next=target), 401
