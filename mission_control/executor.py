@@ -287,21 +287,28 @@ def _finish(claim: _Claim, outcome: HttpOutcome, ctx: ExecutionContext) -> str:
     )
     with ctx.engine.begin() as conn:
         if ctx.engine.dialect.name == "postgresql":
-            updated = conn.execute(run_transitions.FINISH_IN_ONE, params)
+            row = conn.execute(run_transitions.FINISH_IN_ONE, params).first()
+            owned, alerting = row is not None, bool(row and row.alerting)
         else:
             conn.execute(run_transitions.FINISH_ATTEMPT, params)
-            updated = conn.execute(run_transitions.FINISH_RUN, params)
-        changes = _job_alerts(conn, claim, status, slow, error, now) if updated.rowcount == 1 else []
+            owned = alerting = conn.execute(run_transitions.FINISH_RUN, params).rowcount == 1
+        changes = _job_alerts(conn, claim, status, slow, error, now, alerting) if owned else []
     if changes:
         ctx.notify(changes)
     metrics.RUNS_FINISHED.labels(claim.job_name, status.value).inc()
     metrics.ATTEMPT_SECONDS.observe(outcome.duration_ms / 1000)
-    _log_outcome(claim, outcome, status.value, lost=updated.rowcount != 1, delay_s=delay_s)
+    _log_outcome(claim, outcome, status.value, lost=not owned, delay_s=delay_s)
     return status.value
 
 
 def _job_alerts(
-    conn: Connection, claim: _Claim, status: RunStatus, slow: bool, error: str | None, now: datetime
+    conn: Connection,
+    claim: _Claim,
+    status: RunStatus,
+    slow: bool,
+    error: str | None,
+    now: datetime,
+    alerting: bool,
 ) -> list[AlertChange]:
     """Open or resolve the job's alerts in the run's own transaction: a run's end and its alert agree."""
     name = claim.job_name
@@ -310,10 +317,12 @@ def _job_alerts(
     if status in (RunStatus.FAILED, RunStatus.TIMED_OUT):
         text = f"job {name} {status.value.replace('_', ' ')} after {claim.attempt} attempt(s): {error}"
         changes.append(open_alert(conn, AlertKind.JOB_FAILED, name, now, text, details))
-    elif status == RunStatus.SUCCEEDED:
-        changes += resolve_alerts(
-            conn, [AlertKind.JOB_FAILED] + ([] if slow else [AlertKind.JOB_SLOW]), name, now
-        )
+    elif status == RunStatus.SUCCEEDED and alerting:
+        # Recovery: it succeeded; in time (job_slow); and a slot fired on schedule again (job_missed).
+        kinds = [AlertKind.JOB_FAILED]
+        kinds += [] if slow else [AlertKind.JOB_SLOW]
+        kinds += [AlertKind.JOB_MISSED] if claim.trigger == Trigger.SCHEDULE else []
+        changes += resolve_alerts(conn, kinds, name, now)
     if slow:
         limit = claim.spec.expected_runtime_s
         text = f"job {name} ran past its expected runtime of {limit:g} s (run {claim.run_id})"

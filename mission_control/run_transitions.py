@@ -16,7 +16,7 @@ from __future__ import annotations
 from sqlalchemy import Interval, and_, bindparam, func, literal, literal_column, or_, select, update
 from sqlalchemy.sql import Select, Update
 
-from mission_control.db.tables import attempts, jobs, runs
+from mission_control.db.tables import alerts, attempts, jobs, runs
 from mission_control.db.types import UTCDateTime
 from mission_control.registry import spec_columns
 from mission_control.runstate import AttemptStatus, RunStatus, Trigger
@@ -134,8 +134,19 @@ FINISH_RUN: Update = (
 )
 """Move the run on after an attempt, only while that attempt still holds the lease."""
 
-FINISH_IN_ONE: Update = FINISH_RUN.add_cte(FINISH_ATTEMPT.cte("attempt_done"))
-"""PostgreSQL: both of the above in one statement (the same parameters)."""
+FINISH_IN_ONE: Update = FINISH_RUN.add_cte(FINISH_ATTEMPT.cte("attempt_done")).returning(
+    # Whether the job has an unresolved alert a success could resolve: answered by the same statement
+    # (an index probe), so a healthy job's success costs no second round trip.
+    select(alerts.c.id)
+    .where(
+        alerts.c.subject == runs.c.job_name,
+        alerts.c.kind.in_(("job_failed", "job_slow", "job_missed")),
+        alerts.c.state.in_(("open", "acknowledged")),
+    )
+    .exists()
+    .label("alerting")
+)
+"""PostgreSQL: both of the above in one statement (the same parameters), returning ``alerting``."""
 
 CLAIM_IN_ONE: Select = _build_claim()
 """PostgreSQL: lease a claimable run of a live job, close a lost attempt, open the next one."""

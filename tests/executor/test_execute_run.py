@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from mission_control.alerts import AlertFilter, list_alerts
 from mission_control.claiming import claim_due_retries, create_manual_run
 from mission_control.config import Settings
 from mission_control.db.tables import attempts, runs
@@ -21,10 +22,18 @@ from tests.factories import job_spec
 
 
 @pytest.fixture
-def ctx(engine, clock):
+def notified():
+    """Alert changes the executor handed to the notification channels."""
+    return []
+
+
+@pytest.fixture
+def ctx(engine, clock, notified):
     settings = Settings(admin_token=ADMIN_TOKEN, signing_secret=SIGNING_SECRET, response_excerpt_bytes=1024)
     session = make_session()
-    yield ExecutionContext(engine=engine, clock=clock, settings=settings, session=session)
+    yield ExecutionContext(
+        engine=engine, clock=clock, settings=settings, session=session, notify=notified.extend
+    )
     session.close()
 
 
@@ -269,20 +278,23 @@ def test_a_fired_one_shot_is_disabled_but_its_run_still_goes_out(engine, registr
     assert execute_run(run_id, ctx) == "succeeded"
 
 
-def test_a_worker_engine_without_pre_ping_survives_its_connections_being_killed(
-    backend_url, engine, registry, ctx, target
-):
-    """PostgreSQL restarted under a worker: its pooled connections are dead, the next run still works."""
-    if not backend_url.startswith("postgresql"):
-        pytest.skip("terminating server backends is a PostgreSQL matter")
+def test_a_worker_engine_without_pre_ping_survives_its_connections_being_killed(postgres, clock, target):
+    """PostgreSQL restarted under a worker: its pooled connections are dead, the next run still works.
+
+    Its own PostgreSQL database (terminating server backends has no SQLite counterpart).
+    """
+    from mission_control.db import migrate
     from mission_control.db.engine import make_engine
 
-    worker_engine = make_engine(backend_url, pool_pre_ping=False)
-    worker_ctx = ExecutionContext(
-        engine=worker_engine, clock=ctx.clock, settings=ctx.settings, session=ctx.session
-    )
+    url = postgres.create("prepg")
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    worker_engine = make_engine(url, pool_pre_ping=False)
+    settings = Settings(admin_token=ADMIN_TOKEN, signing_secret=SIGNING_SECRET)
+    session = make_session()
+    worker_ctx = ExecutionContext(engine=worker_engine, clock=clock, settings=settings, session=session)
     try:
-        register(registry, target, "/ok")
+        register(JobRegistry(engine, clock), target, "/ok")
         first = create_manual_run(engine, "nightly-report", T0)
         assert execute_run(first, worker_ctx) == "succeeded"  # the pool now holds a connection
         with engine.connect() as conn:
@@ -296,55 +308,37 @@ def test_a_worker_engine_without_pre_ping_survives_its_connections_being_killed(
         assert execute_run(second, worker_ctx) == "succeeded"
         assert [a.status for a in the_attempts(engine, second)] == ["succeeded"]
     finally:
+        session.close()
         worker_engine.dispose()
+        engine.dispose()
 
 
-def test_retries_exhausted_open_job_failed_and_the_next_success_resolves_it(engine, registry, target, clock):
-    from mission_control.alerts import AlertFilter, list_alerts
+def test_retries_exhausted_open_job_failed_and_the_next_success_resolves_it(
+    engine, registry, target, clock, ctx, notified
+):
+    register(registry, target, "/sequence/alerting/500,500,200", retry={"max_attempts": 1})
+    first = create_manual_run(engine, "nightly-report", T0)
+    assert execute_run(first, ctx) == "failed"
+    assert [(c.kind, c.event) for c in notified] == [("job_failed", "opened")]
+    second = create_manual_run(engine, "nightly-report", T0 + timedelta(seconds=1))
+    assert execute_run(second, ctx) == "failed"
+    assert len(notified) == 1  # still the same open alert, counted
+    [alert] = list_alerts(engine, AlertFilter(state="open"))
+    assert alert["occurrences"] == 2 and alert["details"]["run_id"] == second
 
-    changes = []
-    settings = Settings(admin_token=ADMIN_TOKEN, signing_secret=SIGNING_SECRET)
-    session = make_session()
-    ctx = ExecutionContext(
-        engine=engine, clock=clock, settings=settings, session=session, notify=changes.extend
-    )
-    try:
-        register(registry, target, "/sequence/alerting/500,500,200", retry={"max_attempts": 1})
-        first = create_manual_run(engine, "nightly-report", T0)
-        assert execute_run(first, ctx) == "failed"
-        assert [(c.kind, c.event) for c in changes] == [("job_failed", "opened")]
-        second = create_manual_run(engine, "nightly-report", T0 + timedelta(seconds=1))
-        assert execute_run(second, ctx) == "failed"
-        assert len(changes) == 1  # still the same open alert, counted
-        [alert] = list_alerts(engine, AlertFilter(state="open"))
-        assert alert["occurrences"] == 2 and alert["details"]["run_id"] == second
-
-        clock.advance(60)
-        third = create_manual_run(engine, "nightly-report", T0 + timedelta(seconds=2))
-        assert execute_run(third, ctx) == "succeeded"
-        assert [(c.kind, c.event) for c in changes][-1] == ("job_failed", "resolved")
-    finally:
-        session.close()
+    clock.advance(60)
+    third = create_manual_run(engine, "nightly-report", T0 + timedelta(seconds=2))
+    assert execute_run(third, ctx) == "succeeded"
+    assert [(c.kind, c.event) for c in notified][-1] == ("job_failed", "resolved")
 
 
-def test_a_slow_run_opens_job_slow(engine, registry, target, clock):
-    from mission_control.alerts import AlertFilter, list_alerts
-
-    changes = []
-    settings = Settings(admin_token=ADMIN_TOKEN, signing_secret=SIGNING_SECRET)
-    session = make_session()
-    ctx = ExecutionContext(
-        engine=engine, clock=clock, settings=settings, session=session, notify=changes.extend
-    )
-    try:
-        register(registry, target, "/sleep/0.3", expected_runtime_s=0.1, timeout_s=5)
-        run_id = create_manual_run(engine, "nightly-report", T0)
-        assert execute_run(run_id, ctx) == "succeeded"
-        assert [(c.kind, c.event) for c in changes] == [("job_slow", "opened")]
-        [alert] = list_alerts(engine, AlertFilter(kind="job_slow"))
-        assert "expected runtime of 0.1 s" in alert["message"]
-    finally:
-        session.close()
+def test_a_slow_run_opens_job_slow(engine, registry, target, clock, ctx, notified):
+    register(registry, target, "/sleep/0.3", expected_runtime_s=0.1, timeout_s=5)
+    run_id = create_manual_run(engine, "nightly-report", T0)
+    assert execute_run(run_id, ctx) == "succeeded"
+    assert [(c.kind, c.event) for c in notified] == [("job_slow", "opened")]
+    [alert] = list_alerts(engine, AlertFilter(kind="job_slow"))
+    assert "expected runtime of 0.1 s" in alert["message"]
 
 
 def test_every_executor_log_line_names_its_run_and_job(engine, registry, ctx, target, caplog):
@@ -356,3 +350,22 @@ def test_every_executor_log_line_names_its_run_and_job(engine, registry, ctx, ta
     assert len(lines) >= 2
     assert all((r.run_id, r.job) == (run_id, "nightly-report") for r in lines)
     assert all(target.url not in r.getMessage() for r in lines)  # URLs (and their query strings) stay out
+
+
+def test_a_scheduled_success_resolves_job_missed_but_a_manual_one_does_not(
+    engine, registry, ctx, target, notified
+):
+    from mission_control.alerts import AlertKind, open_alert
+    from mission_control.claiming import claim_due_slots
+
+    register(registry, target, "/ok", schedule={"every_s": 60})
+    with engine.begin() as conn:
+        open_alert(conn, AlertKind.JOB_MISSED, "nightly-report", T0, "missed 3 slots")
+    manual = create_manual_run(engine, "nightly-report", T0)
+    assert execute_run(manual, ctx) == "succeeded"
+    assert list_alerts(engine, AlertFilter(state="open"))  # a manual run says nothing about the schedule
+
+    [scheduled] = claim_due_slots(engine, T0 + timedelta(seconds=60), batch=10, grace_s=15).run_ids
+    assert execute_run(scheduled, ctx) == "succeeded"
+    assert [(c.kind, c.event) for c in notified] == [("job_missed", "resolved")]
+    assert list_alerts(engine, AlertFilter(state="open")) == []
