@@ -33,10 +33,10 @@ How each figure is taken:
   finished child), and by the whole machine. ``xacts_per_heartbeat`` is ``pg_stat_database.xact_commit``
   of our database over the run divided by ``db_delta``.
 * ``--statements-only`` counts, in this process, what one ``ServiceRegistry.record_heartbeat`` of a
-  known, up service sends on an engine made as the web app makes it (``make_engine``: pool pre-ping on):
-  SQLAlchemy-level statements, plus psycopg2's implicit ``BEGIN``, the pre-ping ``SELECT 1`` and the
-  ``COMMIT``, i.e. the round trips to PostgreSQL. The token path adds ``service_of_token`` (its own
-  connection checkout) before it.
+  known, up service sends on an engine made as the web app makes it (``make_engine``, no pool pre-ping):
+  SQLAlchemy-level statements, plus psycopg2's implicit ``BEGIN`` and the ``COMMIT``, i.e. the round
+  trips to PostgreSQL. A service token is checked by the same statement (results before 2026-11-22
+  03:20 count a separate ``service_of_token`` checkout and the pre-ping ``SELECT 1`` too).
 * ``--profile-dir``: after the measured runs, one more wrk run with ``py-spy record -r 200 -f raw
   --subprocesses`` attached to gunicorn's master (profiling slows the server, so its figures are not
   reported); summarise with ``bench/spy_top.py``. Without ``--spy-gil`` every busy thread is sampled,
@@ -435,7 +435,10 @@ def statements_per_heartbeat(args: argparse.Namespace) -> dict[str, Any]:
         setup_engine = make_engine(database_url)
         migrate.upgrade(setup_engine)
         setup_engine.dispose()
-        engine = make_engine(database_url, connect_args={"connection_factory": CountingConnection})
+        # As the web app makes it: no pool pre-ping.
+        engine = make_engine(
+            database_url, pool_pre_ping=False, connect_args={"connection_factory": CountingConnection}
+        )
         sqlalchemy_level: Counter[str] = Counter()
 
         @event.listens_for(engine, "before_cursor_execute")
@@ -447,15 +450,14 @@ def statements_per_heartbeat(args: argparse.Namespace) -> dict[str, Any]:
         token = registry.create_token("svc")
         registry.record_heartbeat("svc", status="ok", message=None, truncated=False)  # new -> up
         runs = args.statement_runs
-        for label, call in (
-            ("admin", lambda: None),
-            ("token", lambda: registry.service_of_token(token)),
-        ):
+        # The API checks a service token inside the heartbeat's own statement (``token=``).
+        for label, service_token in (("admin", None), ("token", token)):
             counts.clear()
             sqlalchemy_level.clear()
             for _ in range(runs):
-                call()
-                registry.record_heartbeat("svc", status="ok", message=None, truncated=False)
+                registry.record_heartbeat(
+                    "svc", status="ok", message=None, truncated=False, token=service_token
+                )
             out[label] = {
                 "round_trips_per_heartbeat": round(sum(counts.values()) / runs, 2),
                 "by_statement": {k: round(v / runs, 2) for k, v in counts.most_common()},

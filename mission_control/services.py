@@ -28,6 +28,7 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
+    or_,
     select,
     update,
 )
@@ -194,19 +195,23 @@ class ServiceRegistry:
         message: str | None,
         truncated: bool,
         register: ServiceConfig | None = None,
+        token: str | None = None,
     ) -> HeartbeatResult:
         """Record one heartbeat durably (committed before returning) and move the state on.
 
         ``register`` creates an unknown service with that config; without it an unknown service
-        raises :class:`ServiceNotFound` and nothing is written.
+        raises :class:`ServiceNotFound` and nothing is written. With ``token`` (a service token) the
+        heartbeat counts only if the token is this service's, checked by the same statement on
+        PostgreSQL; otherwise :class:`ServiceNotFound`, and nothing is written.
         """
         now = self.clock.now()
+        digest = token_digest(token) if token is not None else None
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 beaten = conn.execute(
                     _BEAT_IN_ONE,
                     {"p_name": name, "p_now": now, "p_status": status, "p_message": message,
-                     "p_truncated": truncated, "p_log_size": self.log_size},
+                     "p_truncated": truncated, "p_log_size": self.log_size, "p_digest": digest},
                 ).mappings().first()  # fmt: skip
                 if beaten is not None:
                     changes: list[AlertChange] = []
@@ -216,9 +221,13 @@ class ServiceRegistry:
                         after = ServiceState(beaten["state"])
                         changes = _alerts_for(conn, name, beaten["old_state"], after, now, message)
                     return HeartbeatResult(beaten, False, changes)
+                if digest is not None:
+                    raise ServiceNotFound(name)  # unknown, or not this token's service
                 # An unknown service: the general path below registers it or refuses.
             created = False
             row = _lock(conn, name)
+            if row is not None and digest is not None and not _token_matches(conn, row.id, digest):
+                raise ServiceNotFound(name)
             if row is None:
                 if register is None:
                     raise ServiceNotFound(name)
@@ -427,6 +436,18 @@ def _set(
     return True
 
 
+def _token_of(service_id: Any, digest: Any) -> Any:
+    return (
+        select(service_tokens.c.id)
+        .where(service_tokens.c.service_id == service_id, service_tokens.c.digest == digest)
+        .exists()
+    )
+
+
+def _token_matches(conn: Connection, service_id: int, digest: str) -> bool:
+    return bool(conn.execute(select(_token_of(service_id, digest))).scalar())
+
+
 def _record_flip(
     conn: Connection, service_id: int, now: datetime, before: str, after: str, reason: str
 ) -> None:
@@ -445,9 +466,14 @@ def _build_beat_in_one() -> Select:
     """
     now = bindparam("p_now", type_=UTCDateTime())
     status = bindparam("p_status", type_=String())
+    digest = bindparam("p_digest", type_=String())
     old = (
         select(services.c.id, services.c.state)
-        .where(services.c.name == bindparam("p_name"))
+        .where(
+            services.c.name == bindparam("p_name"),
+            # A service token must be this service's; the admin token passes no digest.
+            or_(digest.is_(None), _token_of(services.c.id, digest)),
+        )
         .with_for_update()
         .cte("old")
     )

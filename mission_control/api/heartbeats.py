@@ -54,7 +54,7 @@ def get_heartbeat(name: str) -> Response:
 def _heartbeat(name: str, *, with_body: bool) -> Response:
     check_name(name, "service")
     params = query(HeartbeatQuery)
-    is_admin = _authorize(name, params.token)
+    admin, token = _credentials(params.token)
     state = current_app.extensions["mission_control"]
     limit = state.settings.heartbeat_message_bytes
     body = HeartbeatIn(status=params.status or "ok", interval_s=params.interval_s, grace_s=params.grace_s)
@@ -62,7 +62,7 @@ def _heartbeat(name: str, *, with_body: bool) -> Response:
     if with_body and (request.content_length or request.headers.get("Transfer-Encoding")):
         body, truncated = _read_body(limit, defaults=body)
     register = None
-    if is_admin:
+    if admin:
         register = ServiceConfig(
             interval_s=body.interval_s or state.settings.service_interval_s,
             grace_s=body.grace_s if body.grace_s is not None else state.settings.service_grace_s,
@@ -70,12 +70,15 @@ def _heartbeat(name: str, *, with_body: bool) -> Response:
     status, message = body.status, body.message
     try:
         result = state.services.record_heartbeat(
-            name, status=status, message=message, truncated=truncated, register=register
+            name,
+            status=status,
+            message=message,
+            truncated=truncated,
+            register=register,
+            token=None if admin else token,
         )
     except ServiceNotFound:
-        raise ApiError(
-            403, "forbidden", f"service: this token may not beat for {name!r}", "service"
-        ) from None
+        raise _refused(name, token) from None
     HEARTBEATS.labels(status).inc()
     state.notify(result.changes)
     service = result.service
@@ -92,11 +95,13 @@ def _heartbeat(name: str, *, with_body: bool) -> Response:
     return response
 
 
-def _authorize(name: str, query_token: str | None) -> bool:
-    """True for the admin token; False for a token of this service; anything else is 401 or 403."""
+def _credentials(query_token: str | None) -> tuple[bool, str]:
+    """(admin?, token). A service token is checked by the heartbeat's own statement, not here."""
     state = current_app.extensions["mission_control"]
     header_token = bearer_token()
     token = header_token or query_token
+    if token is None:
+        raise _unauthorized()
     if is_admin(token, state.admin_digest):
         if header_token is None:
             # URLs end up in access logs and shell histories; a service token there risks one service.
@@ -106,19 +111,28 @@ def _authorize(name: str, query_token: str | None) -> bool:
                 "token: the admin token is accepted only in the Authorization header",
                 "token",
             )
-        return True
-    owner = state.services.service_of_token(token) if token else None
+        return True, token
+    return False, token
+
+
+def _refused(name: str, token: str) -> ApiError:
+    """Why a service token's heartbeat was not recorded: an unknown token (401) or another's (403)."""
+    owner = current_app.extensions["mission_control"].services.service_of_token(token)
     if owner is None:
-        raise ApiError(
-            401,
-            "unauthorized",
-            "a valid token is required: Authorization: Bearer <admin or service token>",
-            "Authorization",
-            headers={"WWW-Authenticate": 'Bearer realm="mission-control"'},
-        )
+        return _unauthorized()
     if owner != name:
-        raise ApiError(403, "forbidden", f"service: this token may only beat for {owner!r}", "service")
-    return False
+        return ApiError(403, "forbidden", f"service: this token may only beat for {owner!r}", "service")
+    return ApiError(403, "forbidden", f"service: this token may not beat for {name!r}", "service")
+
+
+def _unauthorized() -> ApiError:
+    return ApiError(
+        401,
+        "unauthorized",
+        "a valid token is required: Authorization: Bearer <admin or service token>",
+        "Authorization",
+        headers={"WWW-Authenticate": 'Bearer realm="mission-control"'},
+    )
 
 
 def _read_body(limit: int, *, defaults: HeartbeatIn) -> tuple[HeartbeatIn, bool]:
