@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -22,7 +21,6 @@ from mission_control.db.engine import make_engine
 if TYPE_CHECKING:
     import requests
 
-    from mission_control.alerts import AlertChange
     from mission_control.executor import ExecutionContext
     from mission_control.notifications.notices import DeliveryContext
 
@@ -49,6 +47,7 @@ class Runtime:
         # HTTP and validation stack (pydantic, requests) in its memory.
         from mission_control.executor import ExecutionContext
         from mission_control.http_trigger import make_session
+        from mission_control.notifications import dispatch
 
         with self._lock:
             if self._session is None:
@@ -59,7 +58,7 @@ class Runtime:
             clock=self.clock,
             settings=self.settings,
             session=self._session,
-            notify=_notify,
+            notify=dispatch.notify,
         )
 
     def delivery_context(self) -> DeliveryContext:
@@ -80,13 +79,6 @@ class Runtime:
         if self._session is not None:
             self._session.close()
         self.engine.dispose()
-
-
-def _notify(changes: Sequence[AlertChange]) -> int:
-    from mission_control.celery_app import app
-    from mission_control.notifications.dispatch import send_notices
-
-    return send_notices(app, changes)
 
 
 _runtime: Runtime | None = None

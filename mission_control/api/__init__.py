@@ -17,6 +17,7 @@ from mission_control.clock import SYSTEM_CLOCK, Clock
 from mission_control.config import Settings
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
+from mission_control.notifications import dispatch
 from mission_control.registry import JobRegistry
 from mission_control.services import ServiceRegistry
 
@@ -88,8 +89,8 @@ def create_app(
         schema_head=migrate.head_revision(),
         enqueue=enqueue or _celery_enqueue,
         services=ServiceRegistry(engine, clock, log_size=settings.heartbeat_log_size),
-        notify=notify or _celery_notify,
-        deliver=deliver or _celery_deliver,
+        notify=notify or dispatch.notify,
+        deliver=deliver or dispatch.deliver,
     )
     register_error_handlers(app)
     app.register_blueprint(health.bp)
@@ -125,20 +126,6 @@ def _celery_enqueue(run_ids: Sequence[int]) -> int:
     from mission_control.queueing import enqueue_runs
 
     return enqueue_runs(celery_app, run_ids)
-
-
-def _celery_notify(changes: Sequence[AlertChange]) -> int:
-    from mission_control.celery_app import app as celery_app
-    from mission_control.notifications.dispatch import send_notices
-
-    return send_notices(celery_app, changes)
-
-
-def _celery_deliver(groups: Sequence[Sequence[int]]) -> int:
-    from mission_control.celery_app import app as celery_app
-    from mission_control.notifications.dispatch import send_deliveries
-
-    return send_deliveries(celery_app, groups)
 
 
 __all__ = ["AppState", "create_app"]

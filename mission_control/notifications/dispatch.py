@@ -32,6 +32,20 @@ def send_deliveries(app: Celery, groups: Sequence[Sequence[int]]) -> int:
     return _send(app, DELIVER_TASK, [[list(group)] for group in groups])
 
 
+def notify(changes: Sequence[AlertChange]) -> int:
+    """``send_notices`` through this process's Celery app: what web and worker hand alert changes to."""
+    from mission_control.celery_app import app
+
+    return send_notices(app, changes)
+
+
+def deliver(groups: Sequence[Sequence[int]]) -> int:
+    """``send_deliveries`` through this process's Celery app."""
+    from mission_control.celery_app import app
+
+    return send_deliveries(app, groups)
+
+
 def _send(app: Celery, task: str, arg_lists: list[list[object]]) -> int:
     if not arg_lists:
         return 0  # the common case (a steady heartbeat): no producer, no broker round trip
