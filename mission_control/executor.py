@@ -292,7 +292,11 @@ def _finish(claim: _Claim, outcome: HttpOutcome, ctx: ExecutionContext) -> str:
         else:
             conn.execute(run_transitions.FINISH_ATTEMPT, params)
             owned = alerting = conn.execute(run_transitions.FINISH_RUN, params).rowcount == 1
-        changes = _job_alerts(conn, claim, status, slow, error, now, alerting) if owned else []
+        changes = (
+            _job_alerts(conn, claim, status, slow, error, now, alerting, ctx.settings.misfire_grace_s)
+            if owned
+            else []
+        )
     if changes:
         ctx.notify(changes)
     metrics.RUNS_FINISHED.labels(claim.job_name, status.value).inc()
@@ -309,10 +313,15 @@ def _job_alerts(
     error: str | None,
     now: datetime,
     alerting: bool,
+    grace_s: float,
 ) -> list[AlertChange]:
     """Open or resolve the job's alerts in the run's own transaction: a run's end and its alert agree."""
     name = claim.job_name
     details = {"job": name, "run_id": claim.run_id, "attempts": claim.attempt}
+    # Only a slot that started within the misfire grace shows the schedule is kept again; a late run
+    # drained from a backlog resolving job_missed would let it flap open and shut with every run.
+    lag_s = (claim.started_at - claim.scheduled_for).total_seconds()
+    on_time = claim.trigger == Trigger.SCHEDULE and lag_s <= grace_s
     changes: list[AlertChange | None] = []
     if status in (RunStatus.FAILED, RunStatus.TIMED_OUT):
         text = f"job {name} {status.value.replace('_', ' ')} after {claim.attempt} attempt(s): {error}"
@@ -321,7 +330,7 @@ def _job_alerts(
         # Recovery: it succeeded; in time (job_slow); and a slot fired on schedule again (job_missed).
         kinds = [AlertKind.JOB_FAILED]
         kinds += [] if slow else [AlertKind.JOB_SLOW]
-        kinds += [AlertKind.JOB_MISSED] if claim.trigger == Trigger.SCHEDULE else []
+        kinds += [AlertKind.JOB_MISSED] if on_time else []
         changes += resolve_alerts(conn, kinds, name, now)
     if slow:
         limit = claim.spec.expected_runtime_s

@@ -369,3 +369,17 @@ def test_a_scheduled_success_resolves_job_missed_but_a_manual_one_does_not(
     assert execute_run(scheduled, ctx) == "succeeded"
     assert [(c.kind, c.event) for c in notified] == [("job_missed", "resolved")]
     assert list_alerts(engine, AlertFilter(state="open")) == []
+
+
+def test_a_late_scheduled_success_leaves_job_missed_open(engine, registry, ctx, target, clock):
+    """A run drained from a backlog proves nothing about the schedule: only an on-time one resolves."""
+    from mission_control.alerts import AlertKind, open_alert
+    from mission_control.claiming import claim_due_slots
+
+    register(registry, target, "/ok", schedule={"every_s": 60})
+    with engine.begin() as conn:
+        open_alert(conn, AlertKind.JOB_MISSED, "nightly-report", T0, "a slot has not started")
+    [late] = claim_due_slots(engine, T0 + timedelta(seconds=60), batch=10, grace_s=15).run_ids
+    clock.advance(60 + 16)  # the worker picks it up 16 s after its slot, past the 15 s grace
+    assert execute_run(late, ctx) == "succeeded"
+    assert [a["kind"] for a in list_alerts(engine, AlertFilter(state="open"))] == ["job_missed"]
