@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from mission_control.alerts import AlertChange, AlertKind, open_alert
 from mission_control.db.tables import jobs, runs
+from mission_control.mission_wakeups import NEXT_MISSION_WAKE
 from mission_control.runstate import UNFINISHED, RunStatus, Trigger
 from mission_control.schedules import cached_schedule
 from mission_control.slots import PlannedRun, plan_due_slots
@@ -148,19 +149,20 @@ _NEXT_WAKEUP = select(
     .where(runs.c.status == RunStatus.RETRYING)
     .scalar_subquery()
     .label("retry"),
+    NEXT_MISSION_WAKE.scalar_subquery().label("mission"),
 )
 
 
 def next_wakeup(engine: Engine) -> datetime | None:
-    """The earliest instant anything becomes due: a job's slot or a run's retry.
+    """The earliest instant anything becomes due: a job's slot, a run's retry or a mission's wake-up.
 
-    One statement answered from two indexes: this is the whole cost of a tick with nothing due
+    One statement answered from three indexes: this is the whole cost of a tick with nothing due
     (DESIGN.md invariant 5). Beat passes an engine created with ``isolation_level="AUTOCOMMIT"``
     (see :func:`mission_control.db.engine.make_autocommit_engine`), so no transaction is opened.
     """
     with engine.connect() as conn:
         row = conn.execute(_NEXT_WAKEUP).one()
-    candidates = [value for value in (row.slot, row.retry) if value is not None]
+    candidates = [value for value in (row.slot, row.retry, row.mission) if value is not None]
     return min(candidates) if candidates else None
 
 

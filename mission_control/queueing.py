@@ -11,34 +11,46 @@ log = logging.getLogger(__name__)
 
 TRIGGER_TASK = "mission_control.trigger"
 TRIGGER_QUEUE = "triggers"
+MISSION_TASK = "mission_control.advance_mission"
 # Messages per broker round trip: kombu's Redis transport buffers a batch in one pipeline (other
 # transports publish each message at once). Small enough that a failed flush leaves little unsent.
 PUBLISH_BATCH = 250
 
 
 def enqueue_runs(app: Celery, run_ids: Sequence[int]) -> int:
-    """Send one trigger message per run id over one producer, in pipelined batches; returns how many
-    were sent for certain.
+    return _enqueue(app, TRIGGER_TASK, run_ids, "runs")
 
-    A failure to send is logged, not raised: the run rows are already committed, and the reconciler
-    enqueues any queued run whose message is overdue, so a broker outage delays runs but loses none.
+
+def enqueue_missions(app: Celery, mission_ids: Sequence[str]) -> int:
+    """Ask workers to move these missions on; a lost message costs a delay (``wake_at``), not a mission."""
+    return _enqueue(app, MISSION_TASK, mission_ids, "missions")
+
+
+def _enqueue(app: Celery, task: str, ids: Sequence[int] | Sequence[str], what: str) -> int:
+    """Send one message per id over one producer, in pipelined batches; returns how many were sent
+    for certain.
+
+    A failure to send is logged, not raised: the rows are already committed, and whatever is overdue is
+    sent again (queued runs by the reconciler, missions by their ``wake_at``), so a broker outage delays
+    work but loses none.
     """
-    if not run_ids:
+    if not ids:
         return 0
     sent = 0
     try:
         with app.producer_or_acquire() as producer:
-            for start in range(0, len(run_ids), PUBLISH_BATCH):
-                chunk = run_ids[start : start + PUBLISH_BATCH]
+            for start in range(0, len(ids), PUBLISH_BATCH):
+                chunk = ids[start : start + PUBLISH_BATCH]
                 with producer.batch():
-                    for run_id in chunk:
-                        app.send_task(TRIGGER_TASK, args=[run_id], queue=TRIGGER_QUEUE, producer=producer)
+                    for item in chunk:
+                        app.send_task(task, args=[item], queue=TRIGGER_QUEUE, producer=producer)
                 sent += len(chunk)
     except Exception as exc:  # the broker is down or unreachable
         log.warning(
-            "could not enqueue %d of %d runs (%s); the reconciler will retry",
-            len(run_ids) - sent,
-            len(run_ids),
+            "could not enqueue %d of %d %s (%s); they will be sent again when overdue",
+            len(ids) - sent,
+            len(ids),
+            what,
             type(exc).__name__,
         )
     return sent

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import requests
 
     from mission_control.executor import ExecutionContext
+    from mission_control.missions.steps import StepRunner
+    from mission_control.missions.store import MissionStore
     from mission_control.notifications.notices import DeliveryContext
 
 
@@ -32,6 +34,7 @@ class Runtime:
     clock: Clock = SYSTEM_CLOCK
     pid: int = field(default_factory=os.getpid)
     _session: requests.Session | None = None
+    _missions: MissionStore | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -59,6 +62,26 @@ class Runtime:
             settings=self.settings,
             session=self._session,
             notify=dispatch.notify,
+        )
+
+    def mission_store(self) -> MissionStore:
+        from mission_control.missions.store import MissionStore
+
+        with self._lock:
+            if self._missions is None:
+                self._missions = MissionStore(
+                    self.engine, self.clock, requeue_after_s=self.settings.requeue_after_s
+                )
+            return self._missions
+
+    def step_runner(self) -> StepRunner:
+        from mission_control.missions.callables import import_modules, registered
+        from mission_control.missions.steps import StepRunner
+
+        import_modules()
+        ctx = self.execution_context()
+        return StepRunner(
+            session=ctx.session, signing_secret=ctx.signing_secret, clock=self.clock, callables=registered
         )
 
     def delivery_context(self) -> DeliveryContext:

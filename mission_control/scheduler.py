@@ -2,7 +2,8 @@
 
 Use it as ``mission-control beat`` (or ``celery -A mission_control.celery_app beat -S
 mission_control.scheduler:RegistryScheduler``).
-Each tick claims due slots and due retries in short transactions (see :mod:`mission_control.claiming`),
+Each tick claims due slots, due retries and missions due a look (timers, retries, deadlines) in short
+transactions (see :mod:`mission_control.claiming`),
 then enqueues the committed run ids. It sleeps until the next due instant but never longer than one
 second, so a registry edit takes effect within a second at any registry size, and it reads only what
 is due, so an idle tick costs a couple of indexed queries however many jobs are registered. Any number
@@ -23,8 +24,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from mission_control.claiming import claim_due_retries, claim_due_slots, next_wakeup
 from mission_control.db.engine import make_autocommit_engine
 from mission_control.metrics import TICK_SECONDS
+from mission_control.mission_wakeups import claim_due
 from mission_control.notifications.dispatch import send_notices
-from mission_control.queueing import enqueue_runs
+from mission_control.queueing import enqueue_missions, enqueue_runs
 from mission_control.runtime import Runtime, get_runtime
 
 log = logging.getLogger(__name__)
@@ -81,9 +83,15 @@ class RegistryScheduler(Scheduler):
         )
         retries = claim_due_retries(engine, now, batch=settings.scheduler_batch)
         enqueue_runs(self.app, claimed.run_ids + retries)
+        woken = claim_due(
+            engine, now, batch=settings.scheduler_batch, requeue_after_s=settings.requeue_after_s
+        )
+        enqueue_missions(self.app, woken)
         if claimed.alerts:
             send_notices(self.app, claimed.alerts)
-        if claimed.slots or retries:
+        if woken:
+            log.info("woke %d missions", len(woken))
+        if claimed.slots or retries or woken:
             log.info("claimed %d slots, enqueued %d runs", claimed.slots, len(claimed.run_ids) + len(retries))
             return 0.0  # look again at once: a full batch may have left more
         # Due rows that another beat holds locked: it is claiming them now; look again shortly.

@@ -11,7 +11,7 @@ from typing import Any
 from celery import shared_task
 
 from mission_control.celery_app import app
-from mission_control.queueing import TRIGGER_TASK, enqueue_runs
+from mission_control.queueing import MISSION_TASK, TRIGGER_TASK, enqueue_runs
 from mission_control.runtime import get_runtime
 
 
@@ -21,6 +21,24 @@ def trigger(run_id: int) -> str:
     from mission_control.executor import execute_run
 
     return execute_run(run_id, get_runtime().execution_context())
+
+
+@shared_task(name=MISSION_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def advance_mission(mission_id: str) -> str:
+    """Move one mission on as far as it goes without waiting; duplicates find nothing to do."""
+    import uuid
+
+    from mission_control.executor import WORKER_NAME
+    from mission_control.missions.engine import advance_mission as advance
+
+    runtime = get_runtime()
+    return advance(
+        runtime.mission_store(),
+        runtime.step_runner(),
+        mission_id,
+        owner=f"{WORKER_NAME}/{uuid.uuid4().hex[:12]}",  # unique per call: a restarted pid is not us
+        lease_margin_s=runtime.settings.lease_margin_s,
+    )
 
 
 @shared_task(name="mission_control.reconcile", ignore_result=True)

@@ -273,3 +273,37 @@ notice_attempts = Table(
     Column("detail", Text, nullable=True),
     UniqueConstraint("notice_id", "number", name="uq_notice_attempts_notice_id_number"),
 )
+
+# Mission definitions: every version kept, because a running mission finishes on the version it
+# started with. A PUT of an unchanged body (same digest) adds no version.
+mission_definitions = Table(
+    "mission_definitions",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("body", json_type(), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Missions: one row each, the whole state in `doc` (see mission_control/missions/machine.py); the
+# columns beside it exist to be indexed. `wake_at` is when the engine must look again on its own (a
+# timer, a retry, a signal's deadline, an expired lease, an undelivered step message); NULL when only
+# a signal or nothing can move the mission, so the partial index holds only missions with a deadline.
+WAKEABLE = "wake_at IS NOT NULL"
+missions = Table(
+    "missions",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("definition", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # running | waiting | completed | failed | cancelled
+    Column("doc", json_type(), nullable=False),
+    Column("wake_at", UTCDateTime(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_missions_wake_at", "wake_at", postgresql_where=text(WAKEABLE), sqlite_where=text(WAKEABLE)),
+    Index("ix_missions_created_at_id", "created_at", "id"),
+    Index("ix_missions_status_created_at_id", "status", "created_at", "id"),
+    Index("ix_missions_definition_created_at_id", "definition", "created_at", "id"),
+)

@@ -1,0 +1,272 @@
+"""What a mission is: a named, versioned list of steps, validated before anything runs it.
+
+The same models serve the Python builder, ``PUT /api/v1/mission-definitions/{name}`` and the engines,
+so a definition that passes here runs the same everywhere. Structure is checked by pydantic; what
+needs the whole definition (unique names, templates that only read earlier steps, valid JSON Schemas)
+is checked by :func:`parse_definition`, which names the offending field in every error.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import jsonschema
+from pydantic import ConfigDict, Field, JsonValue, ValidationError, model_validator
+
+from mission_control.jobspec import NAME_PATTERN, Name, StrictModel, TargetSpec
+from mission_control.missions import templates
+
+MAX_STEPS = 100
+MAX_DURATION_S = 366 * 86_400.0
+# Step names that would read ambiguously in templates and inspection output.
+RESERVED_STEP_NAMES = frozenset({"input", "steps", "mission", "output", "start", "end"})
+FUNCTION_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.:-]{0,199}$"
+KINDS = ("http", "wait_for", "sleep", "call")
+
+
+class _Model(StrictModel):
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, allow_inf_nan=False, populate_by_name=True
+    )
+
+
+class StepRetry(_Model):
+    """Attempts of one step: ``backoff_s * multiplier**(n-1)`` before attempt ``n+1``, capped.
+
+    No jitter: a mission's retries are one flow's, not a fleet's, and the testing kit must be able to
+    say exactly when a retry fires.
+    """
+
+    max_attempts: int = Field(3, ge=1, le=100, description="attempts in all, the first included (1..100)")
+    backoff_s: float = Field(1.0, ge=0, le=86_400, description="initial interval before the second attempt")
+    multiplier: float = Field(2.0, ge=1, le=100, description="factor between consecutive intervals (>= 1)")
+    backoff_max_s: float = Field(300.0, ge=0, le=MAX_DURATION_S, description="cap on any one interval")
+
+    @model_validator(mode="after")
+    def _cap_not_below_base(self) -> StepRetry:
+        if self.backoff_max_s < self.backoff_s:
+            raise ValueError(
+                f"backoff_max_s ({self.backoff_max_s}) must not be below backoff_s ({self.backoff_s})"
+            )
+        return self
+
+    def delay_for(self, attempts_made: int) -> float:
+        exponent = min(attempts_made - 1, 1000)
+        try:
+            delay = self.backoff_s * self.multiplier**exponent
+        except OverflowError:
+            delay = math.inf
+        return min(delay, self.backoff_max_s)
+
+
+class _Step(_Model):
+    name: Name = Field(description="unique within the mission, matching [a-z0-9][a-z0-9._-]{0,127}")
+
+
+class HttpStep(_Step):
+    """A signed HTTP request, like a job's trigger; its JSON answer becomes the step's output."""
+
+    kind: Literal["http"]
+    url: str = Field(max_length=2048, description="http(s) URL; may hold {{ references }}")
+    method: Literal["POST", "PUT", "PATCH", "GET", "DELETE"] = "POST"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: JsonValue = Field(None, description="JSON body; strings may hold {{ references }}")
+    timeout_s: float = Field(30.0, gt=0, le=3600)
+    retry: StepRetry = Field(default_factory=StepRetry)
+
+    @model_validator(mode="after")
+    def _sendable(self) -> HttpStep:
+        # Check URL and headers as a job's target would be, with references stood in for by a word.
+        filled_url = templates._REFERENCE.sub("x", self.url)
+        filled_headers = {k: templates._REFERENCE.sub("x", v) for k, v in self.headers.items()}
+        try:
+            TargetSpec.model_validate({"url": filled_url, "headers": filled_headers, "method": self.method})
+        except ValidationError as exc:
+            raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+        return self
+
+
+class WaitForStep(_Step):
+    """Wait for a signal whose payload must match ``schema``; it becomes the step's output."""
+
+    kind: Literal["wait_for"]
+    signal: Name | None = Field(None, description="the signal's name; the step's name when omitted")
+    schema_: dict[str, JsonValue] = Field(default_factory=dict, alias="schema", description="JSON Schema")
+    timeout_s: float | None = Field(None, gt=0, le=MAX_DURATION_S, description="fail the mission after this")
+
+    @property
+    def signal_name(self) -> str:
+        return self.signal or self.name
+
+
+class SleepStep(_Step):
+    """Wait a duration, or until an instant (ISO-8601 with offset, or a {{ reference }} to one)."""
+
+    kind: Literal["sleep"]
+    seconds: float | None = Field(None, ge=0, le=MAX_DURATION_S)
+    until: str | None = Field(None, max_length=200)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SleepStep:
+        if (self.seconds is None) == (self.until is None):
+            raise ValueError("give exactly one of seconds or until")
+        if self.until is not None and not templates._WHOLE.match(self.until):
+            parse_instant(self.until)
+        return self
+
+
+class CallStep(_Step):
+    """A Python callable registered with the worker; its JSON-able return value is the output."""
+
+    kind: Literal["call"]
+    function: str = Field(pattern=FUNCTION_PATTERN, description="name the callable was registered under")
+    args: JsonValue = Field(None, description="passed to the callable; strings may hold {{ references }}")
+    timeout_s: float = Field(30.0, gt=0, le=3600)
+    retry: StepRetry = Field(default_factory=StepRetry)
+
+
+Step = Annotated[HttpStep | WaitForStep | SleepStep | CallStep, Field(discriminator="kind")]
+
+
+class MissionDefinition(_Model):
+    """A mission as registered: its steps run in order."""
+
+    name: Name = Field(description="unique name matching [a-z0-9][a-z0-9._-]{0,127}")
+    description: str | None = Field(None, max_length=2000)
+    input_schema: dict[str, JsonValue] = Field(default_factory=dict, description="JSON Schema of the input")
+    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
+
+    def step_index(self, name: str) -> int:
+        for index, step in enumerate(self.steps):
+            if step.name == name:
+                return index
+        raise KeyError(name)
+
+    def as_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class DefinitionError(ValueError):
+    """A definition that cannot be registered; ``field`` is the dotted path of the first problem."""
+
+    def __init__(self, message: str, field: str | None, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.message = message
+        self.field = field
+        self.details = details or [{"field": field, "message": message}]
+
+
+def parse_definition(data: Any) -> MissionDefinition:
+    """Validate a definition's JSON form completely, or raise :class:`DefinitionError`."""
+    try:
+        definition = MissionDefinition.model_validate(data)
+    except ValidationError as exc:
+        details = [_detail(error) for error in exc.errors(include_url=False, include_input=False)]
+        raise DefinitionError(details[0]["message"], details[0]["field"], details) from None
+    check_definition(definition)
+    return definition
+
+
+def check_definition(definition: MissionDefinition) -> None:
+    """The checks that need the whole definition: names, schemas and references between steps."""
+    _check_schema(definition.input_schema, "input_schema")
+    seen: set[str] = set()
+    for index, step in enumerate(definition.steps):
+        where = f"steps.{index}"
+        if step.name in RESERVED_STEP_NAMES:
+            raise DefinitionError(f"{step.name!r} is a reserved name", f"{where}.name")
+        if step.name in seen:
+            raise DefinitionError(f"step name {step.name!r} is used twice", f"{where}.name")
+        for field_name, value in _templated_fields(step):
+            for path in templates.references(value):
+                _check_reference(path, seen, f"{where}.{field_name}")
+        if isinstance(step, WaitForStep):
+            _check_schema(step.schema_, f"{where}.schema")
+        seen.add(step.name)
+
+
+def _templated_fields(step: Any) -> list[tuple[str, Any]]:
+    if isinstance(step, HttpStep):
+        return [("url", step.url), ("headers", step.headers), ("body", step.body)]
+    if isinstance(step, CallStep):
+        return [("args", step.args)]
+    if isinstance(step, SleepStep) and step.until is not None:
+        return [("until", step.until)]
+    return []
+
+
+def _check_reference(path: str, earlier: set[str], field: str) -> None:
+    try:
+        root, keys = templates.parse(path)
+    except templates.TemplateError as exc:
+        raise DefinitionError(str(exc), field) from None
+    if root == "steps" and keys[0] not in earlier:
+        raise DefinitionError(
+            f"{{{{ {path} }}}} names step {keys[0]!r}, which is not an earlier step of this mission", field
+        )
+
+
+def _check_schema(schema: dict[str, Any], field: str) -> None:
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise DefinitionError(f"not a valid JSON Schema: {exc.message}", field) from None
+
+
+def _detail(error: Any) -> dict[str, Any]:
+    # A tagged union puts the tag in the path (steps.0.http.url); people wrote steps.0.url.
+    loc = [str(part) for part in error["loc"]]
+    parts = [part for i, part in enumerate(loc) if not (i >= 2 and loc[i - 2] == "steps" and part in KINDS)]
+    parts = ["schema" if part == "schema_" else part for part in parts]
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif error["type"] == "missing":
+        message = "this field is required"
+    elif error["type"] == "union_tag_invalid":
+        message = f"kind must be one of {', '.join(KINDS)}"
+    return {"field": ".".join(parts) or None, "message": message}
+
+
+_OFFSET = re.compile(r"([zZ]|[+-]\d\d:?\d\d)$")
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO-8601 instant that says its offset; a bare local time would be a guess, so it is refused."""
+    if not _OFFSET.search(text.strip()):
+        raise ValueError(f"{text!r} must be an ISO-8601 instant with an offset (Z or +hh:mm)")
+    try:
+        return datetime.fromisoformat(text.strip().replace("z", "Z"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO-8601 instant") from None
+
+
+def validator_for(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+def schema_errors(schema: dict[str, Any], value: Any) -> list[tuple[str, str]]:
+    """(field, message) of every way ``value`` fails ``schema``, the most specific first."""
+    errors = sorted(
+        validator_for(schema).iter_errors(value), key=lambda e: (-len(e.absolute_path), e.message)
+    )
+    return [(".".join(str(p) for p in error.absolute_path), error.message) for error in errors]
+
+
+__all__ = [
+    "NAME_PATTERN",
+    "CallStep",
+    "DefinitionError",
+    "HttpStep",
+    "MissionDefinition",
+    "SleepStep",
+    "StepRetry",
+    "WaitForStep",
+    "parse_definition",
+    "schema_errors",
+]

@@ -1,0 +1,57 @@
+"""Driving one durable mission forward on a worker: fire what is due, run its steps, commit each.
+
+One call runs the mission as far as it can go without waiting: each step's attempt is leased and
+committed before its request goes out, and its outcome is committed (together with leasing the next
+step) before the next request. A process killed anywhere in between leaves a committed state that
+the next look (a redelivered message, or the beat tick when ``wake_at`` comes) resumes from.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from mission_control.missions import machine
+from mission_control.missions.definition import MissionDefinition
+from mission_control.missions.machine import StepOutcome, StepRequest
+from mission_control.missions.steps import StepRunner
+from mission_control.missions.store import MissionNotFound, MissionStore
+
+log = logging.getLogger(__name__)
+
+
+def advance_mission(
+    store: MissionStore, runner: StepRunner, mission_id: str, *, owner: str, lease_margin_s: float
+) -> str:
+    """Run ``mission_id`` until it waits, ends or another worker holds its step; returns its status."""
+    request: StepRequest | None = None
+    outcome: StepOutcome | None = None
+    while True:
+
+        def change(
+            doc: dict[str, Any],
+            definition: MissionDefinition,
+            now: Any,
+            done: StepRequest | None = request,
+            result: StepOutcome | None = outcome,
+        ) -> StepRequest | None:
+            if done is not None and result is not None:
+                machine.finish_attempt(doc, definition, done, owner, result, now)
+            machine.wake(doc, definition, now)
+            return machine.begin_attempt(doc, definition, now, owner, lease_margin_s)
+
+        try:
+            doc, request = store.transition(mission_id, change)
+        except MissionNotFound:
+            log.warning("mission %s no longer exists", mission_id, extra={"mission_id": mission_id})
+            return "missing"
+        if request is None:
+            return str(doc["status"])
+        log.info(
+            "mission %s: step %s attempt %d",
+            mission_id,
+            request.step,
+            request.attempt,
+            extra={"mission_id": mission_id, "step": request.step, "attempt": request.attempt},
+        )
+        outcome = runner.run(request)

@@ -1,0 +1,302 @@
+"""The durable mission engine's storage: definitions and missions in the registry database.
+
+Every change to a mission is one short transaction that locks its row, applies one or more pure
+transitions from :mod:`mission_control.missions.machine` and writes the document back with its
+indexed columns, so a mission's state is committed before anything acts on it (a step message is
+sent only after its commit) and any process may die at any moment without losing a change.
+
+``wake_at`` makes the beat tick the engine's alarm clock: a mission that needs a look on its own
+(a timer or retry due, a signal deadline, a lease that may expire, a step message that may have been
+lost) carries the instant, and :func:`claim_due` hands due ones to workers.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from mission_control.clock import Clock
+from mission_control.db.tables import mission_definitions, missions
+from mission_control.missions import machine
+from mission_control.missions.definition import MissionDefinition
+
+T = TypeVar("T")
+MISSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+
+class MissionNotFound(LookupError):
+    pass
+
+
+class DefinitionNotFound(LookupError):
+    pass
+
+
+class DuplicateMission(Exception):
+    """A start named an id that exists, whatever state that mission is in."""
+
+
+@dataclass(frozen=True)
+class DefinitionRecord:
+    definition: MissionDefinition
+    version: int
+    created_at: datetime
+
+
+def digest_of(definition: MissionDefinition) -> str:
+    return hashlib.sha256(json.dumps(definition.as_json(), sort_keys=True).encode()).hexdigest()
+
+
+class MissionStore:
+    def __init__(self, engine: Engine, clock: Clock, *, requeue_after_s: float = 30.0) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.requeue_after_s = requeue_after_s
+        # Versions never change once written, so a process may keep every one it has read.
+        self._definitions: dict[tuple[str, int], MissionDefinition] = {}
+        self._lock = threading.Lock()
+
+    # -- definitions -------------------------------------------------------------------------------
+
+    def put_definition(self, definition: MissionDefinition) -> tuple[DefinitionRecord, bool]:
+        """Store a definition; an unchanged one keeps its version, a changed one gets the next."""
+        digest = digest_of(definition)
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            latest = conn.execute(
+                select(mission_definitions)
+                .where(mission_definitions.c.name == definition.name)
+                .order_by(mission_definitions.c.version.desc())
+                .limit(1)
+                .with_for_update()
+            ).first()
+            if latest is not None and latest.digest == digest:
+                return DefinitionRecord(definition, latest.version, latest.created_at), False
+            version = 1 if latest is None else latest.version + 1
+            try:
+                conn.execute(
+                    insert(mission_definitions).values(
+                        name=definition.name,
+                        version=version,
+                        body=definition.as_json(),
+                        digest=digest,
+                        created_at=now,
+                    )
+                )
+            except IntegrityError:
+                raise DuplicateMission(
+                    f"definition {definition.name!r} changed concurrently; retry"
+                ) from None
+        return DefinitionRecord(definition, version, now), True
+
+    def definition(self, name: str, version: int | None = None) -> DefinitionRecord:
+        query = select(mission_definitions).where(mission_definitions.c.name == name)
+        if version is None:
+            query = query.order_by(mission_definitions.c.version.desc()).limit(1)
+        else:
+            with self._lock:
+                cached = self._definitions.get((name, version))
+            if cached is not None:
+                return DefinitionRecord(cached, version, datetime.min)
+            query = query.where(mission_definitions.c.version == version)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise DefinitionNotFound(name)
+        return DefinitionRecord(self._parsed(row.name, row.version, row.body), row.version, row.created_at)
+
+    def list_definitions(self) -> list[DefinitionRecord]:
+        latest = (
+            select(mission_definitions.c.name, func.max(mission_definitions.c.version).label("version"))
+            .group_by(mission_definitions.c.name)
+            .subquery()
+        )
+        query = (
+            select(mission_definitions)
+            .join(
+                latest,
+                and_(
+                    mission_definitions.c.name == latest.c.name,
+                    mission_definitions.c.version == latest.c.version,
+                ),
+            )
+            .order_by(mission_definitions.c.name)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            DefinitionRecord(self._parsed(r.name, r.version, r.body), r.version, r.created_at) for r in rows
+        ]
+
+    def _parsed(self, name: str, version: int, body: dict[str, Any]) -> MissionDefinition:
+        with self._lock:
+            cached = self._definitions.get((name, version))
+            if cached is None:
+                cached = self._definitions[(name, version)] = MissionDefinition.model_validate(
+                    body, strict=False
+                )
+            return cached
+
+    # -- missions ----------------------------------------------------------------------------------
+
+    def start(self, name: str, data: Any, mission_id: str | None = None) -> dict[str, Any]:
+        """Create a mission on the latest version of ``name``; raises DefinitionNotFound,
+        machine.PayloadInvalid or DuplicateMission, each before anything is written."""
+        record = self.definition(name)
+        now = self.clock.now()
+        mission_id = mission_id or uuid.uuid4().hex
+        doc = machine.create(record.definition, record.version, mission_id, data, now)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(missions).values(
+                        id=mission_id,
+                        definition=name,
+                        version=record.version,
+                        status=doc["status"],
+                        doc=doc,
+                        wake_at=self._wake_at(doc, record.definition, now),
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError:
+            raise DuplicateMission(f"a mission with id {mission_id!r} already exists") from None
+        return doc
+
+    def get(self, mission_id: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            doc = conn.execute(select(missions.c.doc).where(missions.c.id == mission_id)).scalar()
+        if doc is None:
+            raise MissionNotFound(mission_id)
+        return doc
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        definition: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest first, one page; each item is the mission's summary (no history)."""
+        query = select(missions.c.id, missions.c.created_at, missions.c.doc)
+        if status is not None:
+            query = query.where(missions.c.status == status)
+        if definition is not None:
+            query = query.where(missions.c.definition == definition)
+        if cursor is not None:
+            created_at, last_id = decode_cursor(cursor)
+            query = query.where(
+                or_(
+                    missions.c.created_at < created_at,
+                    and_(missions.c.created_at == created_at, missions.c.id < last_id),
+                )
+            )
+        query = query.order_by(missions.c.created_at.desc(), missions.c.id.desc()).limit(limit + 1)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        next_cursor = (
+            encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+        )
+        return [summary(row.doc) for row in rows[:limit]], next_cursor
+
+    def signal(self, mission_id: str, name: str, payload: Any) -> dict[str, Any]:
+        doc, _ = self.transition(mission_id, lambda doc, d, now: machine.signal(doc, d, name, payload, now))
+        return doc
+
+    def cancel(self, mission_id: str, reason: str) -> dict[str, Any]:
+        doc, _ = self.transition(mission_id, lambda doc, d, now: machine.cancel(doc, reason, now))
+        return doc
+
+    def transition(
+        self, mission_id: str, change: Callable[[dict[str, Any], MissionDefinition, datetime], T]
+    ) -> tuple[dict[str, Any], T]:
+        """Lock the mission, apply ``change`` to its document and commit; an exception from ``change``
+        rolls everything back, so a refused signal or cancel leaves no trace."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(missions.c.doc, missions.c.definition, missions.c.version)
+                .where(missions.c.id == mission_id)
+                .with_for_update()
+            ).first()
+            if row is None:
+                raise MissionNotFound(mission_id)
+            definition = self.definition(row.definition, row.version).definition
+            now = self.clock.now()
+            doc = row.doc
+            before = json.dumps(doc, sort_keys=True)
+            result = change(doc, definition, now)
+            if json.dumps(doc, sort_keys=True) != before:
+                self._write(conn, doc, definition, now)
+        return doc, result
+
+    def _write(
+        self, conn: Connection, doc: dict[str, Any], definition: MissionDefinition, now: datetime
+    ) -> None:
+        conn.execute(
+            update(missions)
+            .where(missions.c.id == doc["id"])
+            .values(
+                status=doc["status"], doc=doc, wake_at=self._wake_at(doc, definition, now), updated_at=now
+            )
+        )
+
+    def _wake_at(self, doc: dict[str, Any], definition: MissionDefinition, now: datetime) -> datetime | None:
+        due = machine.wake_at(doc)
+        if due is None and machine.needs_worker(doc, definition, now):
+            # Its step message goes out after this commit; should it be lost, look again then.
+            due = now + timedelta(seconds=self.requeue_after_s)
+        return due
+
+
+def summary(doc: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "id",
+        "definition",
+        "version",
+        "status",
+        "cursor",
+        "waiting",
+        "error",
+        "created_at",
+        "updated_at",
+        "finished_at",
+    )
+    return {key: doc.get(key) for key in keys}
+
+
+def public_view(doc: dict[str, Any]) -> dict[str, Any]:
+    """The inspection answer: the document without the engine's bookkeeping (lease, indexes)."""
+    view = {key: value for key, value in doc.items() if key not in ("lease", "step_index", "attempt")}
+    if view.get("waiting"):
+        view["waiting"] = {k: v for k, v in view["waiting"].items() if k != "attempt"}
+    return view
+
+
+def encode_cursor(created_at: datetime, mission_id: str) -> str:
+    raw = json.dumps([machine.ts(created_at), mission_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        stamp, mission_id = json.loads(raw)
+        if not isinstance(mission_id, str) or not re.fullmatch(MISSION_ID_PATTERN, mission_id):
+            raise ValueError
+        return machine.at(stamp), mission_id
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise ValueError("cursor is not a next_cursor this API gave out") from None
