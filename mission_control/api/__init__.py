@@ -9,7 +9,18 @@ from flask import Flask, Response, current_app, jsonify, request
 from sqlalchemy.engine import Engine
 
 from mission_control.alerts import AlertChange
-from mission_control.api import alerts, channels, demo, health, heartbeats, jobs, metrics, runs, services
+from mission_control.api import (
+    alerts,
+    channels,
+    demo,
+    health,
+    heartbeats,
+    jobs,
+    metrics,
+    missions,
+    runs,
+    services,
+)
 from mission_control.api.auth import require_admin, token_digest
 from mission_control.api.errors import register_error_handlers
 from mission_control.api.openapi import ApiBlueprint, build_openapi, public_endpoints
@@ -17,6 +28,7 @@ from mission_control.clock import SYSTEM_CLOCK, Clock
 from mission_control.config import Settings
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
+from mission_control.missions.store import MissionStore
 from mission_control.notifications import dispatch
 from mission_control.registry import JobRegistry
 from mission_control.services import ServiceRegistry
@@ -38,6 +50,8 @@ class AppState:
     services: ServiceRegistry
     notify: Callable[[Sequence[AlertChange]], object]
     deliver: Callable[[Sequence[Sequence[int]]], object]
+    missions: MissionStore
+    enqueue_missions: Callable[[Sequence[str]], object]
 
 
 meta = ApiBlueprint("meta", __name__, tag="meta")
@@ -59,6 +73,7 @@ def create_app(
     enqueue: Callable[[Sequence[int]], object] | None = None,
     notify: Callable[[Sequence[AlertChange]], object] | None = None,
     deliver: Callable[[Sequence[Sequence[int]]], object] | None = None,
+    enqueue_missions: Callable[[Sequence[str]], object] | None = None,
 ) -> Flask:
     """Build the web app; refuses to build one without an admin token and a signing secret.
 
@@ -91,6 +106,8 @@ def create_app(
         services=ServiceRegistry(engine, clock, log_size=settings.heartbeat_log_size),
         notify=notify or dispatch.notify,
         deliver=deliver or dispatch.deliver,
+        missions=MissionStore(engine, clock, requeue_after_s=settings.requeue_after_s),
+        enqueue_missions=enqueue_missions or _celery_enqueue_missions,
     )
     register_error_handlers(app)
     app.register_blueprint(health.bp)
@@ -102,6 +119,7 @@ def create_app(
     app.register_blueprint(services.bp, url_prefix=API_PREFIX)
     app.register_blueprint(alerts.bp, url_prefix=API_PREFIX)
     app.register_blueprint(channels.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(missions.bp, url_prefix=API_PREFIX)
     if settings.demo_echo:
         app.register_blueprint(demo.bp)
     from mission_control import dashboard
@@ -126,6 +144,13 @@ def _celery_enqueue(run_ids: Sequence[int]) -> int:
     from mission_control.queueing import enqueue_runs
 
     return enqueue_runs(celery_app, run_ids)
+
+
+def _celery_enqueue_missions(mission_ids: Sequence[str]) -> int:
+    from mission_control.celery_app import app as celery_app
+    from mission_control.queueing import enqueue_missions
+
+    return enqueue_missions(celery_app, mission_ids)
 
 
 __all__ = ["AppState", "create_app"]

@@ -16,6 +16,16 @@ M = TypeVar("M", bound=BaseModel)
 
 def json_object() -> dict[str, Any]:
     """The request body as a JSON object, or an ApiError saying exactly why not."""
+    value = json_value()
+    if not isinstance(value, dict):
+        raise ApiError(422, "validation_error", f"the body must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def json_value(*, empty: Any = ..., field: str | None = None) -> Any:
+    """The request body as any JSON value; ``empty`` (when given) stands for an empty body."""
+    if empty is not ... and not request.get_data(cache=True):
+        return empty
     if not _is_json(request.mimetype):
         raise ApiError(
             415,
@@ -47,9 +57,7 @@ def json_object() -> dict[str, Any]:
         raise ApiError(
             400, "malformed_json", "the body is not valid JSON (NaN, Infinity or nested too deep)"
         ) from None
-    if not isinstance(value, dict):
-        raise ApiError(422, "validation_error", f"the body must be a JSON object, got {type(value).__name__}")
-    _check_storable(value, "")
+    _check_storable(value, field or "")
     return value
 
 

@@ -65,7 +65,7 @@ class MissionStore:
         self.clock = clock
         self.requeue_after_s = requeue_after_s
         # Versions never change once written, so a process may keep every one it has read.
-        self._definitions: dict[tuple[str, int], MissionDefinition] = {}
+        self._definitions: dict[tuple[str, int], DefinitionRecord] = {}
         self._lock = threading.Lock()
 
     # -- definitions -------------------------------------------------------------------------------
@@ -102,6 +102,7 @@ class MissionStore:
         return DefinitionRecord(definition, version, now), True
 
     def definition(self, name: str, version: int | None = None) -> DefinitionRecord:
+        """The latest version of ``name``, or that ``version``; raises DefinitionNotFound."""
         query = select(mission_definitions).where(mission_definitions.c.name == name)
         if version is None:
             query = query.order_by(mission_definitions.c.version.desc()).limit(1)
@@ -109,13 +110,13 @@ class MissionStore:
             with self._lock:
                 cached = self._definitions.get((name, version))
             if cached is not None:
-                return DefinitionRecord(cached, version, datetime.min)
+                return cached
             query = query.where(mission_definitions.c.version == version)
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         if row is None:
             raise DefinitionNotFound(name)
-        return DefinitionRecord(self._parsed(row.name, row.version, row.body), row.version, row.created_at)
+        return self._record(row)
 
     def list_definitions(self) -> list[DefinitionRecord]:
         latest = (
@@ -136,17 +137,15 @@ class MissionStore:
         )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [
-            DefinitionRecord(self._parsed(r.name, r.version, r.body), r.version, r.created_at) for r in rows
-        ]
+        return [self._record(row) for row in rows]
 
-    def _parsed(self, name: str, version: int, body: dict[str, Any]) -> MissionDefinition:
+    def _record(self, row: Any) -> DefinitionRecord:
+        key = (row.name, row.version)
         with self._lock:
-            cached = self._definitions.get((name, version))
+            cached = self._definitions.get(key)
             if cached is None:
-                cached = self._definitions[(name, version)] = MissionDefinition.model_validate(
-                    body, strict=False
-                )
+                definition = MissionDefinition.model_validate(row.body, strict=False)
+                cached = self._definitions[key] = DefinitionRecord(definition, row.version, row.created_at)
             return cached
 
     # -- missions ----------------------------------------------------------------------------------

@@ -30,7 +30,13 @@ def delivered() -> list:
 
 
 @pytest.fixture
-def app(engine, clock, enqueued, notified, delivered):
+def missions_enqueued() -> list[str]:
+    """Mission ids the app handed to the workers."""
+    return []
+
+
+@pytest.fixture
+def app(engine, clock, enqueued, notified, delivered, missions_enqueued):
     settings = Settings(
         database_url=engine.url.render_as_string(hide_password=False),
         admin_token=ADMIN_TOKEN,
@@ -46,6 +52,7 @@ def app(engine, clock, enqueued, notified, delivered):
         enqueue=enqueued.extend,
         notify=notified.extend,
         deliver=delivered.extend,
+        enqueue_missions=missions_enqueued.extend,
     )
     app.testing = True
     return app

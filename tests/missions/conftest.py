@@ -7,13 +7,12 @@ import pytest
 from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 
+from mission_control.clock import FrozenClock
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
 from mission_control.db.tables import mission_definitions, missions
-from tests.conftest import PostgresDatabases
-
-from mission_control.clock import FrozenClock
 from mission_control.testing import HttpCall, HttpReply
+from tests.conftest import PostgresDatabases
 from tests.missions.drivers import DurableDriver, MemoryDriver
 
 

@@ -90,7 +90,9 @@ class _Request(BaseHTTPRequestHandler):
         )
         self.server.calls.append(call)
         reply = self.server.handler(call)
-        text = reply.text if reply.text is not None else ("" if reply.json is None else json.dumps(reply.json))
+        text = (
+            reply.text if reply.text is not None else ("" if reply.json is None else json.dumps(reply.json))
+        )
         data = text.encode()
         self.send_response(reply.status)
         for name, value in reply.headers.items():
@@ -120,7 +122,9 @@ class DurableDriver:
         self._thread.start()
         self.base_url = self.base_url_of(self.server)
         self.session = make_session()
-        self.runner = StepRunner(session=self.session, signing_secret=SECRET, clock=clock, callables=lambda: functions)
+        self.runner = StepRunner(
+            session=self.session, signing_secret=SECRET, clock=clock, callables=lambda: functions
+        )
 
     @staticmethod
     def base_url_of(server: ThreadingHTTPServer) -> str:

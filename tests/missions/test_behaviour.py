@@ -17,7 +17,11 @@ APPROVAL_INPUT = {
     "required": ["email"],
     "properties": {"email": {"type": "string", "format": "email"}},
 }
-APPROVAL_SIGNAL = {"type": "object", "required": ["approved"], "properties": {"approved": {"type": "boolean"}}}
+APPROVAL_SIGNAL = {
+    "type": "object",
+    "required": ["approved"],
+    "properties": {"approved": {"type": "boolean"}},
+}
 
 
 def approval(base: str, **retry: Any) -> Any:
@@ -27,8 +31,11 @@ def approval(base: str, **retry: Any) -> Any:
         .http("send-email", url=f"{base}/send", body={"to": "{{ input.email }}"}, retry=retry or None)
         .wait_for("receive-approval", schema=APPROVAL_SIGNAL, timeout_s=86_400)
         .sleep("cool-off", seconds=60)
-        .http("archive", url=f"{base}/archive/{{{{ steps.send-email.output.id }}}}", body={
-            "approved": "{{ steps.receive-approval.output.approved }}"})
+        .http(
+            "archive",
+            url=f"{base}/archive/{{{{ steps.send-email.output.id }}}}",
+            body={"approved": "{{ steps.receive-approval.output.approved }}"},
+        )
         .end()
     )
 
@@ -73,9 +80,9 @@ def test_approval_flow_end_to_end(driver: Any, targets: Targets) -> None:
         "step_succeeded",
         "completed",
     ]
-    fired = [t for t in done["timers"] if t["kind"] == "sleep"][0]
+    fired = next(t for t in done["timers"] if t["kind"] == "sleep")
     assert fired["due_at"] == fired["fired_at"]
-    timeout = [t for t in done["timers"] if t["kind"] == "timeout"][0]
+    timeout = next(t for t in done["timers"] if t["kind"] == "timeout")
     assert timeout["status"] == "cancelled"
     assert [a["status"] for a in done["attempts"]] == ["succeeded", "succeeded"]
     assert done["waiting"] is None and done["error"] is None and done["finished_at"]
@@ -110,7 +117,9 @@ def test_wrong_signal_name_and_signal_when_not_waiting_are_conflicts(driver: Any
     assert sleeping.value.code == "not_waiting"
 
 
-def test_invalid_signal_payload_leaves_the_mission_waiting_with_nothing_recorded(driver: Any, targets: Targets) -> None:
+def test_invalid_signal_payload_leaves_the_mission_waiting_with_nothing_recorded(
+    driver: Any, targets: Targets
+) -> None:
     targets.routes["/send"] = HttpReply(200, {"id": 1})
     driver.register(approval(driver.base_url))
     driver.start("approval", {"email": "a@example.com"}, id="m-payload")
@@ -129,7 +138,9 @@ def test_step_retried_until_success_at_its_backoff_times_with_one_idempotency_ke
     targets.routes["/flaky"] = [HttpReply(503), HttpReply(503), HttpReply(200, {"ok": True})]
     driver.register(
         mission("flaky")
-        .http("call", url=f"{driver.base_url}/flaky", retry={"max_attempts": 5, "backoff_s": 2, "multiplier": 3})
+        .http(
+            "call", url=f"{driver.base_url}/flaky", retry={"max_attempts": 5, "backoff_s": 2, "multiplier": 3}
+        )
         .end()
     )
     first = driver.start("flaky", {}, id="m-flaky")
@@ -158,7 +169,9 @@ def test_retries_exhausted_or_a_client_error_fail_the_mission(driver: Any, targe
     targets.routes["/down"] = HttpReply(500, {"error": "down"})
     targets.routes["/gone"] = HttpReply(410, {"error": "gone"})
     driver.register(
-        mission("down").http("call", url=f"{driver.base_url}/down", retry={"max_attempts": 2, "backoff_s": 1}).end()
+        mission("down")
+        .http("call", url=f"{driver.base_url}/down", retry={"max_attempts": 2, "backoff_s": 1})
+        .end()
     )
     driver.register(mission("gone").http("call", url=f"{driver.base_url}/gone").end())
     driver.start("down", {}, id="m-down")
@@ -232,10 +245,25 @@ def test_duplicate_ids_are_refused_whatever_the_first_missions_state(driver: Any
 def test_running_missions_keep_the_version_they_started_with(driver: Any, targets: Targets) -> None:
     targets.routes["/v1"] = HttpReply(200, {"v": 1})
     targets.routes["/v2"] = HttpReply(200, {"v": 2})
-    assert driver.register(mission("versioned").sleep("wait", seconds=5).http("go", url=f"{driver.base_url}/v1").end()) == 1
-    assert driver.register(mission("versioned").sleep("wait", seconds=5).http("go", url=f"{driver.base_url}/v1").end()) == 1
+    assert (
+        driver.register(
+            mission("versioned").sleep("wait", seconds=5).http("go", url=f"{driver.base_url}/v1").end()
+        )
+        == 1
+    )
+    assert (
+        driver.register(
+            mission("versioned").sleep("wait", seconds=5).http("go", url=f"{driver.base_url}/v1").end()
+        )
+        == 1
+    )
     driver.start("versioned", {}, id="m-v1")
-    assert driver.register(mission("versioned").sleep("wait", seconds=5).http("go", url=f"{driver.base_url}/v2").end()) == 2
+    assert (
+        driver.register(
+            mission("versioned").sleep("wait", seconds=5).http("go", url=f"{driver.base_url}/v2").end()
+        )
+        == 2
+    )
     driver.start("versioned", {}, id="m-v2")
     driver.advance(5)
     assert driver.show("m-v1")["version"] == 1 and driver.show("m-v1")["steps"][1]["output"] == {"v": 1}
@@ -258,7 +286,9 @@ def test_call_steps_run_registered_functions(driver: Any, functions: dict[str, A
     functions["billing.refuse"] = refuse
     driver.register(
         mission("billing")
-        .call("charge", function="billing.charge", args={"amount": "{{ input.amount }}"}, retry={"backoff_s": 1})
+        .call(
+            "charge", function="billing.charge", args={"amount": "{{ input.amount }}"}, retry={"backoff_s": 1}
+        )
         .call("refuse", function="billing.refuse")
         .end()
     )

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from mission_control.missions import DefinitionError, mission, parse_definition
-from mission_control.missions import templates
+from mission_control.missions import DefinitionError, mission, parse_definition, templates
 
 
 def steps(*items: dict[str, Any]) -> dict[str, Any]:
@@ -43,15 +42,30 @@ def test_builder_and_json_produce_the_same_definition() -> None:
         (steps({"name": "w", "kind": "wait_for", "timeout_s": 0}), "steps.0.timeout_s", "greater than"),
         (steps({**HTTP, "retry": {"max_attempts": 0}}), "steps.0.retry.max_attempts", "greater than"),
         (steps({**HTTP, "retry": {"multiplier": 0.5}}), "steps.0.retry.multiplier", "greater than"),
-        (steps({**HTTP, "retry": {"backoff_s": 10, "backoff_max_s": 5}}), "steps.0.retry", "must not be below"),
+        (
+            steps({**HTTP, "retry": {"backoff_s": 10, "backoff_max_s": 5}}),
+            "steps.0.retry",
+            "must not be below",
+        ),
         (steps({**HTTP, "retry": {"tries": 3}}), "steps.0.retry.tries", "unknown field"),
-        (steps({**HTTP, "url": "http://x/{{ steps.later.output }}"}, {**HTTP, "name": "later"}), "steps.0.url",
-         "not an earlier step"),
-        (steps({**HTTP, "body": {"k": "{{ steps.nowhere.output.id }}"}}), "steps.0.body", "not an earlier step"),
+        (
+            steps({**HTTP, "url": "http://x/{{ steps.later.output }}"}, {**HTTP, "name": "later"}),
+            "steps.0.url",
+            "not an earlier step",
+        ),
+        (
+            steps({**HTTP, "body": {"k": "{{ steps.nowhere.output.id }}"}}),
+            "steps.0.body",
+            "not an earlier step",
+        ),
         (steps({**HTTP, "body": "{{ env.HOME }}"}), "steps.0.body", "must start with"),
         (steps({**HTTP, "url": "ftp://x"}), "steps.0", "http"),
         (steps({**HTTP, "headers": {"Host": "evil"}}), "steps.0", "cannot be set"),
-        (steps({"name": "w", "kind": "wait_for", "schema": {"type": "nonsense"}}), "steps.0.schema", "JSON Schema"),
+        (
+            steps({"name": "w", "kind": "wait_for", "schema": {"type": "nonsense"}}),
+            "steps.0.schema",
+            "JSON Schema",
+        ),
         ({"name": "m", "input_schema": {"type": 5}, "steps": [HTTP]}, "input_schema", "JSON Schema"),
         (steps({"name": "x", "kind": "teleport"}), "steps.0", "kind must be one of"),
         ({"name": "m", "steps": []}, "steps", "at least 1"),
@@ -59,7 +73,9 @@ def test_builder_and_json_produce_the_same_definition() -> None:
         (steps({"name": "c", "kind": "call", "function": "rm -rf"}), "steps.0.function", "pattern"),
     ],
 )
-def test_bad_definitions_are_refused_naming_the_field(definition: dict[str, Any], field: str, words: str) -> None:
+def test_bad_definitions_are_refused_naming_the_field(
+    definition: dict[str, Any], field: str, words: str
+) -> None:
     with pytest.raises(DefinitionError) as caught:
         parse_definition(definition)
     assert caught.value.field == field, caught.value.details
