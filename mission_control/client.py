@@ -176,6 +176,51 @@ class MissionControl:
         body = {"comment": comment} if comment is not None else {}
         return self._call("POST", f"/api/v1/alerts/{int(alert_id)}/acknowledge", body=body)
 
+    # -- missions --------------------------------------------------------------------------------------
+
+    def put_mission_definition(self, definition: Mapping[str, Any] | Any) -> tuple[dict, bool]:
+        """Register a definition (a dict, or what ``mission(...)...end()`` built); True if a new version."""
+        body = definition.as_json() if hasattr(definition, "as_json") else dict(definition)
+        response = self._request(
+            "PUT", f"/api/v1/mission-definitions/{quote(body['name'], safe='')}", body=body
+        )
+        return response.json(), response.status_code == 201
+
+    def start_mission(self, definition: str, input: Any = None, *, id: str | None = None) -> dict:
+        body: dict[str, Any] = {"definition": definition, "input": input}
+        if id is not None:
+            body["id"] = id
+        return self._call("POST", "/api/v1/missions", body=body)
+
+    def mission(self, mission_id: str) -> dict:
+        return self._call("GET", f"/api/v1/missions/{quote(mission_id, safe='')}")
+
+    def missions(
+        self, *, status: str | None = None, definition: str | None = None, limit: int = 50
+    ) -> list[dict]:
+        """The newest ``limit`` missions (summaries), newest first."""
+        params: dict[str, Any] = {"limit": min(limit, 1000)}
+        for key, value in (("status", status), ("definition", definition)):
+            if value is not None:
+                params[key] = value
+        found: list[dict] = []
+        while len(found) < limit:
+            page = self._call("GET", "/api/v1/missions", params=params)
+            found.extend(page["missions"])
+            if not page.get("next_cursor"):
+                break
+            params["cursor"] = page["next_cursor"]
+        return found[:limit]
+
+    def signal(self, mission_id: str, name: str, payload: Any = None) -> dict:
+        path = f"/api/v1/missions/{quote(mission_id, safe='')}/signals/{quote(name, safe='')}"
+        return self._call("POST", path, body=payload)
+
+    def cancel_mission(self, mission_id: str, reason: str = "cancelled") -> dict:
+        return self._call(
+            "POST", f"/api/v1/missions/{quote(mission_id, safe='')}/cancel", body={"reason": reason}
+        )
+
     def monitor(self, service: str) -> Monitor:
         """Heartbeat ``ok`` when a unit of work ends well and ``fail`` (with the error) when it raises.
 

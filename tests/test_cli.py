@@ -149,3 +149,48 @@ def test_heartbeat_services_and_alerts_commands_against_a_real_server(web_server
     assert ok.exit_code == 0 and ok.output.strip() == "cli-svc: up"
     other = runner.invoke(main, ["heartbeat", "someone-else"], env=scoped)
     assert other.exit_code != 0 and "may only beat for 'cli-svc'" in other.output
+
+
+def test_missions_commands_round_trip_through_a_real_server(web_server, tmp_path):
+    env = {"MC_URL": web_server.url, "MC_ADMIN_TOKEN": web_server.token}
+    runner = CliRunner()
+    definition = tmp_path / "approval.yaml"
+    definition.write_text(
+        "name: cli-approval\n"
+        "input_schema: {type: object, required: [who]}\n"
+        "steps:\n"
+        "  - {name: approve, kind: wait_for, schema: {type: object, required: [ok]}}\n"
+        "  - {name: pause, kind: sleep, seconds: 3600}\n"
+    )
+    defined = runner.invoke(main, ["missions", "define", str(definition)], env=env)
+    assert defined.exit_code == 0, defined.output
+    assert "cli-approval version 1 registered" in defined.output
+    assert "unchanged" in runner.invoke(main, ["missions", "define", str(definition)], env=env).output
+
+    bad = runner.invoke(main, ["missions", "start", "cli-approval", "--input", '{"nobody": 1}'], env=env)
+    assert bad.exit_code != 0 and "input" in bad.output
+    started = runner.invoke(
+        main, ["missions", "start", "cli-approval", "--input", '{"who": "ops"}', "--id", "cli-1"], env=env
+    )
+    assert started.exit_code == 0, started.output
+    assert "cli-1 waiting for signal approve at approve" in started.output
+
+    wrong = runner.invoke(
+        main, ["missions", "signal", "cli-1", "approve", "--payload", '{"ok": "x"}'], env=env
+    )
+    assert wrong.exit_code == 0, wrong.output  # the schema only requires the key
+    assert "waiting for timer at pause" in wrong.output
+    refused = runner.invoke(main, ["missions", "signal", "cli-1", "approve", "--payload", "{}"], env=env)
+    assert refused.exit_code != 0 and "not waiting for a signal" in refused.output
+
+    shown = runner.invoke(main, ["missions", "show", "cli-1"], env=env)
+    assert shown.exit_code == 0 and "signal_received" in shown.output and '{"ok":"x"}' in shown.output
+    as_json = json.loads(runner.invoke(main, ["missions", "show", "cli-1", "--json"], env=env).output)
+    assert as_json["signals"][0]["payload"] == {"ok": "x"}
+
+    cancelled = runner.invoke(main, ["missions", "cancel", "cli-1", "-m", "not needed"], env=env)
+    assert cancelled.exit_code == 0 and "cancelled" in cancelled.output
+    listed = runner.invoke(main, ["missions", "list", "--status", "cancelled"], env=env)
+    assert "cli-1" in listed.output and "cli-approval" in listed.output
+    missing = runner.invoke(main, ["missions", "show", "nope"], env=env)
+    assert missing.exit_code != 0 and "no mission" in missing.output

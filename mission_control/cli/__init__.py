@@ -20,6 +20,7 @@ _COMMANDS = {
     "dev": "mission_control.cli.dev:dev",
     "heartbeat": "mission_control.cli.monitoring:heartbeat",
     "jobs": "mission_control.cli.jobs:jobs",
+    "missions": "mission_control.cli.missions:missions",
     "runs": "mission_control.cli.runs:runs",
     "services": "mission_control.cli.monitoring:services",
     "web": "mission_control.cli.web:web",
