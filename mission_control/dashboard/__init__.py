@@ -1,4 +1,4 @@
-"""The dashboard: server-rendered pages of every job, service and alert, on the API's own data.
+"""The dashboard: server-rendered pages of every job, service, alert and mission, on the API's own data.
 
 Pages read without JavaScript; ``static/refresh.js`` re-fetches the page's ``<main>`` every few
 seconds (``X-Fragment: 1`` answers only that part) so it stays live without a reload. Every asset is
@@ -8,6 +8,7 @@ exchanged once for a session cookie (:mod:`mission_control.dashboard.session`).
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,9 @@ from mission_control.api.auth import is_admin
 from mission_control.claiming import RunInProgress, create_manual_run
 from mission_control.dashboard import session as auth
 from mission_control.history import RunFilter, get_run, last_runs, list_runs, recent_runs
+from mission_control.missions.machine import STATUSES as MISSION_STATUSES
+from mission_control.missions.machine import MissionConflict
+from mission_control.missions.store import MissionNotFound, public_view
 from mission_control.registry import JobNotFound
 
 bp = Blueprint(
@@ -53,6 +57,20 @@ def _security_headers(response: Response) -> Response:
 @bp.app_template_filter("when")
 def _when(value: datetime | None) -> str:
     return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@bp.app_template_filter("iso")
+def _iso(value: str | None) -> str:
+    """A mission document's timestamp (ISO-8601 text) shown like every other time here."""
+    if not value:
+        return "—"
+    return _when(datetime.fromisoformat(value.replace("Z", "+00:00")))
+
+
+@bp.app_template_filter("compact")
+def _compact(value: Any, width: int = 120) -> str:
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @bp.app_template_filter("local")
@@ -206,6 +224,39 @@ def alerts() -> str:
     history = list_alerts(state.engine, AlertFilter(state="resolved", limit=100))
     patterns = summarize(state.engine, state.clock.now())[:50]
     return _page("alerts.html", unresolved=unresolved, history=history, patterns=patterns)
+
+
+@bp.get("/missions")
+def missions() -> str:
+    store = _state().missions
+    wanted = request.args.get("status")
+    wanted = wanted if wanted in MISSION_STATUSES else None
+    found, _ = store.list(status=wanted, limit=200)
+    counts = store.count_by_status()
+    return _page("missions.html", missions=found, counts=counts, statuses=MISSION_STATUSES, wanted=wanted)
+
+
+@bp.get("/missions/<mission_id>")
+def mission(mission_id: str) -> str | tuple[str, int]:
+    try:
+        doc = _state().missions.get(mission_id)
+    except MissionNotFound:
+        return render_template("missing.html", what=f"mission {mission_id}"), 404
+    return _page("mission.html", m=public_view(doc))
+
+
+@bp.post("/missions/<mission_id>/cancel")
+def cancel_mission(mission_id: str) -> Response:
+    auth.check_csrf()
+    reason = (request.form.get("reason") or "").strip()[:1000] or "cancelled from the dashboard"
+    try:
+        _state().missions.cancel(mission_id, reason)
+        flash(f"mission {mission_id} cancelled")
+    except MissionNotFound:
+        flash(f"no mission {mission_id}")
+    except MissionConflict as exc:
+        flash(str(exc))
+    return redirect(url_for("dashboard.mission", mission_id=mission_id))
 
 
 @bp.post("/alerts/<int:alert_id>/acknowledge")

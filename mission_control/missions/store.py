@@ -212,6 +212,11 @@ class MissionStore:
         )
         return [summary(row.doc) for row in rows[:limit]], next_cursor
 
+    def count_by_status(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(missions.c.status, func.count()).group_by(missions.c.status)).all()
+        return {status: count for status, count in rows}
+
     def signal(self, mission_id: str, name: str, payload: Any) -> dict[str, Any]:
         doc, _ = self.transition(mission_id, lambda doc, d, now: machine.signal(doc, d, name, payload, now))
         return doc

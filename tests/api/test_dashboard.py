@@ -84,3 +84,31 @@ def test_acknowledge_an_alert_from_the_alerts_page(browser, app):
     assert done.status_code == 302
     after = browser.get("/alerts").get_data(as_text=True)
     assert "ack: on it" in after and f"alert {alert_id} acknowledged" in after
+
+
+def test_missions_pages_and_cancel(browser, app):
+    api = app.test_client()
+    definition = {
+        "steps": [
+            {"name": "approve", "kind": "wait_for", "timeout_s": 60},
+            {"name": "notify", "kind": "http", "url": "https://x.test/n?secret=1"},
+        ]
+    }
+    assert api.put("/api/v1/mission-definitions/onboarding", headers=AUTH, json=definition).status_code == 201
+    for mission_id in ("m-1", "m-2"):
+        api.post("/api/v1/missions", headers=AUTH, json={"definition": "onboarding", "id": mission_id})
+    listing = browser.get("/missions")
+    assert listing.status_code == 200
+    text = listing.get_data(as_text=True)
+    assert "m-1" in text and "onboarding" in text and "waiting" in text
+    assert "style=" not in text and "<script>" not in text
+    page = browser.get("/missions/m-1").get_data(as_text=True)
+    assert "approve" in page and "waiting for signal" in page.replace("\n", " ")
+    assert browser.get("/missions/nope").status_code == 404
+    assert browser.post("/missions/m-1/cancel", data={"reason": "x"}).status_code == 400  # no CSRF token
+    done = browser.post("/missions/m-1/cancel", data={"csrf": csrf_of(page), "reason": "duplicate signup"})
+    assert done.status_code == 302
+    after = browser.get("/missions/m-1").get_data(as_text=True)
+    assert "Cancelled: duplicate signup" in after and "mission m-1 cancelled" in after
+    cancelled = browser.get("/missions?status=cancelled").get_data(as_text=True)
+    assert "m-1" in cancelled and "m-2" not in cancelled
