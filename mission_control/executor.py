@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from mission_control.clock import Clock
 from mission_control.config import Settings
 from mission_control.db.tables import attempts, jobs, runs
 from mission_control.http_trigger import HttpOutcome, send
-from mission_control.jobspec import JobSpec
+from mission_control.jobspec import JobSpec, MissionStart
 from mission_control.registry import spec_columns, spec_from_row
 from mission_control.retry import RetryPolicy
 from mission_control.runstate import AttemptStatus, Reason, RunStatus, Trigger
@@ -55,6 +56,8 @@ class ExecutionContext:
     session: requests.Session
     # Hands alert changes (opened, resolved) to the notification channels once committed.
     notify: Callable[[Sequence[AlertChange]], object] = lambda changes: None
+    # Sends missions a job started to the workers (should a message be lost, their wake_at catches it).
+    enqueue_missions: Callable[[Sequence[str]], object] = lambda mission_ids: None
 
     @property
     def signing_secret(self) -> str:
@@ -81,9 +84,13 @@ def execute_run(run_id: int, ctx: ExecutionContext) -> str:
         return claim
     if claim.attempt == 1 and claim.trigger == Trigger.SCHEDULE:
         metrics.FIRING_LAG_SECONDS.observe((claim.started_at - claim.scheduled_for).total_seconds())
+    target = claim.spec.target
+    if target.mission is not None:
+        outcome = start_mission_for_run(claim.job_name, run_id, target.mission, ctx)
+        return _once_more_if_disconnected(lambda: _finish(claim, outcome, ctx), run_id, claim.job_name)
+    assert target.url is not None
     body = _request_body(claim.spec)
     headers = _request_headers(claim, body, ctx)
-    target = claim.spec.target
     # The URL is not logged: query strings can carry credentials.
     log.info(
         "run %s of %s: attempt %s sending",
@@ -103,6 +110,46 @@ def execute_run(run_id: int, ctx: ExecutionContext) -> str:
         now=ctx.clock.now(),
     )
     return _once_more_if_disconnected(lambda: _finish(claim, outcome, ctx), run_id, claim.job_name)
+
+
+def start_mission_for_run(job: str, run_id: int, start: MissionStart, ctx: ExecutionContext) -> HttpOutcome:
+    """Start the mission a job's run stands for, answered as ``POST /api/v1/missions`` would answer.
+
+    The mission's id is ``<job>:<run id>``, so a retried attempt of the same run (a worker lost after
+    the mission was created) finds its mission instead of starting a second: that counts as success.
+    A missing definition or an input its schema refuses fails the run at once (422, as over HTTP).
+    """
+    from mission_control.missions.machine import PayloadInvalid
+    from mission_control.missions.store import DefinitionNotFound, DuplicateMission, MissionStore
+
+    started = time.monotonic()
+    store = MissionStore(ctx.engine, ctx.clock, requeue_after_s=ctx.settings.requeue_after_s)
+    mission_id = f"{job}:{run_id}"
+    status, answer = 201, {}
+    try:
+        doc = store.start(start.definition, start.input, mission_id)
+        answer = {"id": mission_id, "status": doc["status"]}
+        if doc["status"] == "running":
+            ctx.enqueue_missions([mission_id])
+    except DuplicateMission:
+        status, answer = 200, {"id": mission_id, "status": store.get(mission_id)["status"]}
+    except DefinitionNotFound:
+        status, answer = 422, {"error": f"no mission definition named {start.definition!r}"}
+    except PayloadInvalid as exc:
+        status, answer = 422, {"error": str(exc)}
+    except Exception as exc:  # the database failed us: retried per the job's policy
+        return HttpOutcome(
+            kind="error",
+            duration_ms=round((time.monotonic() - started) * 1000, 3),
+            error_class=type(exc).__name__,
+            error_message=str(exc)[:500],
+        )
+    return HttpOutcome(
+        kind="response",
+        duration_ms=round((time.monotonic() - started) * 1000, 3),
+        status=status,
+        excerpt=json.dumps(answer),
+    )
 
 
 def _once_more_if_disconnected(action: Callable[[], T], run_id: int, job: str | None = None) -> T:

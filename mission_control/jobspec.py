@@ -149,17 +149,39 @@ class ScheduleSpec(StrictModel):
         return schedules.cached_schedule(self.model_dump(exclude_none=True))
 
 
-class TargetSpec(StrictModel):
-    """The HTTP request a run sends."""
+class MissionStart(StrictModel):
+    """A mission each run starts instead of sending a request (its id: ``<job>:<run id>``)."""
 
-    url: str = Field(max_length=MAX_URL_LENGTH, description="http(s) URL the trigger is sent to")
+    definition: Name = Field(description="the mission definition to start (its latest version)")
+    input: JsonValue = Field(
+        None, description="the mission's input; must match the definition's input_schema"
+    )
+
+
+class TargetSpec(StrictModel):
+    """What a run does: send an HTTP request (``url``…), or start a mission (``mission``)."""
+
+    url: str | None = Field(None, max_length=MAX_URL_LENGTH, description="http(s) URL the trigger is sent to")
     method: Literal["POST", "PUT", "PATCH", "GET", "DELETE"] = "POST"
     headers: dict[str, str] = Field(default_factory=dict, description="extra request headers")
     body: JsonValue = Field(None, description="JSON body sent with the request; null sends none")
+    mission: MissionStart | None = Field(None, description="instead of a request: start this mission")
+
+    @model_validator(mode="after")
+    def _request_or_mission(self) -> TargetSpec:
+        if self.mission is None and self.url is None:
+            raise ValueError("give url (a request to send) or mission (a mission to start)")
+        if self.mission is not None and (
+            self.url is not None or self.headers or self.body is not None or self.method != "POST"
+        ):
+            raise ValueError("a target that starts a mission has no url, method, headers or body")
+        return self
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         try:
             parts = urlsplit(value)
             port = parts.port  # raises on a malformed or out-of-range port

@@ -62,6 +62,7 @@ class Runtime:
             settings=self.settings,
             session=self._session,
             notify=dispatch.notify,
+            enqueue_missions=_enqueue_missions,
         )
 
     def mission_store(self) -> MissionStore:
@@ -102,6 +103,13 @@ class Runtime:
         if self._session is not None:
             self._session.close()
         self.engine.dispose()
+
+
+def _enqueue_missions(mission_ids: object) -> int:
+    from mission_control.celery_app import app
+    from mission_control.queueing import enqueue_missions
+
+    return enqueue_missions(app, list(mission_ids))  # type: ignore[call-overload]
 
 
 _runtime: Runtime | None = None

@@ -70,7 +70,12 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
     lines = [
         ("name", job["name"]),
         ("service", job["service"]),
-        ("target", f"{target['method']} {target['url']}"),
+        (
+            "target",
+            f"{target['method']} {target['url']}"
+            if target.get("url")
+            else f"starts mission {target['mission']['definition']}",
+        ),
         ("schedule", job["schedule_description"]),
         ("next run", job["next_run_at"] or "-"),
         ("enabled", "yes" if job["enabled"] else "paused"),

@@ -121,6 +121,25 @@ def test_sign_in_see_the_failure_first_pause_trigger_and_acknowledge(chromium, w
     assert "ledger" in page.content() and "payments" in page.content()
     page.screenshot(path=SHOTS / "services.png", full_page=True)
 
+    mc.put_mission_definition({"name": "onboarding", "steps": [
+        {"name": "approve", "kind": "wait_for", "schema": {"type": "object", "required": ["by"]}},
+        {"name": "cool-off", "kind": "sleep", "seconds": 3600},
+    ]})  # fmt: skip
+    mc.start_mission("onboarding", {"customer": "acme", "plan": "enterprise"}, id="onboard-acme")
+    mc.signal("onboard-acme", "approve", {"by": "ops@example.com"})
+    mc.start_mission("onboarding", {"customer": "globex"}, id="onboard-globex")
+    page.goto(f"{web_server.url}/missions")
+    assert "onboard-acme" in page.content() and "onboard-globex" in page.content()
+    page.screenshot(path=SHOTS / "missions.png", full_page=True)
+    page.click("a:has-text('onboard-acme')")
+    assert "ops@example.com" in page.content()
+    page.screenshot(path=SHOTS / "mission.png", full_page=True)
+    page.goto(f"{web_server.url}/missions/onboard-globex")
+    page.fill("input[name=reason]", "customer withdrew")
+    page.click("button:has-text('Cancel mission')")
+    assert "onboard-globex cancelled" in page.locator(".flash").inner_text()
+    assert mc.mission("onboard-globex")["status"] == "cancelled"
+
     # The live refresh swaps <main> in place: a heartbeat shows up without a reload.
     mc.heartbeat("newcomer")
     page.wait_for_selector("text=newcomer", timeout=10_000)
@@ -130,6 +149,9 @@ def test_sign_in_see_the_failure_first_pause_trigger_and_acknowledge(chromium, w
     phone.goto(f"{web_server.url}/jobs")
     phone.screenshot(path=SHOTS / "jobs-phone.png", full_page=True)
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375 + 1  # no sideways scrolling
+    phone.goto(f"{web_server.url}/missions/onboard-acme")
+    phone.screenshot(path=SHOTS / "mission-phone.png", full_page=True)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 375 + 1
     phone.close()
 
     assert problems == []  # no script errors, no Content-Security-Policy violations
