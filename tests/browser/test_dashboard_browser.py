@@ -121,6 +121,10 @@ def test_sign_in_see_the_failure_first_pause_trigger_and_acknowledge(chromium, w
     assert "ledger" in page.content() and "payments" in page.content()
     page.screenshot(path=SHOTS / "services.png", full_page=True)
 
+    # The live refresh swaps <main> in place: a heartbeat shows up without a reload.
+    mc.heartbeat("newcomer")
+    page.wait_for_selector("text=newcomer", timeout=10_000)
+
     mc.put_mission_definition({"name": "onboarding", "steps": [
         {"name": "approve", "kind": "wait_for", "schema": {"type": "object", "required": ["by"]}},
         {"name": "cool-off", "kind": "sleep", "seconds": 3600},
@@ -140,9 +144,6 @@ def test_sign_in_see_the_failure_first_pause_trigger_and_acknowledge(chromium, w
     assert "onboard-globex cancelled" in page.locator(".flash").inner_text()
     assert mc.mission("onboard-globex")["status"] == "cancelled"
 
-    # The live refresh swaps <main> in place: a heartbeat shows up without a reload.
-    mc.heartbeat("newcomer")
-    page.wait_for_selector("text=newcomer", timeout=10_000)
 
     phone = chromium.new_page(viewport={"width": 375, "height": 812}, is_mobile=True)
     phone.context.add_cookies(page.context.cookies())
