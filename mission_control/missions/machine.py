@@ -503,4 +503,6 @@ def _event(doc: dict[str, Any], now: datetime, event: str, **detail: Any) -> Non
 
 
 def _touch(doc: dict[str, Any], now: datetime) -> None:
+    """Every change passes here: ``revision`` tells a store whether a transition changed anything."""
     doc["updated_at"] = ts(now)
+    doc["revision"] = doc.get("revision", 0) + 1

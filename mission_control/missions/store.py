@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -57,6 +57,30 @@ class DefinitionRecord:
 
 def digest_of(definition: MissionDefinition) -> str:
     return hashlib.sha256(json.dumps(definition.as_json(), sort_keys=True).encode()).hexdigest()
+
+
+# Built once: these run on every step of every mission.
+_LOCK = (
+    select(missions.c.doc, missions.c.definition, missions.c.version)
+    .where(missions.c.id == bindparam("mission_id"))
+    .with_for_update()
+)
+_WRITE = (
+    update(missions)
+    .where(missions.c.id == bindparam("mission_id"))
+    .values(
+        status=bindparam("s"),
+        doc=bindparam("d", type_=missions.c.doc.type),
+        wake_at=bindparam("w", type_=missions.c.wake_at.type),
+        updated_at=bindparam("u", type_=missions.c.updated_at.type),
+    )
+)
+_LATEST = (
+    select(mission_definitions)
+    .where(mission_definitions.c.name == bindparam("name"))
+    .order_by(mission_definitions.c.version.desc())
+    .limit(1)
+)
 
 
 class MissionStore:
@@ -103,17 +127,19 @@ class MissionStore:
 
     def definition(self, name: str, version: int | None = None) -> DefinitionRecord:
         """The latest version of ``name``, or that ``version``; raises DefinitionNotFound."""
-        query = select(mission_definitions).where(mission_definitions.c.name == name)
         if version is None:
-            query = query.order_by(mission_definitions.c.version.desc()).limit(1)
+            query, params = _LATEST, {"name": name}
         else:
             with self._lock:
                 cached = self._definitions.get((name, version))
             if cached is not None:
                 return cached
-            query = query.where(mission_definitions.c.version == version)
+            query = select(mission_definitions).where(
+                mission_definitions.c.name == name, mission_definitions.c.version == version
+            )
+            params = {}
         with self.engine.connect() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(query, params).first()
         if row is None:
             raise DefinitionNotFound(name)
         return self._record(row)
@@ -231,19 +257,15 @@ class MissionStore:
         """Lock the mission, apply ``change`` to its document and commit; an exception from ``change``
         rolls everything back, so a refused signal or cancel leaves no trace."""
         with self.engine.begin() as conn:
-            row = conn.execute(
-                select(missions.c.doc, missions.c.definition, missions.c.version)
-                .where(missions.c.id == mission_id)
-                .with_for_update()
-            ).first()
+            row = conn.execute(_LOCK, {"mission_id": mission_id}).first()
             if row is None:
                 raise MissionNotFound(mission_id)
             definition = self.definition(row.definition, row.version).definition
             now = self.clock.now()
             doc = row.doc
-            before = json.dumps(doc, sort_keys=True)
+            revision = doc.get("revision")
             result = change(doc, definition, now)
-            if json.dumps(doc, sort_keys=True) != before:
+            if doc.get("revision") != revision:
                 self._write(conn, doc, definition, now)
         return doc, result
 
