@@ -144,7 +144,6 @@ def test_sign_in_see_the_failure_first_pause_trigger_and_acknowledge(chromium, w
     assert "onboard-globex cancelled" in page.locator(".flash").inner_text()
     assert mc.mission("onboard-globex")["status"] == "cancelled"
 
-
     phone = chromium.new_page(viewport={"width": 375, "height": 812}, is_mobile=True)
     phone.context.add_cookies(page.context.cookies())
     phone.goto(f"{web_server.url}/jobs")
