@@ -67,7 +67,8 @@ FLIPS_KEPT_PER_SERVICE = 1000
 
 @shared_task(name="mission_control.prune_runs", ignore_result=True)
 def prune_old_runs() -> int:
-    """Apply the retention settings to finished runs; keep each service's last 1,000 state changes."""
+    """Apply the retention settings to finished runs and missions (MC_RUN_RETENTION_DAYS); keep each
+    service's last 1,000 state changes."""
     from mission_control.history import prune_runs
     from mission_control.services import ServiceRegistry
 
@@ -79,6 +80,7 @@ def prune_old_runs() -> int:
         keep_per_job=runtime.settings.run_retention_per_job,
     )
     ServiceRegistry(runtime.engine, runtime.clock).prune_flips(keep_per_service=FLIPS_KEPT_PER_SERVICE)
+    runtime.mission_store().prune(runtime.clock.now(), max_age_days=runtime.settings.run_retention_days)
     return pruned
 
 

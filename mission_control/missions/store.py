@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -61,7 +61,7 @@ def digest_of(definition: MissionDefinition) -> str:
 
 # Built once: these run on every step of every mission.
 _LOCK = (
-    select(missions.c.doc, missions.c.definition, missions.c.version)
+    select(missions.c.doc, missions.c.definition, missions.c.version, missions.c.wake_at)
     .where(missions.c.id == bindparam("mission_id"))
     .with_for_update()
 )
@@ -95,35 +95,39 @@ class MissionStore:
     # -- definitions -------------------------------------------------------------------------------
 
     def put_definition(self, definition: MissionDefinition) -> tuple[DefinitionRecord, bool]:
-        """Store a definition; an unchanged one keeps its version, a changed one gets the next."""
+        """Store a definition; an unchanged one keeps its version, a changed one gets the next.
+
+        Two concurrent PUTs of a changed definition race for the same version number; the loser's
+        insert fails on the primary key and it reads again, so both end registered in some order.
+        """
         digest = digest_of(definition)
-        now = self.clock.now()
-        with self.engine.begin() as conn:
-            latest = conn.execute(
-                select(mission_definitions)
-                .where(mission_definitions.c.name == definition.name)
-                .order_by(mission_definitions.c.version.desc())
-                .limit(1)
-                .with_for_update()
-            ).first()
-            if latest is not None and latest.digest == digest:
-                return DefinitionRecord(definition, latest.version, latest.created_at), False
-            version = 1 if latest is None else latest.version + 1
+        for _ in range(5):
+            now = self.clock.now()
             try:
-                conn.execute(
-                    insert(mission_definitions).values(
-                        name=definition.name,
-                        version=version,
-                        body=definition.as_json(),
-                        digest=digest,
-                        created_at=now,
+                with self.engine.begin() as conn:
+                    latest = conn.execute(
+                        select(mission_definitions)
+                        .where(mission_definitions.c.name == definition.name)
+                        .order_by(mission_definitions.c.version.desc())
+                        .limit(1)
+                        .with_for_update()
+                    ).first()
+                    if latest is not None and latest.digest == digest:
+                        return DefinitionRecord(definition, latest.version, latest.created_at), False
+                    version = 1 if latest is None else latest.version + 1
+                    conn.execute(
+                        insert(mission_definitions).values(
+                            name=definition.name,
+                            version=version,
+                            body=definition.as_json(),
+                            digest=digest,
+                            created_at=now,
+                        )
                     )
-                )
+                return DefinitionRecord(definition, version, now), True
             except IntegrityError:
-                raise DuplicateMission(
-                    f"definition {definition.name!r} changed concurrently; retry"
-                ) from None
-        return DefinitionRecord(definition, version, now), True
+                continue
+        raise RuntimeError(f"definition {definition.name!r} kept changing under five attempts to store it")
 
     def definition(self, name: str, version: int | None = None) -> DefinitionRecord:
         """The latest version of ``name``, or that ``version``; raises DefinitionNotFound."""
@@ -243,6 +247,26 @@ class MissionStore:
             rows = conn.execute(select(missions.c.status, func.count()).group_by(missions.c.status)).all()
         return {status: count for status, count in rows}
 
+    def prune(self, now: datetime, *, max_age_days: float, batch: int = 1000) -> int:
+        """Delete finished missions last changed more than ``max_age_days`` ago; returns how many."""
+        cutoff = now - timedelta(days=max_age_days)
+        finished = missions.c.status.in_(sorted(machine.TERMINAL))
+        removed = 0
+        while True:
+            with self.engine.begin() as conn:
+                ids = (
+                    conn.execute(
+                        select(missions.c.id).where(finished, missions.c.updated_at < cutoff).limit(batch)
+                    )
+                    .scalars()
+                    .all()
+                )
+                if ids:
+                    conn.execute(delete(missions).where(missions.c.id.in_(ids)))
+            removed += len(ids)
+            if len(ids) < batch:
+                return removed
+
     def signal(self, mission_id: str, name: str, payload: Any) -> dict[str, Any]:
         doc, _ = self.transition(mission_id, lambda doc, d, now: machine.signal(doc, d, name, payload, now))
         return doc
@@ -267,6 +291,13 @@ class MissionStore:
             result = change(doc, definition, now)
             if doc.get("revision") != revision:
                 self._write(conn, doc, definition, now)
+            elif row.wake_at is not None:
+                # Nothing was due after all: a beat whose clock runs a little ahead claimed it (and
+                # pushed wake_at on by the requeue delay). Put the real instant back, or a timer
+                # would fire up to that delay late.
+                due = self._wake_at(doc, definition, now)
+                if due != row.wake_at:
+                    conn.execute(update(missions).where(missions.c.id == mission_id).values(wake_at=due))
         return doc, result
 
     def _write(
