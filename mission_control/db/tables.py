@@ -300,6 +300,8 @@ missions = Table(
     Column("status", String(16), nullable=False),  # running | waiting | completed | failed | cancelled
     Column("doc", json_type(), nullable=False),
     Column("wake_at", UTCDateTime(), nullable=True),
+    # The document's revision, for compare-and-set writes (see MissionStore.transition).
+    Column("revision", Integer, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Index("ix_missions_wake_at", "wake_at", postgresql_where=text(WAKEABLE), sqlite_where=text(WAKEABLE)),

@@ -26,6 +26,7 @@ def advance_mission(
     """Run ``mission_id`` until it waits, ends or another worker holds its step; returns its status."""
     request: StepRequest | None = None
     outcome: StepOutcome | None = None
+    known: dict[str, Any] | None = None  # the document as this call last wrote it
     while True:
 
         def change(
@@ -41,7 +42,7 @@ def advance_mission(
             return machine.begin_attempt(doc, definition, now, owner, lease_margin_s)
 
         try:
-            doc, request = store.transition(mission_id, change)
+            doc, request = store.transition(mission_id, change, known=known)
         except MissionNotFound:
             log.warning("mission %s no longer exists", mission_id, extra={"mission_id": mission_id})
             return "missing"
@@ -55,3 +56,4 @@ def advance_mission(
             extra={"mission_id": mission_id, "step": request.step, "attempt": request.attempt},
         )
         outcome = runner.run(request)
+        known = doc

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from mission_control.clock import Clock
@@ -60,21 +60,27 @@ def digest_of(definition: MissionDefinition) -> str:
 
 
 # Built once: these run on every step of every mission.
-_LOCK = (
-    select(missions.c.doc, missions.c.definition, missions.c.version, missions.c.wake_at)
-    .where(missions.c.id == bindparam("mission_id"))
-    .with_for_update()
+_READ = select(missions.c.doc, missions.c.definition, missions.c.version, missions.c.wake_at).where(
+    missions.c.id == bindparam("mission_id")
 )
+# Compare-and-set on the revision: one statement, no lock held across a round trip.
 _WRITE = (
     update(missions)
-    .where(missions.c.id == bindparam("mission_id"))
+    .where(missions.c.id == bindparam("mission_id"), missions.c.revision == bindparam("old"))
     .values(
         status=bindparam("s"),
         doc=bindparam("d", type_=missions.c.doc.type),
         wake_at=bindparam("w", type_=missions.c.wake_at.type),
         updated_at=bindparam("u", type_=missions.c.updated_at.type),
+        revision=bindparam("new"),
     )
 )
+_REARM = (
+    update(missions)
+    .where(missions.c.id == bindparam("mission_id"), missions.c.revision == bindparam("old"))
+    .values(wake_at=bindparam("w", type_=missions.c.wake_at.type))
+)
+MAX_RACES = 100
 _LATEST = (
     select(mission_definitions)
     .where(mission_definitions.c.name == bindparam("name"))
@@ -197,6 +203,7 @@ class MissionStore:
                         status=doc["status"],
                         doc=doc,
                         wake_at=self._wake_at(doc, record.definition, now),
+                        revision=doc["revision"],
                         created_at=now,
                         updated_at=now,
                     )
@@ -276,40 +283,62 @@ class MissionStore:
         return doc
 
     def transition(
-        self, mission_id: str, change: Callable[[dict[str, Any], MissionDefinition, datetime], T]
+        self,
+        mission_id: str,
+        change: Callable[[dict[str, Any], MissionDefinition, datetime], T],
+        *,
+        known: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], T]:
-        """Lock the mission, apply ``change`` to its document and commit; an exception from ``change``
-        rolls everything back, so a refused signal or cancel leaves no trace."""
-        with self.engine.begin() as conn:
-            row = conn.execute(_LOCK, {"mission_id": mission_id}).first()
-            if row is None:
-                raise MissionNotFound(mission_id)
-            definition = self.definition(row.definition, row.version).definition
-            now = self.clock.now()
-            doc = row.doc
-            revision = doc.get("revision")
-            result = change(doc, definition, now)
-            if doc.get("revision") != revision:
-                self._write(conn, doc, definition, now)
-            elif row.wake_at is not None:
-                # Nothing was due after all: a beat whose clock runs a little ahead claimed it (and
-                # pushed wake_at on by the requeue delay). Put the real instant back, or a timer
-                # would fire up to that delay late.
-                due = self._wake_at(doc, definition, now)
-                if due != row.wake_at:
-                    conn.execute(update(missions).where(missions.c.id == mission_id).values(wake_at=due))
-        return doc, result
+        """Apply ``change`` to the mission's document and store it, atomically.
 
-    def _write(
-        self, conn: Connection, doc: dict[str, Any], definition: MissionDefinition, now: datetime
+        Optimistic: read the document (or start from ``known``, the one this process just wrote),
+        apply the change, and write it only if the stored revision is still the one read, in one
+        statement; a writer that lost the race reads again and re-applies. No lock is held across a
+        round trip, and a worker moving one mission through its steps writes each step with one
+        statement. An exception from ``change`` (a refused signal or cancel) writes nothing.
+        """
+        for _ in range(MAX_RACES):
+            stored_wake_at: datetime | None = None
+            if known is not None:
+                doc, known = known, None
+            else:
+                with self.engine.connect() as conn:
+                    row = conn.execute(_READ, {"mission_id": mission_id}).first()
+                if row is None:
+                    raise MissionNotFound(mission_id)
+                doc, stored_wake_at = row.doc, row.wake_at
+            definition = self.definition(doc["definition"], doc["version"]).definition
+            now = self.clock.now()
+            revision = doc.get("revision", 0)
+            result = change(doc, definition, now)
+            if doc.get("revision", 0) == revision:
+                if stored_wake_at is not None:
+                    self._rearm(doc, definition, now, stored_wake_at)
+                return doc, result
+            params = {
+                "mission_id": mission_id,
+                "old": revision,
+                "new": doc["revision"],
+                "s": doc["status"],
+                "d": doc,
+                "w": self._wake_at(doc, definition, now),
+                "u": now,
+            }
+            with self.engine.begin() as conn:
+                if conn.execute(_WRITE, params).rowcount == 1:
+                    return doc, result
+        raise RuntimeError(f"mission {mission_id!r} changed under {MAX_RACES} attempts to change it")
+
+    def _rearm(
+        self, doc: dict[str, Any], definition: MissionDefinition, now: datetime, stored: datetime
     ) -> None:
-        conn.execute(
-            update(missions)
-            .where(missions.c.id == doc["id"])
-            .values(
-                status=doc["status"], doc=doc, wake_at=self._wake_at(doc, definition, now), updated_at=now
-            )
-        )
+        """Nothing was due after all: a beat whose clock runs a little ahead claimed the mission (and
+        pushed wake_at on by the requeue delay). Put the real instant back, or a timer would fire up
+        to that delay late."""
+        due = self._wake_at(doc, definition, now)
+        if due != stored:
+            with self.engine.begin() as conn:
+                conn.execute(_REARM, {"mission_id": doc["id"], "old": doc.get("revision", 0), "w": due})
 
     def _wake_at(self, doc: dict[str, Any], definition: MissionDefinition, now: datetime) -> datetime | None:
         due = machine.wake_at(doc)
