@@ -205,6 +205,7 @@ def fill(engine: Any, count: int) -> None:
                 "status": doc["status"],
                 "doc": doc,
                 "wake_at": machine.wake_at(doc),
+                "revision": doc["revision"],
                 "created_at": now,
                 "updated_at": now,
             }

@@ -366,7 +366,8 @@ def summary(doc: dict[str, Any]) -> dict[str, Any]:
 
 def public_view(doc: dict[str, Any]) -> dict[str, Any]:
     """The inspection answer: the document without the engine's bookkeeping (lease, indexes)."""
-    view = {key: value for key, value in doc.items() if key not in ("lease", "step_index", "attempt")}
+    hidden = ("lease", "step_index", "attempt", "revision")
+    view = {key: value for key, value in doc.items() if key not in hidden}
     if view.get("waiting"):
         view["waiting"] = {k: v for k, v in view["waiting"].items() if k != "attempt"}
     return view
