@@ -11,6 +11,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from mission_control.outbound import IPNetwork, OutboundPolicy, parse_networks
+
 DEFAULT_DATABASE_URL = "sqlite:///mission-control.db"
 DEFAULT_BROKER_URL = "sqla+sqlite:///mission-control-broker.db"
 
@@ -55,6 +57,10 @@ class Settings:
     smtp_from: str = "mission-control@localhost"
     # Serve POST /demo/echo, the target of `mission-control dev`'s demo job.
     demo_echo: bool = False
+    # Outgoing requests (SSRF guard): networks denied besides the defaults (link-local, cloud
+    # metadata), and networks allowed even when denied. See mission_control/outbound.py.
+    outbound_deny: tuple[IPNetwork, ...] = ()
+    outbound_allow: tuple[IPNetwork, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -91,7 +97,14 @@ class Settings:
             smtp_starttls=env.get("MC_SMTP_STARTTLS", "") in ("1", "true", "yes"),
             smtp_from=env.get("MC_SMTP_FROM") or "mission-control@localhost",
             demo_echo=env.get("MC_DEMO_ECHO", "") in ("1", "true", "yes"),
+            outbound_deny=_networks(env, "MC_OUTBOUND_DENY"),
+            outbound_allow=_networks(env, "MC_OUTBOUND_ALLOW"),
         )
+
+    def outbound_policy(self) -> OutboundPolicy:
+        """Where this process's requests may go: the default denials plus ``MC_OUTBOUND_DENY``, with
+        ``MC_OUTBOUND_ALLOW`` as exceptions. Every session that sends triggers is built with it."""
+        return OutboundPolicy.with_defaults(deny=self.outbound_deny, allow=self.outbound_allow)
 
     def require_secrets(self) -> None:
         """Refuse to serve without the secrets that make the defaults safe (DESIGN.md invariant 7)."""
@@ -132,3 +145,12 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[IPNetwork, ...]:
+    # A typo here would silently leave a metadata service reachable (or a real target refused), so it
+    # stops the process at start-up instead.
+    try:
+        return parse_networks(env.get(name), name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

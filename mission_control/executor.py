@@ -392,6 +392,8 @@ def _classify(outcome: HttpOutcome) -> tuple[AttemptStatus, bool, Reason | None]
         return AttemptStatus.TIMED_OUT, True, None
     if outcome.kind == "connection_error":
         return AttemptStatus.FAILED, True, None
+    if outcome.kind == "refused":  # the outbound policy (SSRF guard) would refuse every retry as well
+        return AttemptStatus.FAILED, False, Reason.DESTINATION_REFUSED
     if outcome.kind == "error" or outcome.status is None:
         return AttemptStatus.FAILED, False, Reason.CLIENT_ERROR
     status = outcome.status

@@ -7,15 +7,21 @@ process shuts those sockets down when the deadline passes. Whatever the request 
 (connect, send, reading headers or body) then fails at once, and the attempt is recorded
 ``timed_out``. That lets a thread pool serve hundreds of slow targets without any of them holding a
 thread past its ``timeout_s`` (plus the watchdog's reaction time, milliseconds).
+
+The same connection classes enforce the outbound policy (:mod:`mission_control.outbound`, the SSRF
+guard): a host is resolved, every address it resolves to is judged, and the socket connects only to an
+allowed one, so the address checked is the address used. Nothing else opens these sessions' sockets.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import itertools
 import os
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,8 +34,20 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    LocationParseError,
+    NameResolutionError,
+    NewConnectionError,
+)
+from urllib3.util.connection import allowed_gai_family
+from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
-OutcomeKind = Literal["response", "timeout", "connection_error", "error"]
+from mission_control.outbound import DEFAULT_POLICY, DestinationRefused, OutboundPolicy
+
+# "refused": the outbound policy denied every address of the host; nothing was sent, and retrying
+# cannot change that.
+OutcomeKind = Literal["response", "timeout", "connection_error", "refused", "error"]
 
 # Response headers worth keeping with an attempt; the rest is noise or could carry secrets.
 HEADERS_OF_NOTE = ("content-type", "content-length", "location", "retry-after", "x-request-id")
@@ -132,7 +150,77 @@ def _watch_current(sock: socket.socket | None) -> None:
         scope.watch(sock)
 
 
+def _connect_allowed(conn: HTTPConnection, policy: OutboundPolicy) -> socket.socket:
+    """urllib3's ``HTTPConnection._new_conn``, with the outbound policy judged between resolving the
+    host and connecting.
+
+    The socket connects to the very address that was judged (never to the name, which a second lookup
+    could answer differently: DNS rebinding). Addresses the policy denies are skipped; if every one is
+    denied, :class:`DestinationRefused` is raised before any socket exists. urllib3's own errors are
+    kept for everything else, so timeouts and refused connections are classified as before.
+    """
+    host = conn._dns_host.strip("[]")  # an IPv6 literal arrives bracketed
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise LocationParseError(f"'{host}', label empty or too long") from None
+    try:
+        found = socket.getaddrinfo(host, conn.port, allowed_gai_family(), socket.SOCK_STREAM)
+        if not found:
+            raise OSError("getaddrinfo returns an empty list")
+        allowed = [info for info in found if policy.allows(str(info[4][0]))]
+        if not allowed:
+            refused = list(dict.fromkeys(str(info[4][0]) for info in found))
+            raise DestinationRefused(conn.host.strip("[]"), refused)
+        sock = _connect_first(allowed, conn.timeout, conn.source_address, conn.socket_options)
+    except socket.gaierror as e:
+        raise NameResolutionError(conn.host, conn, e) from e
+    except TimeoutError as e:
+        raise ConnectTimeoutError(
+            conn, f"Connection to {conn.host} timed out. (connect timeout={conn.timeout})"
+        ) from e
+    except OSError as e:
+        raise NewConnectionError(conn, f"Failed to establish a new connection: {e}") from e
+    sys.audit("http.client.connect", conn, conn.host, conn.port)
+    return sock
+
+
+def _connect_first(
+    addresses: list[tuple[Any, ...]],
+    timeout: Any,
+    source_address: tuple[str, int] | None,
+    socket_options: Any,
+) -> socket.socket:
+    """Connect to the first address that answers, as ``urllib3.util.connection.create_connection``."""
+    error: OSError | None = None
+    for family, kind, proto, _, sockaddr in addresses:
+        sock = None
+        try:
+            sock = socket.socket(family, kind, proto)
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+            if timeout is not _DEFAULT_TIMEOUT:
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            error = exc
+            if sock is not None:
+                sock.close()
+    assert error is not None  # the caller passes at least one address
+    raise error
+
+
 class _WatchedHTTPConnection(HTTPConnection):
+    def __init__(self, *args: Any, outbound_policy: OutboundPolicy = DEFAULT_POLICY, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outbound_policy = outbound_policy
+
+    def _new_conn(self) -> socket.socket:
+        return _connect_allowed(self, self.outbound_policy)
+
     def connect(self) -> None:
         super().connect()
         _watch_current(self.sock)
@@ -143,6 +231,13 @@ class _WatchedHTTPConnection(HTTPConnection):
 
 
 class _WatchedHTTPSConnection(HTTPSConnection):
+    def __init__(self, *args: Any, outbound_policy: OutboundPolicy = DEFAULT_POLICY, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outbound_policy = outbound_policy
+
+    def _new_conn(self) -> socket.socket:
+        return _connect_allowed(self, self.outbound_policy)  # TLS then verifies the host name as usual
+
     def connect(self) -> None:
         super().connect()
         _watch_current(self.sock)
@@ -161,21 +256,41 @@ class _WatchedTlsPool(urllib3.HTTPSConnectionPool):
 
 
 class _WatchedAdapter(HTTPAdapter):
+    """Pools whose connections obey the watchdog and ``outbound_policy``.
+
+    The policy reaches each connection as a pool keyword (urllib3 hands a pool's extra keywords to
+    every connection it makes); the pool manager's own keywords cannot carry it, as they form the key
+    pools are looked up by.
+    """
+
+    __attrs__ = [*HTTPAdapter.__attrs__, "outbound_policy"]
+
+    def __init__(self, *args: Any, outbound_policy: OutboundPolicy = DEFAULT_POLICY, **kwargs: Any) -> None:
+        self.outbound_policy = outbound_policy  # before super(): it calls init_poolmanager
+        super().__init__(*args, **kwargs)
+
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedPool, "https": _WatchedTlsPool}
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": functools.partial(_WatchedPool, outbound_policy=self.outbound_policy),
+            "https": functools.partial(_WatchedTlsPool, outbound_policy=self.outbound_policy),
+        }
 
 
-def make_session(pool_size: int = 64) -> requests.Session:
-    """A session for one worker process: pooled keep-alive connections, no cookies, no env proxies.
+def make_session(pool_size: int = 64, policy: OutboundPolicy = DEFAULT_POLICY) -> requests.Session:
+    """A session for one worker process: pooled keep-alive connections, no cookies, no env proxies,
+    and every connection judged by ``policy`` after DNS resolution (the default policy unless given).
 
     ``trust_env`` is off so a worker's environment (proxy variables, ~/.netrc credentials) cannot
-    silently change where triggers go or what they carry.
+    silently change where triggers go or what they carry. Processes pass
+    ``Settings.outbound_policy()``; the default keeps the SSRF guard on for any other caller.
     """
     session = requests.Session()
     session.trust_env = False
     session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-    adapter = _WatchedAdapter(pool_connections=16, pool_maxsize=pool_size, max_retries=0)
+    adapter = _WatchedAdapter(
+        pool_connections=16, pool_maxsize=pool_size, max_retries=0, outbound_policy=policy
+    )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -221,6 +336,13 @@ def send(
             excerpt=excerpt,
             truncated=truncated,
             retry_after_s=parse_retry_after(response.headers.get("retry-after"), now),
+        )
+    except DestinationRefused as exc:  # raised before any socket was opened: nothing was sent
+        return HttpOutcome(
+            kind="refused",
+            duration_ms=_ms_since(started),
+            error_class=type(exc).__name__,
+            error_message=storable(str(exc)[:500]),
         )
     except Exception as exc:  # every failure becomes a recorded attempt, never a crashed task
         if scope.expired or isinstance(exc, requests.Timeout):

@@ -37,6 +37,7 @@ class Reason(StrEnum):
     JOB_DELETED = "job_deleted"  # cancelled: the job was removed before the run started
     CLIENT_ERROR = "client_error"  # failed: a 4xx other than 429, not retried
     REDIRECT = "redirect"  # failed: a 3xx; redirects are not followed
+    DESTINATION_REFUSED = "destination_refused"  # failed: the outbound policy denies the target's address
     RETRIES_EXHAUSTED = "retries_exhausted"  # failed: the last allowed attempt failed
     WORKER_LOST = "worker_lost"  # failed: the worker died and no attempt was left
 

@@ -55,7 +55,7 @@ class Runtime:
         with self._lock:
             if self._session is None:
                 pool = int(os.environ.get("MC_HTTP_POOL_SIZE", "128"))
-                self._session = make_session(pool_size=pool)
+                self._session = make_session(pool_size=pool, policy=self.settings.outbound_policy())
         return ExecutionContext(
             engine=self.engine,
             clock=self.clock,

@@ -73,6 +73,14 @@ class StepRunner:
                 message=outcome.error_message or "",
                 duration_ms=outcome.duration_ms,
             )
+        if outcome.kind == "refused":  # the outbound policy (SSRF guard): a retry would be refused too
+            return StepOutcome(
+                ok=False,
+                retryable=False,
+                code="destination_refused",
+                message=outcome.error_message or "",
+                duration_ms=outcome.duration_ms,
+            )
         if outcome.kind != "response":
             return StepOutcome(
                 ok=False,

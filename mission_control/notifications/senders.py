@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import requests
 
+from mission_control.outbound import DestinationRefused
 from mission_control.signing import SIGNATURE_HEADER, sign
 
 Outcome = Literal["sent", "transient", "permanent"]
@@ -39,6 +40,8 @@ def post_json(
     try:
         response = session.post(url, data=raw, headers=headers, timeout=TIMEOUT_S, allow_redirects=False)
         response.close()
+    except DestinationRefused as exc:  # the outbound policy (SSRF guard); its message names no URL
+        return Delivery("permanent", str(exc), _ms(started))
     except requests.Timeout:
         return Delivery("transient", "timed out", _ms(started))
     except requests.ConnectionError as exc:
