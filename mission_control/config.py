@@ -61,6 +61,10 @@ class Settings:
     # metadata), and networks allowed even when denied. See mission_control/outbound.py.
     outbound_deny: tuple[IPNetwork, ...] = ()
     outbound_allow: tuple[IPNetwork, ...] = ()
+    # Rate limits (per web process): refused credentials per client address per minute, and
+    # heartbeats per second per service token (bursts of ten seconds' worth).
+    auth_failures_per_min: int = 30
+    heartbeats_per_s: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -99,6 +103,8 @@ class Settings:
             demo_echo=env.get("MC_DEMO_ECHO", "") in ("1", "true", "yes"),
             outbound_deny=_networks(env, "MC_OUTBOUND_DENY"),
             outbound_allow=_networks(env, "MC_OUTBOUND_ALLOW"),
+            auth_failures_per_min=_int(env, "MC_AUTH_FAILURES_PER_MIN", 30, low=1, high=1_000_000),
+            heartbeats_per_s=float(_int(env, "MC_HEARTBEATS_PER_S", 10, low=1, high=1_000_000)),
         )
 
     def outbound_policy(self) -> OutboundPolicy:

@@ -23,6 +23,7 @@ from mission_control.api import (
 )
 from mission_control.api.auth import require_admin, token_digest
 from mission_control.api.errors import register_error_handlers
+from mission_control.api.limits import TokenBuckets
 from mission_control.api.openapi import ApiBlueprint, build_openapi, public_endpoints
 from mission_control.clock import SYSTEM_CLOCK, Clock
 from mission_control.config import Settings
@@ -52,6 +53,8 @@ class AppState:
     deliver: Callable[[Sequence[Sequence[int]]], object]
     missions: MissionStore
     enqueue_missions: Callable[[Sequence[str]], object]
+    auth_failures: TokenBuckets
+    heartbeat_limits: TokenBuckets
 
 
 meta = ApiBlueprint("meta", __name__, tag="meta")
@@ -108,6 +111,12 @@ def create_app(
         deliver=deliver or dispatch.deliver,
         missions=MissionStore(engine, clock, requeue_after_s=settings.requeue_after_s),
         enqueue_missions=enqueue_missions or _celery_enqueue_missions,
+        auth_failures=TokenBuckets(
+            rate=settings.auth_failures_per_min / 60.0, burst=settings.auth_failures_per_min
+        ),
+        heartbeat_limits=TokenBuckets(
+            rate=settings.heartbeats_per_s, burst=max(10.0, 10 * settings.heartbeats_per_s)
+        ),
     )
     register_error_handlers(app)
     app.register_blueprint(health.bp)

@@ -11,9 +11,16 @@ from __future__ import annotations
 
 from flask import Response, current_app, jsonify, request
 
-from mission_control.api.auth import bearer_token, is_admin
+from mission_control.api.auth import (
+    bearer_token,
+    check_auth_budget,
+    count_failed_auth,
+    is_admin,
+    token_digest,
+)
 from mission_control.api.bodies import json_object, query, validate
 from mission_control.api.errors import ApiError
+from mission_control.api.limits import too_many
 from mission_control.api.openapi import ApiBlueprint
 from mission_control.api.responses import check_name
 from mission_control.api.schemas import HeartbeatAccepted, HeartbeatIn, HeartbeatQuery
@@ -54,8 +61,13 @@ def get_heartbeat(name: str) -> Response:
 def _heartbeat(name: str, *, with_body: bool) -> Response:
     check_name(name, "service")
     params = query(HeartbeatQuery)
+    check_auth_budget()
     admin, token = _credentials(params.token)
     state = current_app.extensions["mission_control"]
+    if not admin:
+        wait = state.heartbeat_limits.take(token_digest(token))
+        if wait is not None:
+            raise too_many("too many heartbeats with this token (MC_HEARTBEATS_PER_S)", wait)
     limit = state.settings.heartbeat_message_bytes
     body = HeartbeatIn(status=params.status or "ok", interval_s=params.interval_s, grace_s=params.grace_s)
     truncated = False
@@ -126,6 +138,7 @@ def _refused(name: str, token: str) -> ApiError:
 
 
 def _unauthorized() -> ApiError:
+    count_failed_auth()
     return ApiError(
         401,
         "unauthorized",

@@ -9,6 +9,7 @@ exchanged once for a session cookie (:mod:`mission_control.dashboard.session`).
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 
 from mission_control.alerts import AlertFilter, acknowledge, list_alerts, summarize
-from mission_control.api.auth import is_admin
+from mission_control.api.auth import client_address, count_failed_auth, is_admin
 from mission_control.claiming import RunInProgress, create_manual_run
 from mission_control.dashboard import session as auth
 from mission_control.history import RunFilter, get_run, last_runs, list_runs, recent_runs
@@ -103,10 +104,15 @@ def login() -> Response | str | tuple[str, int]:
     if not target.startswith("/") or target.startswith("//"):
         target = "/"  # never redirect off this site
     if request.method == "POST":
+        wait = _state().auth_failures.wait_s(client_address())
+        if wait is not None:
+            message = f"Too many wrong tokens from this address; try again in {math.ceil(wait)} s."
+            return render_template("login.html", error=message, next=target), 429
         token = request.form.get("token", "")
         if is_admin(token or None, _state().admin_digest):
             auth.sign_in()
             return redirect(target)
+        count_failed_auth()
         return render_template("login.html", error="That is not the admin token.", next=target), 401
     return render_template("login.html", error=None, next=target)
 
