@@ -19,6 +19,7 @@ import contextlib
 import functools
 import heapq
 import itertools
+import logging
 import os
 import socket
 import sys
@@ -44,6 +45,11 @@ from urllib3.util.connection import allowed_gai_family
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
 from mission_control.outbound import DEFAULT_POLICY, DestinationRefused, OutboundPolicy
+
+# urllib3 logs every request line, query string included, at DEBUG; query strings carry credentials
+# (tokens in webhook URLs, API keys in trigger URLs), so its pool logger never goes below INFO, even
+# when an operator turns everything else up to DEBUG.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
 
 # "refused": the outbound policy denied every address of the host; nothing was sent, and retrying
 # cannot change that.
