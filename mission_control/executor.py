@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import requests
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from mission_control import metrics, run_transitions
 from mission_control.alerts import AlertChange, AlertKind, open_alert, resolve_alerts
@@ -87,7 +87,7 @@ def execute_run(run_id: int, ctx: ExecutionContext) -> str:
     target = claim.spec.target
     if target.mission is not None:
         outcome = start_mission_for_run(claim.job_name, run_id, target.mission, ctx)
-        return _once_more_if_disconnected(lambda: _finish(claim, outcome, ctx), run_id, claim.job_name)
+        return _record(claim, lambda: _finish(claim, outcome, ctx), ctx)
     assert target.url is not None
     body = _request_body(claim.spec)
     headers = _request_headers(claim, body, ctx)
@@ -109,7 +109,7 @@ def execute_run(run_id: int, ctx: ExecutionContext) -> str:
         excerpt_bytes=ctx.settings.response_excerpt_bytes,
         now=ctx.clock.now(),
     )
-    return _once_more_if_disconnected(lambda: _finish(claim, outcome, ctx), run_id, claim.job_name)
+    return _record(claim, lambda: _finish(claim, outcome, ctx), ctx)
 
 
 def start_mission_for_run(job: str, run_id: int, start: MissionStart, ctx: ExecutionContext) -> HttpOutcome:
@@ -150,6 +150,41 @@ def start_mission_for_run(job: str, run_id: int, start: MissionStart, ctx: Execu
         status=status,
         excerpt=json.dumps(answer),
     )
+
+
+# Waits between attempts to record an outcome while the database is unreachable.
+RECORD_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 5.0)
+
+
+def _record(claim: _Claim, finish: Callable[[], str], ctx: ExecutionContext) -> str:
+    """Record an attempt's outcome, waiting out a database outage until the run's lease ends.
+
+    The request has been sent; its outcome exists only in this worker's memory. Giving up at the
+    first error would leave the run ``running`` until its lease expires and the reconciler calls the
+    attempt lost (and, for a job that forbids overlap, skip every slot in between). So the worker
+    keeps trying, with backoff, as long as the lease is its own; after that the reconciler owns the run.
+    """
+    lease_ends = claim.started_at + timedelta(seconds=claim.spec.timeout_s + ctx.settings.lease_margin_s)
+    budget_s = (lease_ends - ctx.clock.now()).total_seconds()
+    started = time.monotonic()
+    failures = 0
+    while True:
+        try:
+            return _once_more_if_disconnected(finish, claim.run_id, claim.job_name)
+        except OperationalError as exc:
+            wait_s = RECORD_BACKOFF_S[min(failures, len(RECORD_BACKOFF_S) - 1)]
+            failures += 1
+            if time.monotonic() - started + wait_s >= budget_s:
+                raise
+            log.warning(
+                "run %s: cannot record attempt %s (%s); retrying in %.1f s",
+                claim.run_id,
+                claim.attempt,
+                type(exc.orig).__name__ if exc.orig else type(exc).__name__,
+                wait_s,
+                extra={"run_id": claim.run_id, "job": claim.job_name, "attempt": claim.attempt},
+            )
+            time.sleep(wait_s)
 
 
 def _once_more_if_disconnected(action: Callable[[], T], run_id: int, job: str | None = None) -> T:
