@@ -20,7 +20,7 @@ from mission_control.api.schemas import (
 )
 
 bp = ApiBlueprint("alerts", __name__, tag="alerts")
-ALERT_ID = "<int(max=9223372036854775807):alert_id>"
+ALERT_ID = "<id:alert_id>"
 
 
 @bp.operation(

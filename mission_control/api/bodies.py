@@ -14,15 +14,19 @@ from mission_control.jobspec import READ_ONLY_FIELDS
 M = TypeVar("M", bound=BaseModel)
 
 
-def json_object() -> dict[str, Any]:
-    """The request body as a JSON object, or an ApiError saying exactly why not."""
-    value = json_value()
+def json_object(*, scrub: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The request body as a JSON object, or an ApiError saying exactly why not.
+
+    ``scrub`` names top-level text fields kept however they read (a heartbeat's message): their NUL
+    characters and lone surrogates become U+FFFD instead of refusing the body.
+    """
+    value = json_value(scrub=scrub)
     if not isinstance(value, dict):
         raise ApiError(422, "validation_error", f"the body must be a JSON object, got {type(value).__name__}")
     return value
 
 
-def json_value(*, empty: Any = ..., field: str | None = None) -> Any:
+def json_value(*, empty: Any = ..., field: str | None = None, scrub: tuple[str, ...] = ()) -> Any:
     """The request body as any JSON value; ``empty`` (when given) stands for an empty body."""
     if empty is not ... and not request.get_data(cache=True):
         return empty
@@ -57,8 +61,17 @@ def json_value(*, empty: Any = ..., field: str | None = None) -> Any:
         raise ApiError(
             400, "malformed_json", "the body is not valid JSON (NaN, Infinity or nested too deep)"
         ) from None
+    if isinstance(value, dict):
+        for key in scrub:
+            if isinstance(value.get(key), str):
+                value[key] = _scrubbed(value[key])
     _check_storable(value, field or "")
     return value
+
+
+def _scrubbed(text: str) -> str:
+    """``text`` with what no database holds (NUL, a lone UTF-16 surrogate) replaced by U+FFFD."""
+    return "".join("\ufffd" if char == "\x00" or "\ud800" <= char <= "\udfff" else char for char in text)
 
 
 MAX_JSON_DEPTH = 32

@@ -20,7 +20,7 @@ from mission_control.notifications.notices import (
 )
 
 bp = ApiBlueprint("channels", __name__, tag="channels")
-CHANNEL_ID = "<int(max=9223372036854775807):channel_id>"
+CHANNEL_ID = "<id:channel_id>"
 
 
 def _state():  # type: ignore[no-untyped-def]

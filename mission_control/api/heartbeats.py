@@ -151,7 +151,7 @@ def _unauthorized() -> ApiError:
 def _read_body(limit: int, *, defaults: HeartbeatIn) -> tuple[HeartbeatIn, bool]:
     """The heartbeat from a JSON or text body, and whether its message was cut (never refused)."""
     if request.mimetype and request.mimetype.endswith("json"):
-        raw = json_object()
+        raw = json_object(scrub=("message",))
         message = raw.get("message")
         truncated = False
         if isinstance(message, str):

@@ -71,7 +71,9 @@ def put_job(name: str) -> Response:
     check_name(name)
     body = json_object()
     reject_read_only(body)
-    if body.setdefault("name", name) != name:
+    if body.get("name") is None:  # absent or null: the path names the job
+        body["name"] = name
+    if body["name"] != name:
         raise ApiError(
             422, "validation_error", f"name: the body names {body['name']!r} but the path {name!r}", "name"
         )
@@ -116,7 +118,9 @@ def patch_job(name: str) -> Response:
     check_name(name)
     patch = json_object()
     reject_read_only(patch)
-    if patch.get("name", name) != name:
+    if patch.get("name") is None:  # absent or null: the path names the job
+        patch.pop("name", None)
+    elif patch["name"] != name:
         raise ApiError(422, "validation_error", "name: a job cannot be renamed; create a new one", "name")
 
     def change(record: JobRecord) -> JobSpec:

@@ -16,9 +16,13 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import IntegerConverter, Map, ValidationError
 
 from mission_control import __version__
 from mission_control.api.errors import ErrorBody
+from mission_control.jobspec import NAME_PATTERN
+from mission_control.missions.store import MISSION_ID_PATTERN
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,9 +35,36 @@ _ERROR_TEXT = {
     413: "Request body too large",
     415: "Wrong Content-Type",
     422: "Invalid field value",
+    429: "Too many failed authentications from this address (or heartbeats with this token); see Retry-After",
     503: "Database unavailable; retry later",
 }
 _RULE_PARAM = re.compile(r"<(?:(?P<converter>[a-z]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
+MAX_ID = 2**63 - 1
+# What a string path parameter may hold, by its name (a name means the same thing on every route). The
+# views check these themselves and answer 422 naming the parameter; the document says so up front.
+PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "name": {"type": "string", "pattern": NAME_PATTERN},
+    "signal": {"type": "string", "pattern": NAME_PATTERN},
+    "mission_id": {"type": "string", "pattern": MISSION_ID_PATTERN},
+}
+
+
+class IdConverter(IntegerConverter):
+    """``<id:run_id>``: a database id, 0..2**63-1. A larger number names nothing, so it is a 404.
+
+    Werkzeug's ``int(max=...)`` rejects it with a ValidationError instead, which its matcher reports as
+    405 Method Not Allowed whenever another rule with the same path but a different method was tried
+    first (``DELETE /channels/9223372036854775808`` answered 405, ``GET`` 404).
+    """
+
+    def __init__(self, map: Map) -> None:
+        super().__init__(map, max=MAX_ID)
+
+    def to_python(self, value: str) -> int:
+        try:
+            return int(super().to_python(value))
+        except ValidationError:
+            raise NotFound(f"no resource has the id {value} (ids are at most {MAX_ID})") from None
 
 
 @dataclass(frozen=True)
@@ -59,6 +90,8 @@ class ApiBlueprint(Blueprint):
         super().__init__(name, import_name, **kwargs)
         self.operations: list[Operation] = []
         self.tag = tag
+        # Before any of this blueprint's rules reach the app's URL map, which needs the converter.
+        self.record_once(lambda state: state.app.url_map.converters.setdefault("id", IdConverter))
 
     def operation(
         self,
@@ -78,8 +111,11 @@ class ApiBlueprint(Blueprint):
         (the admin token or a token scoped to the resource), so the admin-only gate skips it."""
 
         def register(view: F) -> F:
+            for match in _RULE_PARAM.finditer(rule):
+                if match["converter"] is None and match["name"] not in PATH_PARAMETERS:
+                    raise ValueError(f"{rule}: say what <{match['name']}> may hold in PATH_PARAMETERS")
             self.add_url_rule(rule, endpoint=view.__name__, view_func=view, methods=[method])
-            implied = {422, 503} | ({400, 413, 415} if body else set()) | (set() if public else {401})
+            implied = {422, 503} | ({400, 413, 415} if body else set()) | (set() if public else {401, 429})
             if scoped:
                 implied.add(403)
             if _RULE_PARAM.search(rule):
@@ -160,7 +196,12 @@ def build_openapi(app: Flask) -> dict[str, Any]:
 
 def _operation_object(operation: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
     parameters = [
-        {"name": match["name"], "in": "path", "required": True, "schema": _path_schema(match["converter"])}
+        {
+            "name": match["name"],
+            "in": "path",
+            "required": True,
+            "schema": _path_schema(match["converter"], match["name"]),
+        }
         for match in _RULE_PARAM.finditer(operation.rule)
     ]
     if operation.query is not None:
@@ -203,10 +244,10 @@ def _operation_object(operation: Operation, refs: dict[Any, Any]) -> dict[str, A
     return result
 
 
-def _path_schema(converter: str | None) -> dict[str, Any]:
-    if converter == "int":
-        return {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
-    return {"type": "string"}
+def _path_schema(converter: str | None, name: str) -> dict[str, Any]:
+    if converter in ("id", "int"):
+        return {"type": "integer", "minimum": 0, "maximum": MAX_ID}
+    return dict(PATH_PARAMETERS[name])
 
 
 def _without_null(schema: dict[str, Any]) -> dict[str, Any]:

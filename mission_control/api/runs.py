@@ -36,7 +36,7 @@ def list_all_runs() -> Response:
 
 @bp.operation(
     "GET",
-    "/runs/<int(max=9223372036854775807):run_id>",
+    "/runs/<id:run_id>",
     summary="One run with every attempt",
     responses={200: RunDetail},
 )

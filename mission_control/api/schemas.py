@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from mission_control.jobspec import NAME_PATTERN, JobSpec, Name, ScheduleSpec
 from mission_control.registry import JobRecord
@@ -18,24 +28,41 @@ class JobPut(JobSpec):
 
 
 class JobPatch(BaseModel):
-    """Fields to change. ``target`` and ``retry`` merge one level deep; ``schedule`` is replaced whole."""
+    """Fields to change. ``target`` and ``retry`` merge one level deep; ``schedule`` is replaced whole.
+
+    Documents ``PATCH /jobs/{name}``, whose body is merged into the stored job and validated as a whole
+    job. A field left out stays as it is; null is a value like any other, and only the fields a job
+    may hold null in (``expected_runtime_s``; ``name``, which stands for the path) accept it, so the
+    others are documented without their null branch (``SkipJsonSchema``).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     name: Name | None = Field(
-        None, description="may be given but must equal the path; jobs cannot be renamed"
+        None, description="may be given (or null) but must equal the path; jobs cannot be renamed"
     )
-    service: Name | None = None
-    target: dict[str, Any] | None = Field(
+    service: Name | SkipJsonSchema[None] = None
+    target: dict[str, Any] | SkipJsonSchema[None] = Field(
         None, description="keys of target to change (url, method, headers, body)"
     )
-    schedule: ScheduleSpec | None = None
-    timeout_s: float | None = None
-    expected_runtime_s: float | None = None
-    retry: dict[str, Any] | None = Field(None, description="keys of retry to change")
-    concurrency: Literal["allow", "forbid"] | None = None
-    misfire: Literal["run_once", "skip"] | None = None
-    enabled: bool | None = None
+    schedule: ScheduleSpec | SkipJsonSchema[None] = None
+    timeout_s: float | SkipJsonSchema[None] = Field(None, gt=0, le=3600)
+    expected_runtime_s: float | None = Field(None, gt=0, le=86_400, description="null: no expectation")
+    retry: dict[str, Any] | SkipJsonSchema[None] = Field(None, description="keys of retry to change")
+    concurrency: Literal["allow", "forbid"] | SkipJsonSchema[None] = None
+    misfire: Literal["run_once", "skip"] | SkipJsonSchema[None] = None
+    enabled: bool | SkipJsonSchema[None] = None
+
+
+def _iso_instant(value: Any) -> Any:
+    """Pydantic reads a bare number as Unix seconds; the API documents ISO 8601 instants only."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?(\d+\.?\d*|\.\d+)\s*", value):
+        raise ValueError("give an ISO 8601 instant with an offset, e.g. 2026-03-01T12:00:00Z")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_instant)]
+"""A query-string instant: ISO 8601 with an offset (``2026-03-01T12:00:00Z``)."""
 
 
 RUN_STATUSES = Literal[
@@ -155,8 +182,8 @@ class RunListQuery(BaseModel):
 
     job: Name | None = Field(None, description="only runs of this job")
     status: RUN_STATUSES | None = Field(None, description="only runs in this status")
-    since: AwareDatetime | None = Field(None, description="only slots at or after this instant (with offset)")
-    until: AwareDatetime | None = Field(None, description="only slots before this instant (with offset)")
+    since: Instant | None = Field(None, description="only slots at or after this instant (with offset)")
+    until: Instant | None = Field(None, description="only slots before this instant (with offset)")
     limit: int = Field(50, ge=1, le=1000, description="page size (1..1000)")
     cursor: str | None = Field(None, pattern=r"^[0-9]{1,18}$", description="next_cursor of the previous page")
 
@@ -201,7 +228,9 @@ class HeartbeatIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Literal["ok", "fail"] = Field("ok", description="fail marks the service down at once")
-    message: str | None = Field(None, description="kept with the heartbeat; cut past 10 KiB, never refused")
+    message: str | None = Field(
+        None, description="kept with the heartbeat; cut past 10 KiB, never refused (NUL becomes U+FFFD)"
+    )
     interval_s: float | None = Field(
         None, gt=0, le=ONE_YEAR_S, description="admin token only: for a new service"
     )
@@ -339,8 +368,8 @@ class AlertListQuery(BaseModel):
     )
     kind: ALERT_KINDS | None = Field(None, description="only alerts of this kind")
     subject: Name | None = Field(None, description="only alerts about this service or job")
-    since: AwareDatetime | None = Field(None, description="opened at or after this instant (with offset)")
-    until: AwareDatetime | None = Field(None, description="opened before this instant (with offset)")
+    since: Instant | None = Field(None, description="opened at or after this instant (with offset)")
+    until: Instant | None = Field(None, description="opened before this instant (with offset)")
     limit: int = Field(50, ge=1, le=1000, description="page size (1..1000)")
     cursor: str | None = Field(None, pattern=r"^[0-9]{1,18}$", description="next_cursor of the previous page")
 
@@ -371,7 +400,7 @@ class AlertSummary(BaseModel):
 class AlertSummaryQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime | None = Field(None, description="only alerts opened at or after this instant")
+    since: Instant | None = Field(None, description="only alerts opened at or after this instant")
 
 
 # --- notification channels --------------------------------------------------------------------
