@@ -265,7 +265,7 @@ def cancel_mission(mission_id: str) -> Response:
     return redirect(url_for("dashboard.mission", mission_id=mission_id))
 
 
-@bp.post("/alerts/<int:alert_id>/acknowledge")
+@bp.post("/alerts/<int(max=9223372036854775807):alert_id>/acknowledge")
 def acknowledge_alert(alert_id: int) -> Response:
     auth.check_csrf()
     comment = (request.form.get("comment") or "").strip()[:2000] or None

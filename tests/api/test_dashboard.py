@@ -112,3 +112,9 @@ def test_missions_pages_and_cancel(browser, app):
     assert "Cancelled: duplicate signup" in after and "mission m-1 cancelled" in after
     cancelled = browser.get("/missions?status=cancelled").get_data(as_text=True)
     assert "m-1" in cancelled and "m-2" not in cancelled
+
+
+def test_an_alert_id_past_bigint_is_a_404_not_a_database_error(browser):
+    page = browser.get("/alerts").get_data(as_text=True)
+    answer = browser.post("/alerts/99999999999999999999/acknowledge", data={"csrf": csrf_of(page)})
+    assert answer.status_code == 404
