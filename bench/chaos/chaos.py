@@ -23,6 +23,11 @@ keep running (the reconciler's periodic task comes from them) while the settle p
 how each figure is counted. The last line on stdout is one JSON object; the exit status is 0 only
 when its ``ok`` is true.
 
+The harness also acts as the process supervisor a Procfile platform provides: a process that exits
+without being killed by it is started again and counted in ``unexpected_exits`` (by kind). That
+figure is not part of ``ok``, whose criteria are the issue's (nothing lost, duplicated or stuck, every
+expected alert), but any count there is a finding to read.
+
 ``MC_REQUEUE_AFTER_S`` is 5 (default 30) so a message lost with Redis is sent again within the settle
 phase of the short form; nothing else departs from the defaults.
 """
@@ -140,6 +145,19 @@ class ChaosStack(e2e_bench.Stack):
         elif name == "redis":
             self.start_redis()
 
+    def supervise(self, exits: Counter[str]) -> None:
+        """Start again any process that exited without being killed by us, as a supervisor would, and
+        count it: an exit nobody asked for is a finding even when the data come out whole."""
+        for name, process in list(self.processes.items()):
+            if process.poll() is None:
+                continue
+            if name == "target":
+                self.alive("target")  # raises with its log: without the fleet the figures mean nothing
+            say(f"{name} exited by itself with {process.returncode}; starting it again")
+            exits[name.rstrip("0123456789")] += 1
+            del self.processes[name]
+            self.restart(name)
+
     def kill9(self, name: str) -> None:
         """kill -9 the whole process group (gunicorn's master and its workers die together)."""
         process = self.processes.pop(name)
@@ -214,11 +232,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         say(
             f"setup {setup_s:.1f} s; {args.duration:g} s of chaos, {args.jobs} jobs, {args.services} services"
         )
-        events = chaos(stack, postgres, rng, t0, args)
+        exits: Counter[str] = Counter()
+        events = chaos(stack, postgres, rng, t0, args, exits)
         w1 = datetime.now(UTC)
         senders.stop()
         say(f"chaos over: {dict(events)}; settling")
-        settle_s, unfinished_at_w1 = settle(engine, w1, args.settle)
+        settle_s, unfinished_at_w1 = settle(engine, w1, args.settle, lambda: stack.supervise(exits))
         engine.dispose()
         engine = make_engine(postgres.url)
         figures = reconcile.reconcile(
@@ -239,6 +258,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             kill_every_s=args.kill_every,
             seed=args.seed,
             events=dict(events),
+            unexpected_exits=dict(exits),
             heartbeat_refused=dict(senders.refused),
             heartbeat_errors=dict(senders.errors),
             setup_s=round(setup_s, 1),
@@ -262,7 +282,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def chaos(
-    stack: ChaosStack, postgres: PrivatePostgres, rng: random.Random, t0: float, args: argparse.Namespace
+    stack: ChaosStack,
+    postgres: PrivatePostgres,
+    rng: random.Random,
+    t0: float,
+    args: argparse.Namespace,
+    exits: Counter[str],
 ) -> Counter[str]:
     """Kill -9 and restart on a timetable relative to ``t0``; returns what was done, counted."""
     timetable = [(t0 + 0.4 * args.duration, "redis"), (t0 + 0.6 * args.duration, "pg")]
@@ -274,7 +299,7 @@ def chaos(
     events: Counter[str] = Counter()
     kinds: list[tuple[str, ...]] = []
     for when, what in timetable:
-        time.sleep(max(0.0, when - time.time()))
+        wait_supervising(stack, when, exits)
         if what == "redis":
             stack.kill9("redis")
             stack.restart("redis")
@@ -292,11 +317,21 @@ def chaos(
             stack.restart(victim)
             events[f"kill9_{victim.rstrip('0123456789')}"] += 1
         say(f"{what} done at +{time.time() - t0:.1f} s")
-    time.sleep(max(0.0, t0 + args.duration - time.time()))
+    wait_supervising(stack, t0 + args.duration, exits)
     return events
 
 
-def settle(engine: Any, w1: datetime, limit_s: float) -> tuple[float, int | None]:
+def wait_supervising(stack: ChaosStack, until: float, exits: Counter[str]) -> None:
+    """Sleep until the wall-clock instant ``until``, restarting processes that exit on their own."""
+    while True:
+        stack.supervise(exits)
+        left = until - time.time()
+        if left <= 0:
+            return
+        time.sleep(min(0.5, left))
+
+
+def settle(engine: Any, w1: datetime, limit_s: float, supervise: Any) -> tuple[float, int | None]:
     """Wait until no run of the window is unfinished, or ``limit_s`` passes.
 
     Returns the time taken and how many runs of the window were unfinished as it began.
@@ -309,6 +344,7 @@ def settle(engine: Any, w1: datetime, limit_s: float) -> tuple[float, int | None
     )
     at_start: int | None = None
     while time.monotonic() - start < limit_s:
+        supervise()
         try:
             with engine.connect() as conn:
                 left = int(conn.execute(unfinished).scalar() or 0)

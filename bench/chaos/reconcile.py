@@ -2,7 +2,9 @@
 
 Sources: the target fleet's own request log (one JSON line per request as it arrived, with the
 ``X-Mission-Control-Run`` / ``-Attempt`` / ``-Job`` headers), the database (jobs, runs, attempts,
-services, alerts) and the heartbeat senders' own counts of 2xx answers. The window ``[w0, w1]`` is
+services, alerts) and the heartbeat senders' own counts of 2xx answers. The stack is still running
+while the figures are taken (the beats keep firing slots after ``w1``), so the log is read before
+the database: every request it holds was sent for a run already committed. The window ``[w0, w1]`` is
 the chaos phase: jobs were registered before ``w0`` and beats kept running until the end of settle.
 
 Definitions (each one a figure in the JSON line):
@@ -15,8 +17,8 @@ Definitions (each one a figure in the JSON line):
   the scheduler promises for slots missed while no beat could claim (``slots_collapsed`` counts them;
   they are not lost). A slot skipped ``overlap`` under ``concurrency: forbid`` has its row, so it is
   not lost either (``runs_by_status`` shows how many).
-* ``succeeded_unseen``: runs recorded ``succeeded`` whose run id the target never saw: a success the
-  database claims but no target received. Counted as lost.
+* ``succeeded_unseen``: runs of the window recorded ``succeeded`` whose run id the target never saw:
+  a success the database claims but no target received. Counted as lost.
 * ``requests_unknown_run``: target requests whose run id has no runs row. Counted as duplicated.
 * ``duplicated``: (run id, attempt number) pairs the target saw more than once, plus runs with more
   than one ``succeeded`` attempt in the database. A run whose target saw a 2xx route more than once
@@ -99,6 +101,9 @@ def reconcile(
     silent: set[str],
     silence_from: datetime,
 ) -> dict[str, Any]:
+    # The log first: the stack still runs, and every request in the log was sent for a run committed
+    # before it, so the database read afterwards must know every run id the log names.
+    requests_seen = read_target_log(target_log)
     with engine.connect() as conn:
         job_rows = conn.execute(select(jobs.c.name, jobs.c.schedule)).all()
         run_rows = conn.execute(
@@ -117,7 +122,6 @@ def reconcile(
         alert_rows = conn.execute(
             select(alerts.c.kind, alerts.c.subject, alerts.c.state, alerts.c.opened_at, alerts.c.resolved_at)
         ).all()
-    requests_seen = read_target_log(target_log)
 
     # --- slots: due vs a row standing for them -------------------------------------------------
     runs_of_job: dict[str, list[Any]] = defaultdict(list)
@@ -164,7 +168,8 @@ def reconcile(
 
     in_window = [run for run in run_rows if w0 <= run.scheduled_for <= w1]
     fired = sum(1 for run in in_window if run.id in seen_runs)
-    succeeded_unseen = sum(1 for run in run_rows if run.status == "succeeded" and run.id not in seen_runs)
+    # Only the window's runs: they were all terminal before the log was read; later ones may not be.
+    succeeded_unseen = sum(1 for run in in_window if run.status == "succeeded" and run.id not in seen_runs)
     stuck_rows = [run for run in run_rows if run.scheduled_for <= w1 and run.status not in TERMINAL]
     by_status = Counter(run.status + (f"/{run.reason}" if run.reason else "") for run in in_window)
 
