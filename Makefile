@@ -33,7 +33,7 @@ lint: $(STAMP)
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --upgrade pip
-	.lock-venv/bin/pip install --quiet -e '.[test,dev,flower]'
+	.lock-venv/bin/pip install --quiet -e '.[test,dev,flower,bench]'
 	.lock-venv/bin/pip freeze --exclude-editable --exclude mission-control | sort > constraints.txt
 	rm -rf .lock-venv
 

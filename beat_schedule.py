@@ -4,7 +4,11 @@ The registry's jobs are not listed here: RegistryScheduler reads them from the d
 holds Mission Control's own periodic work. Each task is idempotent, so several beats may send it.
 """
 
+import os
 from typing import Any
+
+# How often finished runs are pruned; a soak test shortens it to show growth levelling off.
+PRUNE_INTERVAL_S = float(os.environ.get("MC_PRUNE_INTERVAL_S", "3600"))
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Re-enqueue runs whose message was lost; retry or fail runs whose worker died.
@@ -18,5 +22,9 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "options": {"expires": 15},
     },
     # Prune finished runs past MC_RUN_RETENTION_DAYS or MC_RUN_RETENTION_PER_JOB.
-    "prune-runs": {"task": "mission_control.prune_runs", "schedule": 3600.0, "options": {"expires": 600}},
+    "prune-runs": {
+        "task": "mission_control.prune_runs",
+        "schedule": PRUNE_INTERVAL_S,
+        "options": {"expires": min(600.0, PRUNE_INTERVAL_S)},
+    },
 }
