@@ -41,6 +41,7 @@ from typing import Any
 
 import benchlib
 import redis
+import requests
 from celery import Celery
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
@@ -113,6 +114,8 @@ class Stack:
     database_url: str
     redis_port: int = field(default_factory=free_port)
     target_port: int = field(default_factory=free_port)
+    web_port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -122,6 +125,10 @@ class Stack:
     @property
     def target_url(self) -> str:
         return f"http://127.0.0.1:{self.target_port}/ok"
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
 
     @property
     def target_log(self) -> Path:
@@ -138,6 +145,7 @@ class Stack:
             "MC_SIGNING_SECRET": benchlib.SIGNING_SECRET,
             "PYTHONDONTWRITEBYTECODE": "1",  # other engineers share the tree: leave no .pyc behind
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
 
     def spawn(self, name: str, argv: list[str], cwd: Path) -> subprocess.Popen[bytes]:
@@ -180,28 +188,15 @@ class Stack:
 
         benchlib.wait_until(listening, 15, "the HTTP target")
 
+    def start_worker(self, name: str, concurrency: int) -> None:
+        """One worker as the Procfile runs it (threads pool, both queues), named ``name``."""
+        argv = [*CELERY, "worker", "-P", "threads", "-c", str(concurrency), "-Q", "triggers,default"]
+        argv += ["-n", f"{name}@%h", "--without-mingle", "--without-gossip", "-l", "warning"]
+        self.spawn(name, argv, self.scratch)
+
     def start_workers(self, count: int, concurrency: int) -> None:
         for i in range(count):
-            self.spawn(
-                f"worker{i + 1}",
-                [
-                    *CELERY,
-                    "worker",
-                    "-P",
-                    "threads",
-                    "-c",
-                    str(concurrency),
-                    "-Q",
-                    "triggers,default",
-                    "-n",
-                    f"bench{i + 1}@%h",
-                    "--without-mingle",
-                    "--without-gossip",
-                    "-l",
-                    "warning",
-                ],
-                self.scratch,
-            )
+            self.start_worker(f"worker{i + 1}", concurrency)
         control = Celery(broker=self.broker_url)
         try:
 
@@ -214,9 +209,30 @@ class Stack:
         finally:
             control.close()
 
-    def start_beat(self) -> None:
+    def start_beat(self, name: str = "beat") -> None:
         # As the Procfile runs it.
-        self.spawn("beat", [sys.executable, "-m", "mission_control", "beat", "-l", "warning"], self.scratch)
+        self.spawn(name, [sys.executable, "-m", "mission_control", "beat", "-l", "warning"], self.scratch)
+
+    def start_web(self, workers: int = 2) -> None:
+        """``mission-control web`` (gunicorn) on ``web_port``; see :meth:`web_ready`."""
+        argv = [
+            sys.executable,
+            "-m",
+            "mission_control",
+            "web",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.web_port),
+        ]
+        self.spawn("web", [*argv, "--workers", str(workers)], self.scratch)
+
+    def web_ready(self) -> bool:
+        self.alive("web")
+        try:
+            return requests.get(self.web_url + "/readyz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
 
     def alive(self, name: str) -> None:
         process = self.processes[name]

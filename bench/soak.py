@@ -28,7 +28,6 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,42 +42,6 @@ from mission_control.db.tables import missions, runs
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = ("runs", "attempts", "missions", "heartbeats", "alerts", "notices")
-
-
-@dataclass
-class SoakStack(e2e_bench.Stack):
-    extra_env: dict[str, str] = field(default_factory=dict)
-    web_port: int = field(default_factory=e2e_bench.free_port)
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**super().env, **self.extra_env}
-
-    @property
-    def web_url(self) -> str:
-        return f"http://127.0.0.1:{self.web_port}"
-
-    def start_web(self) -> None:
-        argv = [
-            sys.executable,
-            "-m",
-            "mission_control",
-            "web",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.web_port),
-        ]
-        self.spawn("web", [*argv, "--workers", "2"], self.scratch)
-
-        def ready() -> bool:
-            self.alive("web")
-            try:
-                return requests.get(self.web_url + "/readyz", timeout=1).status_code == 200
-            except requests.RequestException:
-                return False
-
-        benchlib.wait_until(ready, 60, "the web app")
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -166,7 +129,7 @@ class Load:
                 pass
 
 
-def sample(stack: SoakStack, engine: Engine, load: Load, t0: float) -> dict[str, Any]:
+def sample(stack: e2e_bench.Stack, engine: Engine, load: Load, t0: float) -> dict[str, Any]:
     with engine.connect() as conn:
         db_mb = conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar() / 2**20
         tables = {
@@ -287,13 +250,14 @@ def main(argv: list[str] | None = None) -> int:
         from mission_control.db.engine import make_engine
 
         engine = make_engine(database_url)
-        stack = SoakStack(scratch, database_url, extra_env=extra)
+        stack = e2e_bench.Stack(scratch, database_url, extra_env=extra)
         load: Load | None = None
         try:
             migrate.upgrade(engine)
             stack.start_redis()
             stack.start_target()
             stack.start_web()
+            benchlib.wait_until(stack.web_ready, 60, "the web app")
             stack.start_workers(2, 16)
             stack.start_beat()
             definition = {"steps": [{"name": "one", "kind": "http", "url": stack.target_url},

@@ -159,18 +159,7 @@ class MissionControl:
         limit: int = 50,
     ) -> list[dict]:
         """The newest ``limit`` alerts (``state="unresolved"``: open or acknowledged), newest first."""
-        params: dict[str, Any] = {"limit": min(limit, 1000)}
-        for key, value in (("state", state), ("kind", kind), ("subject", subject)):
-            if value is not None:
-                params[key] = value
-        found: list[dict] = []
-        while len(found) < limit:
-            page = self._call("GET", "/api/v1/alerts", params=params)
-            found.extend(page["alerts"])
-            if not page.get("next_cursor"):
-                break
-            params["cursor"] = page["next_cursor"]
-        return found[:limit]
+        return self._newest("/api/v1/alerts", "alerts", limit, state=state, kind=kind, subject=subject)
 
     def acknowledge(self, alert_id: int, comment: str | None = None) -> dict:
         body = {"comment": comment} if comment is not None else {}
@@ -199,18 +188,7 @@ class MissionControl:
         self, *, status: str | None = None, definition: str | None = None, limit: int = 50
     ) -> list[dict]:
         """The newest ``limit`` missions (summaries), newest first."""
-        params: dict[str, Any] = {"limit": min(limit, 1000)}
-        for key, value in (("status", status), ("definition", definition)):
-            if value is not None:
-                params[key] = value
-        found: list[dict] = []
-        while len(found) < limit:
-            page = self._call("GET", "/api/v1/missions", params=params)
-            found.extend(page["missions"])
-            if not page.get("next_cursor"):
-                break
-            params["cursor"] = page["next_cursor"]
-        return found[:limit]
+        return self._newest("/api/v1/missions", "missions", limit, status=status, definition=definition)
 
     def signal(self, mission_id: str, name: str, payload: Any = None) -> dict:
         path = f"/api/v1/missions/{quote(mission_id, safe='')}/signals/{quote(name, safe='')}"
@@ -231,6 +209,19 @@ class MissionControl:
         return Monitor(self, service)
 
     # -- plumbing --------------------------------------------------------------------------------------
+
+    def _newest(self, path: str, key: str, limit: int, **filters: str | None) -> list[dict]:
+        """Up to ``limit`` items of a newest-first listing, following its cursor page by page."""
+        params: dict[str, Any] = {"limit": min(limit, 1000)}
+        params.update({name: value for name, value in filters.items() if value is not None})
+        found: list[dict] = []
+        while len(found) < limit:
+            page = self._call("GET", path, params=params)
+            found.extend(page[key])
+            if not page.get("next_cursor"):
+                break
+            params["cursor"] = page["next_cursor"]
+        return found[:limit]
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._request(method, path, **kwargs)

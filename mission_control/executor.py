@@ -25,12 +25,13 @@ from typing import Any, TypeVar
 import requests
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from mission_control import metrics, run_transitions
 from mission_control.alerts import AlertChange, AlertKind, open_alert, resolve_alerts
 from mission_control.clock import Clock
 from mission_control.config import Settings
+from mission_control.db.outage import retry_while_unreachable
 from mission_control.db.tables import attempts, jobs, runs
 from mission_control.http_trigger import HttpOutcome, send
 from mission_control.jobspec import JobSpec, MissionStart
@@ -152,39 +153,19 @@ def start_mission_for_run(job: str, run_id: int, start: MissionStart, ctx: Execu
     )
 
 
-# Waits between attempts to record an outcome while the database is unreachable.
-RECORD_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 5.0)
-
-
 def _record(claim: _Claim, finish: Callable[[], str], ctx: ExecutionContext) -> str:
-    """Record an attempt's outcome, waiting out a database outage until the run's lease ends.
+    """Record an attempt's outcome, waiting out a database outage while the run's lease is ours.
 
-    The request has been sent; its outcome exists only in this worker's memory. Giving up at the
-    first error would leave the run ``running`` until its lease expires and the reconciler calls the
-    attempt lost (and, for a job that forbids overlap, skip every slot in between). So the worker
-    keeps trying, with backoff, as long as the lease is its own; after that the reconciler owns the run.
+    Giving up at the first error would leave the run ``running`` until its lease expires and the
+    reconciler calls the attempt lost (and, for a job that forbids overlap, skip every slot between).
     """
     lease_ends = claim.started_at + timedelta(seconds=claim.spec.timeout_s + ctx.settings.lease_margin_s)
-    budget_s = (lease_ends - ctx.clock.now()).total_seconds()
-    started = time.monotonic()
-    failures = 0
-    while True:
-        try:
-            return _once_more_if_disconnected(finish, claim.run_id, claim.job_name)
-        except OperationalError as exc:
-            wait_s = RECORD_BACKOFF_S[min(failures, len(RECORD_BACKOFF_S) - 1)]
-            failures += 1
-            if time.monotonic() - started + wait_s >= budget_s:
-                raise
-            log.warning(
-                "run %s: cannot record attempt %s (%s); retrying in %.1f s",
-                claim.run_id,
-                claim.attempt,
-                type(exc.orig).__name__ if exc.orig else type(exc).__name__,
-                wait_s,
-                extra={"run_id": claim.run_id, "job": claim.job_name, "attempt": claim.attempt},
-            )
-            time.sleep(wait_s)
+    return retry_while_unreachable(
+        lambda: _once_more_if_disconnected(finish, claim.run_id, claim.job_name),
+        budget_s=(lease_ends - ctx.clock.now()).total_seconds(),
+        what=f"record attempt {claim.attempt} of run {claim.run_id}",
+        extra={"run_id": claim.run_id, "job": claim.job_name, "attempt": claim.attempt},
+    )
 
 
 def _once_more_if_disconnected(action: Callable[[], T], run_id: int, job: str | None = None) -> T:

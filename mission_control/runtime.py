@@ -35,6 +35,7 @@ class Runtime:
     pid: int = field(default_factory=os.getpid)
     _session: requests.Session | None = None
     _missions: MissionStore | None = None
+    _runner: StepRunner | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -76,14 +77,21 @@ class Runtime:
             return self._missions
 
     def step_runner(self) -> StepRunner:
+        """Built once per process: the step functions' modules are imported with it, not per task."""
         from mission_control.missions.callables import import_modules, registered
         from mission_control.missions.steps import StepRunner
 
-        import_modules()
         ctx = self.execution_context()
-        return StepRunner(
-            session=ctx.session, signing_secret=ctx.signing_secret, clock=self.clock, callables=registered
-        )
+        with self._lock:
+            if self._runner is None:
+                import_modules()
+                self._runner = StepRunner(
+                    session=ctx.session,
+                    signing_secret=ctx.signing_secret,
+                    clock=self.clock,
+                    callables=registered,
+                )
+            return self._runner
 
     def delivery_context(self) -> DeliveryContext:
         from mission_control.notifications.notices import DeliveryContext

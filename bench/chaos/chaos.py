@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,6 @@ import benchlib  # noqa: E402
 import e2e_bench  # noqa: E402
 import fleet  # noqa: E402
 import reconcile  # noqa: E402
-import requests  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from mission_control.db import migrate  # noqa: E402
@@ -78,68 +77,14 @@ def say(message: str) -> None:
 
 @dataclass
 class ChaosStack(e2e_bench.Stack):
-    """The e2e bench's stack plus a web app, two beats and a few settings of our own."""
-
-    web_port: int = field(default_factory=e2e_bench.free_port)
-    extra_env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**super().env, **self.extra_env}
-
-    @property
-    def web_url(self) -> str:
-        return f"http://127.0.0.1:{self.web_port}"
-
-    def start_worker(self, name: str) -> None:
-        argv = [
-            *e2e_bench.CELERY,
-            "worker",
-            "-P",
-            "threads",
-            "-c",
-            "32",
-            "-Q",
-            "triggers,default",
-            "-n",
-            f"{name}@%h",
-            "--without-mingle",
-            "--without-gossip",
-            "-l",
-            "warning",
-        ]
-        self.spawn(name, argv, self.scratch)
-
-    def start_named_beat(self, name: str) -> None:
-        self.spawn(name, [sys.executable, "-m", "mission_control", "beat", "-l", "warning"], self.scratch)
-
-    def start_web(self) -> None:
-        argv = [
-            sys.executable,
-            "-m",
-            "mission_control",
-            "web",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.web_port),
-            "--workers",
-            "2",
-        ]
-        self.spawn("web", argv, self.scratch)
-
-    def web_ready(self) -> bool:
-        try:
-            return requests.get(self.web_url + "/readyz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
+    """The e2e bench's stack (web, named workers and beats included), restarted and supervised."""
 
     def restart(self, name: str) -> None:
         """Start a process again under the name it had."""
         if name.startswith("worker"):
-            self.start_worker(name)
+            self.start_worker(name, 32)
         elif name.startswith("beat"):
-            self.start_named_beat(name)
+            self.start_beat(name)
         elif name == "web":
             self.start_web()
         elif name == "redis":
@@ -207,9 +152,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for body in fleet.job_specs(args.jobs, target, args.seed):
             registry.put(JobSpec.model_validate(body))
         for name in WORKERS:
-            stack.start_worker(name)
+            stack.start_worker(name, 32)
         for name in BEATS:
-            stack.start_named_beat(name)
+            stack.start_beat(name)
         stack.start_web()
         benchlib.wait_until(stack.web_ready, 60, "the web app", interval_s=0.2)
         benchlib.wait_until(lambda: _any_succeeded(engine), 60, "a first run to succeed", interval_s=0.2)

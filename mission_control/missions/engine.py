@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import OperationalError
-
+from mission_control.db.outage import retry_while_unreachable
 from mission_control.missions import machine
 from mission_control.missions.definition import MissionDefinition
 from mission_control.missions.machine import StepOutcome, StepRequest
@@ -51,8 +49,14 @@ def advance_mission(
             if request is None:
                 doc, request = store.transition(mission_id, change, known=known)
             else:  # an outcome exists only in this worker's memory: wait out an outage for it
-                deadline = leased_at + request.timeout_s + lease_margin_s
-                doc, request = _recording(store, mission_id, change, known, deadline)
+                # A retry reads the document again: the failed try may have changed this copy.
+                tries = iter([known])
+                doc, request = retry_while_unreachable(
+                    lambda tries=tries: store.transition(mission_id, change, known=next(tries, None)),
+                    budget_s=leased_at + request.timeout_s + lease_margin_s - time.monotonic(),
+                    what=f"record step {request.step} of mission {mission_id}",
+                    extra={"mission_id": mission_id, "step": request.step},
+                )
         except MissionNotFound:
             log.warning("mission %s no longer exists", mission_id, extra={"mission_id": mission_id})
             return "missing"
@@ -68,30 +72,3 @@ def advance_mission(
         leased_at = time.monotonic()
         outcome = runner.run(request)
         known = doc
-
-
-RECORD_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 5.0)
-
-
-def _recording(
-    store: MissionStore,
-    mission_id: str,
-    change: Callable[[dict[str, Any], MissionDefinition, Any], T],
-    known: dict[str, Any] | None,
-    deadline: float,
-) -> tuple[dict[str, Any], T]:
-    """Record a step's outcome, retried with backoff while the database is unreachable and the
-    step's lease (``deadline``, monotonic) lasts; after that the lease is over, the step counts as
-    lost, and the mission's next look retries it. A retry reads the document again: the failed try
-    may have changed the copy in hand before its write failed."""
-    failures = 0
-    while True:
-        try:
-            return store.transition(mission_id, change, known=known if failures == 0 else None)
-        except OperationalError as exc:
-            wait_s = RECORD_BACKOFF_S[min(failures, len(RECORD_BACKOFF_S) - 1)]
-            failures += 1
-            if time.monotonic() + wait_s >= deadline:
-                raise
-            log.warning("cannot record a step's outcome (%s); retrying in %.1f s", type(exc).__name__, wait_s)
-            time.sleep(wait_s)

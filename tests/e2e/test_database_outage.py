@@ -126,6 +126,9 @@ def test_a_database_outage_is_survived_and_answered_honestly(
         wait_until(
             lambda: "cannot record attempt" in (logs / "worker.log").read_text(), 20, "the worker to wait"
         )
+        wait_until(
+            lambda: "cannot record step" in (logs / "worker.log").read_text(), 20, "the mission to wait"
+        )
         for name in ("web", "worker", "beat"):
             stack._alive(name)
 
