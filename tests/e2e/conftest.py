@@ -84,6 +84,13 @@ class RedisServer:
         self.stop()
         self.start()
 
+    def kill(self) -> None:
+        """kill -9: a crash, with no chance to close its clients' connections."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
 
 @dataclass
 class Stack:

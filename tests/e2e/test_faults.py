@@ -133,3 +133,49 @@ def test_two_beats_for_a_minute_fire_every_slot_exactly_once(stack, e2e_engine, 
         assert slots == expected, f"{job} missed slots"
         assert len(slots) >= 55
     assert all(run.status == "succeeded" for run in runs_of(e2e_engine))
+
+
+def test_busy_workers_survive_a_redis_crash_and_keep_firing(stack, e2e_engine, redis_server, target):
+    """Redis killed -9 while workers hold unacknowledged trigger messages: every worker reconnects.
+
+    Closing the lost connection makes kombu restore the unacknowledged messages through a transport
+    it has already detached; unguarded, that AttributeError ends the worker ("Unrecoverable error").
+    """
+    stack.extra_env.update({"MC_REQUEUE_AFTER_S": "2", "MC_LEASE_MARGIN_S": "1"})
+    registry = JobRegistry(e2e_engine)
+    for index in range(8):
+        registry.put(
+            job_spec(
+                f"busy-{index}",
+                target={"url": f"{target.url}/sleep/1.5"},
+                schedule={"every_s": 1},
+                concurrency="allow",
+                timeout_s=5,
+            )
+        )
+    workers = ("worker-a", "worker-b")
+    for name in workers:
+        # Spare threads: the consumer sits in BRPOP while it holds unacknowledged messages.
+        stack.worker(name, concurrency=32)
+    stack.beat()
+    target.wait_for(8, "/sleep", timeout_s=20)
+
+    redis_server.kill()
+    redis_server.start()
+    restarted_at = time.monotonic()
+    seen_before = len(target.requests_to("/sleep"))
+
+    # Every worker is still there and fires what the beat enqueues after the restart.
+    wait_until(
+        lambda: len(target.requests_to("/sleep")) >= seen_before + 16, 30, "triggers after the restart"
+    )
+    assert time.monotonic() - restarted_at < 30
+    for name in workers:
+        assert stack._alive(name)
+    # No new slots; the beat stays, since its reconciler re-enqueues the runs whose messages Redis lost.
+    with e2e_engine.begin() as conn:
+        conn.execute(update(jobs_table).values(next_run_at=None))
+    wait_until(lambda: all_finished(e2e_engine), 60, "every run to end")
+    for name in workers:
+        assert stack._alive(name)
+        assert "Unrecoverable error" not in (stack.logs / f"{name}.log").read_text()

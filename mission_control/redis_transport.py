@@ -1,0 +1,36 @@
+"""Kombu's Redis transport, made safe to close after Celery has collected its connection.
+
+When a worker loses Redis, Celery's consumer first *collects* the connection (kombu detaches the
+transport: ``transport.client = None``) and then closes it. If the first attempt to close a channel
+stopped half way (the channel was inside a BRPOP when the socket died), the second attempt restores
+the channel's unacknowledged messages through a client built from ``transport.client``, which is now
+``None``: kombu 5.7.0 raises ``AttributeError``, which Celery does not count as a connection error,
+and the worker ends with "Unrecoverable error" instead of reconnecting. A Redis restart under load
+then leaves a fleet with no workers (bench/README.md, "Chaos").
+
+Here a detached channel answers that restore with a connection error, which Celery's close path
+ignores as it does any other, and the consumer reconnects. Nothing is lost by not restoring from a
+detached channel: the messages are still in Redis's unacked index (restored after the visibility
+timeout) or gone with a restarted Redis, and either way the reconciler re-enqueues their runs from
+the database (DESIGN.md invariant 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu.transport import redis as kombu_redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+
+class Channel(kombu_redis.Channel):
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        if self.connection.client is None:
+            raise RedisConnectionError(
+                "the broker connection was already collected; not reconnecting from it"
+            )
+        return super()._connparams(asynchronous)
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel
