@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-fast lint lock clean
+.PHONY: dev test test-fast lint lock audit clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
+## Audit the locked set (constraints.txt) for known vulnerabilities; any pin it cannot audit fails it too.
+## pip-audit runs from a venv of its own so its dependencies are not part of what it audits.
+AUDIT_VENV := .audit-venv
+PIP_AUDIT := pip-audit==2.10.1
+audit:
+	test -x $(AUDIT_VENV)/bin/pip-audit || { $(PYTHON) -m venv $(AUDIT_VENV) && $(AUDIT_VENV)/bin/pip install --quiet '$(PIP_AUDIT)'; }
+	$(AUDIT_VENV)/bin/pip-audit --strict --no-deps --disable-pip --progress-spinner off -r constraints.txt
+
 ## Re-pin every dependency to the newest versions setup.cfg allows
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
@@ -38,4 +46,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(AUDIT_VENV) .pytest_cache .ruff_cache .hypothesis

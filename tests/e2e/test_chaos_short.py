@@ -1,7 +1,8 @@
 """The chaos run's short form (bench/chaos/chaos.py, about 90 s): kill -9 of workers, beats and the web
-app, a Redis and a PostgreSQL restart under load, then nothing may be lost, duplicated or stuck and
-every expected alert must have opened (and resolved). Run as a subprocess, as an operator runs it, so
-its processes, private PostgreSQL and Redis are its own and its one JSON line is what is judged."""
+app, a Redis and a PostgreSQL restart under load, then nothing may be lost, duplicated or stuck, every
+expected alert must have opened (and resolved) and no process may have exited by itself. Run as a
+subprocess, as an operator runs it, so its processes, private PostgreSQL and Redis are its own and its
+one JSON line is what is judged."""
 
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ def test_the_short_chaos_run_loses_duplicates_and_strands_nothing(tmp_path: Path
     assert lines, f"no figures; exit {done.returncode}\n{done.stderr[-4000:]}"
     figures = json.loads(lines[-1])
     print(lines[-1])  # the figures, for `pytest -rP`
-    summary = {k: figures.get(k) for k in ("lost", "duplicated", "stuck", "heartbeats_missing",
-               "job_failed_missing", "service_down_missing", "service_down_unresolved")}  # fmt: skip
+    keys = ("lost", "duplicated", "stuck", "heartbeats_missing", "job_failed_missing", "service_down_missing",
+            "service_down_unresolved", "unexpected_exits")  # fmt: skip
+    summary = {k: figures.get(k) for k in keys}
     assert figures["ok"] and done.returncode == 0, f"{summary}\n{lines[-1]}\n{done.stderr[-3000:]}"
     assert figures["slots_due"] > 1000 and figures["heartbeats_accepted"] > 500
     assert figures["events"]["redis_restarts"] == 1 and figures["events"]["postgres_restarts"] == 1
