@@ -1,42 +1,21 @@
-"""The Redis transport's close path after Celery collected a lost connection, against a real Redis."""
+"""The Redis transport's close path after Celery collected a lost connection, against a private Redis."""
 
 from __future__ import annotations
-
-import uuid
-from collections.abc import Iterator
 
 import pytest
 from kombu import Connection, Exchange, Producer, Queue
 
 from mission_control.redis_transport import Transport
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
-
-
-def _redis_or_skip() -> None:
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.RedisError:
-        pytest.skip("no Redis on 127.0.0.1:6379")
-
 
 @pytest.fixture
-def queue() -> Iterator[Queue]:
-    _redis_or_skip()
-    name = f"mc-test-{uuid.uuid4().hex}"
-    yield Queue(name, Exchange(name, type="direct"), routing_key=name)
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    client.delete(name, "unacked", "unacked_index", "unacked_mutex", f"_kombu.binding.{name}")
-    client.close()
+def queue() -> Queue:
+    return Queue("triggers", Exchange("triggers", type="direct"), routing_key="triggers")
 
 
-def _detached_channel_holding_a_message(transport: object, queue: Queue) -> object:
+def _detached_channel_holding_a_message(url: str, transport: object, queue: Queue) -> object:
     """A channel with one delivered, unacknowledged message whose transport Celery has collected."""
-    connection = Connection(REDIS_URL, transport=transport)
+    connection = Connection(url, transport=transport)
     channel = connection.channel()
     Producer(channel).publish({"run_id": 1}, exchange=queue.exchange, routing_key=queue.routing_key,
                               declare=[queue])  # fmt: skip
@@ -48,17 +27,17 @@ def _detached_channel_holding_a_message(transport: object, queue: Queue) -> obje
     return channel
 
 
-def test_stock_kombu_raises_attribute_error_closing_a_detached_channel(queue) -> None:
+def test_stock_kombu_raises_attribute_error_closing_a_detached_channel(redis_server, queue) -> None:
     """The failure this module exists for; if kombu fixes it, this test says the subclass can go."""
     from kombu.transport.redis import Transport as Stock
 
-    channel = _detached_channel_holding_a_message(Stock, queue)
+    channel = _detached_channel_holding_a_message(redis_server.url, Stock, queue)
     with pytest.raises(AttributeError, match="hostname"):
         channel.close()
 
 
-def test_closing_a_detached_channel_is_a_connection_error_celery_ignores(queue) -> None:
-    channel = _detached_channel_holding_a_message(Transport, queue)
+def test_closing_a_detached_channel_is_a_connection_error_celery_ignores(redis_server, queue) -> None:
+    channel = _detached_channel_holding_a_message(redis_server.url, Transport, queue)
     errors = Transport.connection_errors
     with pytest.raises(errors):
         channel.close()
@@ -66,8 +45,8 @@ def test_closing_a_detached_channel_is_a_connection_error_celery_ignores(queue) 
     channel.close()  # a second close is a no-op, as for any closed channel
 
 
-def test_an_attached_channel_still_restores_its_unacknowledged_message(queue) -> None:
-    with Connection(REDIS_URL, transport=Transport) as connection:
+def test_an_attached_channel_still_restores_its_unacknowledged_message(redis_server, queue) -> None:
+    with Connection(redis_server.url, transport=Transport) as connection:
         channel = connection.channel()
         Producer(channel).publish({"run_id": 2}, exchange=queue.exchange, routing_key=queue.routing_key,
                                   declare=[queue])  # fmt: skip
