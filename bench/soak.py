@@ -4,6 +4,7 @@ usage:
   python bench/soak.py [--minutes 60] [--jobs 100] [--every-s 5] [--services 50] [--beat-s 5]
                        [--missions-per-s 0.5] [--sample-s 30] [--retention-per-job 50]
                        [--prune-interval-s 300] [--plot bench/soak.png]
+  python bench/soak.py --replot bench/results/soak-<stamp>.jsonl [--plot bench/soak.png]
 
 One private redis-server, a throwaway PostgreSQL database, the HTTP target of tests/targets.py, the
 web app (`mission-control web`, 2 gunicorn workers), two workers and one beat, exactly as the
@@ -198,14 +199,23 @@ def plot(samples: list[dict[str, Any]], path: Path, title: str) -> None:
     minutes = [s["t_min"] for s in samples]
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
     for name in sorted(samples[-1]["rss_mb"]):
-        top.plot(minutes, [s["rss_mb"].get(name, 0.0) for s in samples], label=name)
+        series = [s["rss_mb"].get(name, 0.0) for s in samples]
+        if name == "target":  # the bench's own HTTP target keeps every request it saw, by design
+            top.plot(minutes, series, label="target (harness)", color="grey", linestyle=":")
+        else:
+            top.plot(minutes, series, label=name)
     top.set_ylabel("RSS (MB)")
     top.set_ylim(bottom=0)
-    top.legend(loc="lower right", ncol=3, fontsize="small")
+    top.legend(loc="center right", ncol=3, fontsize="small")
     top.grid(alpha=0.3)
     bottom.plot(minutes, [s["db_mb"] for s in samples], label="database", color="black")
     for name in ("runs", "attempts", "missions", "heartbeats"):
         bottom.plot(minutes, [s["table_mb"][name] for s in samples], label=name, linestyle="--")
+    rows = bottom.twinx()
+    rows.plot(minutes, [s["runs_rows"] for s in samples], label="runs rows", color="tab:red", alpha=0.4)
+    rows.set_ylabel("runs rows")
+    rows.set_ylim(bottom=0)
+    rows.legend(loc="upper right", fontsize="small")
     bottom.set_ylabel("size (MB)")
     bottom.set_xlabel("minutes")
     bottom.set_ylim(bottom=0)
@@ -215,6 +225,23 @@ def plot(samples: list[dict[str, Any]], path: Path, title: str) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def _title(summary: dict[str, Any]) -> str:
+    return (f"Soak: {summary['jobs']} jobs every {summary['every_s']} s, {summary['services']} services, "
+            f"{summary['missions_per_s']} missions/s, {summary['minutes']:g} min")  # fmt: skip
+
+
+def replot(results: Path, path: Path) -> int:
+    """Draw the plot of a finished run again (its samples, then its summary line) without running it."""
+    lines = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    samples = [line for line in lines if "t_min" in line]
+    summaries = [line for line in lines if line.get("scenario") == "soak"]
+    if not samples or not summaries:
+        raise SystemExit(f"{results}: no samples or no summary line")
+    plot(samples, path, _title(summaries[-1]))
+    print(path)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,7 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prune-interval-s", type=int, default=300)
     parser.add_argument("--plot", type=Path, default=REPO / "bench" / "soak.png")
     parser.add_argument("--keep-logs", type=Path)
+    parser.add_argument("--replot", type=Path, help="only draw --plot again from a results file")
     args = parser.parse_args(argv)
+    if args.replot is not None:
+        return replot(args.replot, args.plot)
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out_path = REPO / "bench" / "results" / f"soak-{stamp}.jsonl"
@@ -297,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
                     (args.keep_logs / log.name).write_bytes(log.read_bytes())
     summary = {
         "scenario": "soak",
+        "retention_per_job": args.retention_per_job,
+        "prune_interval_s": args.prune_interval_s,
         "minutes": args.minutes,
         "jobs": args.jobs,
         "every_s": args.every_s,
@@ -310,8 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs_rows_last": samples[-1]["runs_rows"],
         "summary": summarize(samples),
     }
-    plot(samples, args.plot, f"Soak: {args.jobs} jobs every {args.every_s} s, {args.services} services, "
-                             f"{args.missions_per_s} missions/s, {args.minutes:g} min")  # fmt: skip
+    plot(samples, args.plot, _title(summary))
     with out_path.open("a") as out:
         out.write(json.dumps(summary) + "\n")
     print(json.dumps(summary), flush=True)
