@@ -15,9 +15,6 @@ if broker_url.startswith("sqla+"):
     # The serverless dev broker: kombu's SQL transport, with a polling interval fit for a demo.
     broker_url = broker_url.removeprefix("sqla+")
     broker_transport = "mission_control.dev_transport:Transport"
-elif broker_url.startswith(("redis://", "rediss://")):
-    # Kombu's Redis transport with a close path that survives a lost Redis (see that module).
-    broker_transport = "mission_control.redis_transport:Transport"
 broker_connection_retry_on_startup = True
 
 task_serializer = "json"

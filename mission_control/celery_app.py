@@ -10,8 +10,10 @@ from typing import Any
 
 from celery import Celery, signals
 
+from mission_control import redis_transport
 from mission_control.config import ConfigError, Settings
 
+redis_transport.install()  # before any connection: a Redis restart must not end a worker
 app = Celery("mission_control")
 app.config_from_object("celeryconfig")
 app.conf.include = ["mission_control.tasks"]

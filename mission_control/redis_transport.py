@@ -13,12 +13,17 @@ ignores as it does any other, and the consumer reconnects. Nothing is lost by no
 detached channel: the messages are still in Redis's unacked index (restored after the visibility
 timeout) or gone with a restarted Redis, and either way the reconciler re-enqueues their runs from
 the database (DESIGN.md invariant 1).
+
+:func:`install` puts it behind the ``redis`` and ``rediss`` schemes rather than naming it in
+``broker_transport``: URLs keep their scheme, which Flower's broker view reads to inspect the queues
+and which every log line shows.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from kombu import transport as kombu_transport
 from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -34,3 +39,14 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+ALIASES = ("redis", "rediss")
+
+
+def install() -> None:
+    """Serve ``redis://`` and ``rediss://`` with this transport in every kombu connection of the process."""
+    for scheme in ALIASES:
+        kombu_transport.TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"
+        # kombu caches resolved aliases; a connection made before this call must not pin the stock class.
+        kombu_transport._transport_cache.pop(scheme, None)

@@ -160,18 +160,20 @@ def test_busy_workers_survive_a_redis_crash_and_keep_firing(stack, e2e_engine, r
     stack.beat()
     target.wait_for(8, "/sleep", timeout_s=20)
 
-    redis_server.kill()
-    redis_server.start()
-    restarted_at = time.monotonic()
-    seen_before = len(target.requests_to("/sleep"))
+    # One crash hits the race most times, not every time (stock kombu: 4 of 5 runs); two make a pass
+    # with the stock transport rare.
+    for crash in (1, 2):
+        redis_server.kill()
+        redis_server.start()
+        wanted = len(target.requests_to("/sleep")) + 16
 
-    # Every worker is still there and fires what the beat enqueues after the restart.
-    wait_until(
-        lambda: len(target.requests_to("/sleep")) >= seen_before + 16, 30, "triggers after the restart"
-    )
-    assert time.monotonic() - restarted_at < 30
-    for name in workers:
-        assert stack._alive(name)
+        # Every worker is still there and fires what the beat enqueues after the restart.
+        def fired_again(n: int = wanted) -> bool:
+            return len(target.requests_to("/sleep")) >= n
+
+        wait_until(fired_again, 30, f"triggers after crash {crash}")
+        for name in workers:
+            assert stack._alive(name)
     # No new slots; the beat stays, since its reconciler re-enqueues the runs whose messages Redis lost.
     with e2e_engine.begin() as conn:
         conn.execute(update(jobs_table).values(next_run_at=None))
