@@ -1,4 +1,4 @@
-"""Flower, as the Procfile runs it, starts against our broker and lists a running worker."""
+"""Flower, as the Procfile runs it, starts against our broker, lists a running worker and its queues."""
 
 from __future__ import annotations
 
@@ -26,3 +26,8 @@ def test_flower_lists_the_worker(stack):
 
     wait_until(lists_the_worker, 60, "Flower to list the worker")
     assert requests.get(url, timeout=5).status_code == 401  # basic auth is enforced
+
+    # The queue view picks its Redis inspector by the broker URL's scheme (our transport keeps it).
+    lengths = requests.get(f"http://127.0.0.1:{port}/api/queues/length", auth=("ops", "secret-pw"), timeout=5)
+    assert lengths.status_code == 200, lengths.text
+    assert {queue["name"] for queue in lengths.json()["active_queues"]} >= {"triggers", "default"}
