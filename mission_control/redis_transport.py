@@ -14,7 +14,8 @@ detached channel: the messages are still in Redis's unacked index (restored afte
 timeout) or gone with a restarted Redis, and either way the reconciler re-enqueues their runs from
 the database (DESIGN.md invariant 1).
 
-:func:`install` puts it behind the ``redis`` and ``rediss`` schemes rather than naming it in
+:func:`install` puts it (and its Sentinel twin, whose channel builds its client the same way)
+behind the ``redis``, ``rediss`` and ``sentinel`` schemes rather than naming it in
 ``broker_transport``: URLs keep their scheme, which Flower's broker view reads to inspect the queues
 and which every log line shows.
 """
@@ -28,25 +29,42 @@ from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 
-class Channel(kombu_redis.Channel):
+class _RefuseDetachedConnection:
+    """Building a client for a channel whose transport was collected is a connection error."""
+
+    connection: Any
+
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         if self.connection.client is None:
             raise RedisConnectionError(
                 "the broker connection was already collected; not reconnecting from it"
             )
-        return super()._connparams(asynchronous)
+        return super()._connparams(asynchronous)  # type: ignore[misc]
+
+
+class Channel(_RefuseDetachedConnection, kombu_redis.Channel):
+    pass
+
+
+class SentinelChannel(_RefuseDetachedConnection, kombu_redis.SentinelChannel):
+    pass
 
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
 
 
-ALIASES = ("redis", "rediss")
+class SentinelTransport(kombu_redis.SentinelTransport):
+    Channel = SentinelChannel
+
+
+ALIASES = {"redis": "Transport", "rediss": "Transport", "sentinel": "SentinelTransport"}
 
 
 def install() -> None:
-    """Serve ``redis://`` and ``rediss://`` with this transport in every kombu connection of the process."""
-    for scheme in ALIASES:
-        kombu_transport.TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"
+    """Serve ``redis://``, ``rediss://`` and ``sentinel://`` with these transports in every kombu
+    connection of the process."""
+    for scheme, name in ALIASES.items():
+        kombu_transport.TRANSPORT_ALIASES[scheme] = f"{__name__}:{name}"
         # kombu caches resolved aliases; a connection made before this call must not pin the stock class.
         kombu_transport._transport_cache.pop(scheme, None)

@@ -1,25 +1,82 @@
-"""The Redis transport's close path after Celery collected a lost connection, against a private Redis."""
+"""The Redis transports' close path after Celery collected a lost connection, against a private Redis
+(and a private Sentinel in front of it)."""
 
 from __future__ import annotations
 
-import pytest
-from kombu import Connection, Exchange, Producer, Queue
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from mission_control.redis_transport import Transport
+import pytest
+import redis
+from kombu import Connection, Exchange, Producer, Queue
+from kombu.transport import redis as stock
+
+from mission_control import redis_transport
+from tests.conftest import free_port, stop, wait_until
+
+
+@dataclass
+class Broker:
+    url: str
+    options: dict[str, Any]
+    ours: type
+    stock: type
 
 
 @pytest.fixture
-def queue() -> Queue:
-    return Queue("triggers", Exchange("triggers", type="direct"), routing_key="triggers")
+def sentinel_url(redis_server, tmp_path: Path) -> Iterator[str]:
+    """A Sentinel watching the private Redis as master ``mc``."""
+    port = free_port()
+    config = tmp_path / "sentinel.conf"
+    config.write_text(f"port {port}\nbind 127.0.0.1\nsentinel monitor mc 127.0.0.1 {redis_server.port} 1\n")
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed (apt-get install redis-server)"
+    process = subprocess.Popen([binary, str(config), "--sentinel"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    client = redis.Redis(port=port)
+
+    def knows_the_master() -> bool:
+        try:
+            return client.sentinel_get_master_addr_by_name("mc") is not None
+        except redis.RedisError:
+            return False
+
+    try:
+        wait_until(knows_the_master, 10, "the sentinel to know its master")
+        yield f"sentinel://127.0.0.1:{port}/0"
+    finally:
+        client.close()
+        stop(process)
 
 
-def _detached_channel_holding_a_message(url: str, transport: object, queue: Queue) -> object:
+@pytest.fixture(params=["redis", "sentinel"])
+def broker(request) -> Broker:
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_server").url
+        return Broker(url, {}, redis_transport.Transport, stock.Transport)
+    url = request.getfixturevalue("sentinel_url")
+    options = {"master_name": "mc"}
+    return Broker(url, options, redis_transport.SentinelTransport, stock.SentinelTransport)
+
+
+QUEUE = Queue("triggers", Exchange("triggers", type="direct"), routing_key="triggers")
+
+
+def _publish(channel: Any, payload: dict[str, int]) -> None:
+    producer = Producer(channel)
+    producer.publish(payload, exchange=QUEUE.exchange, routing_key=QUEUE.routing_key, declare=[QUEUE])
+
+
+def _detached_channel_holding_a_message(broker: Broker, transport: type) -> Any:
     """A channel with one delivered, unacknowledged message whose transport Celery has collected."""
-    connection = Connection(url, transport=transport)
+    connection = Connection(broker.url, transport=transport, transport_options=broker.options)
     channel = connection.channel()
-    Producer(channel).publish({"run_id": 1}, exchange=queue.exchange, routing_key=queue.routing_key,
-                              declare=[queue])  # fmt: skip
-    message = queue(channel).get(no_ack=False)
+    _publish(channel, {"run_id": 1})
+    message = QUEUE(channel).get(no_ack=False)
     assert message is not None and not message.acknowledged
     # What Celery's on_connection_error_after_connected does first: connection.collect() detaches the
     # transport; a channel whose close had stopped half way is then closed again.
@@ -27,41 +84,43 @@ def _detached_channel_holding_a_message(url: str, transport: object, queue: Queu
     return channel
 
 
-def test_stock_kombu_raises_attribute_error_closing_a_detached_channel(redis_server, queue) -> None:
-    """The failure this module exists for; if kombu fixes it, this test says the subclass can go."""
-    from kombu.transport.redis import Transport as Stock
-
-    channel = _detached_channel_holding_a_message(redis_server.url, Stock, queue)
-    with pytest.raises(AttributeError, match="hostname"):
+def test_stock_kombu_raises_attribute_error_closing_a_detached_channel(broker: Broker) -> None:
+    """The failure this module exists for; if kombu fixes it, this test says the subclasses can go."""
+    channel = _detached_channel_holding_a_message(broker, broker.stock)
+    with pytest.raises(AttributeError):
         channel.close()
 
 
-def test_closing_a_detached_channel_is_a_connection_error_celery_ignores(redis_server, queue) -> None:
-    channel = _detached_channel_holding_a_message(redis_server.url, Transport, queue)
-    errors = Transport.connection_errors
-    with pytest.raises(errors):
+def test_closing_a_detached_channel_is_a_connection_error_celery_ignores(broker: Broker) -> None:
+    channel = _detached_channel_holding_a_message(broker, broker.ours)
+    with pytest.raises(broker.ours.connection_errors):
         channel.close()
     assert channel.closed
     channel.close()  # a second close is a no-op, as for any closed channel
 
 
-def test_an_attached_channel_still_restores_its_unacknowledged_message(redis_server, queue) -> None:
-    with Connection(redis_server.url, transport=Transport) as connection:
+def test_an_attached_channel_still_restores_its_unacknowledged_message(broker: Broker) -> None:
+    with Connection(broker.url, transport=broker.ours, transport_options=broker.options) as connection:
         channel = connection.channel()
-        Producer(channel).publish({"run_id": 2}, exchange=queue.exchange, routing_key=queue.routing_key,
-                                  declare=[queue])  # fmt: skip
-        assert queue(channel).get(no_ack=False) is not None
+        _publish(channel, {"run_id": 2})
+        assert QUEUE(channel).get(no_ack=False) is not None
         channel.close()  # restores the unacknowledged message to its queue
-        again = queue(connection.channel()).get(no_ack=True)
+        again = QUEUE(connection.channel()).get(no_ack=True)
         assert again is not None and again.payload == {"run_id": 2}
 
 
-@pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "rediss://127.0.0.1:6380/0"])
-def test_every_process_that_loads_the_app_serves_redis_urls_with_it(url: str) -> None:
-    import mission_control.celery_app  # noqa: F401  (installs the transport, as in every process)
+@pytest.mark.parametrize(
+    ("url", "ours"),
+    [
+        ("redis://127.0.0.1:6379/0", redis_transport.Transport),
+        ("rediss://127.0.0.1:6380/0", redis_transport.Transport),
+        ("sentinel://127.0.0.1:26379/0", redis_transport.SentinelTransport),
+    ],
+)
+def test_every_process_that_loads_the_app_serves_redis_urls_with_it(url: str, ours: type) -> None:
+    import mission_control.celery_app  # noqa: F401  (installs the transports, as in every process)
 
     connection = Connection(url)
-    assert connection.transport_cls in ("redis", "rediss")
-    assert type(connection.transport) is Transport
+    assert type(connection.transport) is ours
     # The URL keeps its scheme: Flower picks its queue inspector by it, and logs show it.
     assert connection.as_uri().startswith(url.split(":", 1)[0] + "://")
