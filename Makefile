@@ -33,8 +33,11 @@ lint: $(STAMP)
 ## pip-audit runs from a venv of its own so its dependencies are not part of what it audits.
 AUDIT_VENV := .audit-venv
 PIP_AUDIT := pip-audit==2.10.1
-audit:
-	test -x $(AUDIT_VENV)/bin/pip-audit || { $(PYTHON) -m venv $(AUDIT_VENV) && $(AUDIT_VENV)/bin/pip install --quiet '$(PIP_AUDIT)'; }
+$(AUDIT_VENV)/.$(PIP_AUDIT):
+	rm -rf $(AUDIT_VENV) && $(PYTHON) -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/pip install --quiet '$(PIP_AUDIT)'
+	touch $@
+audit: $(AUDIT_VENV)/.$(PIP_AUDIT)
 	$(AUDIT_VENV)/bin/pip-audit --strict --no-deps --disable-pip --progress-spinner off -r constraints.txt
 
 ## Re-pin every dependency to the newest versions setup.cfg allows

@@ -50,6 +50,7 @@ from sqlalchemy.engine import Engine
 from mission_control.db.tables import missions, runs
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.append(str(REPO))  # the private PostgreSQL server the tests and the chaos run use
 TABLES = ("runs", "attempts", "missions", "heartbeats", "alerts", "notices")
 
 
@@ -242,7 +243,6 @@ def _database(kind: str) -> Iterator[str]:
         with benchlib.throwaway_database("mc_soak") as url:
             yield url
         return
-    sys.path.insert(0, str(REPO))
     from tests.e2e.test_database_outage import PrivatePostgres
 
     server = PrivatePostgres()

@@ -44,25 +44,15 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def arguments(self) -> list[str]:
+        return ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", str(self.directory)]  # fmt: skip
+
     def start(self) -> None:
         binary = shutil.which("redis-server")
         assert binary, "redis-server is not installed (apt-get install redis-server)"
         self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.directory),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            [binary, *self.arguments()], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         client = redis.Redis(port=self.port)
 
@@ -90,6 +80,33 @@ class RedisServer:
             self.process.kill()
             self.process.wait(timeout=10)
             self.process = None
+
+
+class SentinelServer(RedisServer):
+    """A Redis Sentinel of our own watching ``master`` as the master named ``mc``."""
+
+    def __init__(self, directory: Path, master: RedisServer) -> None:
+        super().__init__(directory)
+        self.master = master
+
+    @property
+    def url(self) -> str:
+        return f"sentinel://127.0.0.1:{self.port}/0"
+
+    def arguments(self) -> list[str]:
+        config = self.directory / "sentinel.conf"  # Sentinel rewrites its file, so it must have one
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\nsentinel monitor mc 127.0.0.1 {self.master.port} 1\n"
+        )
+        return [str(config), "--sentinel"]
+
+    def start(self) -> None:
+        super().start()
+        client = redis.Redis(port=self.port)
+        wait_until(
+            lambda: client.sentinel_get_master_addr_by_name("mc") is not None, 10, "the sentinel's master"
+        )
+        client.close()
 
 
 @dataclass

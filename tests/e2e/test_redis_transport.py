@@ -3,20 +3,17 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from kombu import Connection, Exchange, Producer, Queue
 from kombu.transport import redis as stock
 
 from mission_control import redis_transport
-from tests.conftest import free_port, stop, wait_until
+from tests.e2e.conftest import SentinelServer
 
 
 @dataclass
@@ -28,29 +25,14 @@ class Broker:
 
 
 @pytest.fixture
-def sentinel_url(redis_server, tmp_path: Path) -> Iterator[str]:
-    """A Sentinel watching the private Redis as master ``mc``."""
-    port = free_port()
-    config = tmp_path / "sentinel.conf"
-    config.write_text(f"port {port}\nbind 127.0.0.1\nsentinel monitor mc 127.0.0.1 {redis_server.port} 1\n")
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed (apt-get install redis-server)"
-    process = subprocess.Popen([binary, str(config), "--sentinel"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)  # fmt: skip
-    client = redis.Redis(port=port)
-
-    def knows_the_master() -> bool:
-        try:
-            return client.sentinel_get_master_addr_by_name("mc") is not None
-        except redis.RedisError:
-            return False
-
+def sentinel(redis_server, tmp_path: Path) -> Iterator[SentinelServer]:
+    server = SentinelServer(tmp_path / "sentinel", redis_server)
+    server.directory.mkdir()
+    server.start()
     try:
-        wait_until(knows_the_master, 10, "the sentinel to know its master")
-        yield f"sentinel://127.0.0.1:{port}/0"
+        yield server
     finally:
-        client.close()
-        stop(process)
+        server.stop()
 
 
 @pytest.fixture(params=["redis", "sentinel"])
@@ -58,9 +40,8 @@ def broker(request) -> Broker:
     if request.param == "redis":
         url = request.getfixturevalue("redis_server").url
         return Broker(url, {}, redis_transport.Transport, stock.Transport)
-    url = request.getfixturevalue("sentinel_url")
-    options = {"master_name": "mc"}
-    return Broker(url, options, redis_transport.SentinelTransport, stock.SentinelTransport)
+    url = request.getfixturevalue("sentinel").url
+    return Broker(url, {"master_name": "mc"}, redis_transport.SentinelTransport, stock.SentinelTransport)
 
 
 QUEUE = Queue("triggers", Exchange("triggers", type="direct"), routing_key="triggers")
