@@ -65,6 +65,11 @@ class Settings:
     # heartbeats per second per service token (bursts of ten seconds' worth).
     auth_failures_per_min: int = 30
     heartbeats_per_s: float = 10.0
+    # Reverse proxies in front of the web app that are trusted to append to X-Forwarded-For (and
+    # -Proto, -Host): the client address rate limits key on is the one this many hops back.
+    proxy_hops: int = 0
+    # The dashboard's session-cookie key; none: generated once and kept in the database.
+    session_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -105,6 +110,8 @@ class Settings:
             outbound_allow=_networks(env, "MC_OUTBOUND_ALLOW"),
             auth_failures_per_min=_int(env, "MC_AUTH_FAILURES_PER_MIN", 30, low=1, high=1_000_000),
             heartbeats_per_s=float(_int(env, "MC_HEARTBEATS_PER_S", 10, low=1, high=1_000_000)),
+            proxy_hops=_int(env, "MC_PROXY_HOPS", 0, low=0, high=10),
+            session_secret=env.get("MC_SESSION_SECRET") or None,
         )
 
     def outbound_policy(self) -> OutboundPolicy:
