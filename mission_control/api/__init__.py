@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, jsonify, request
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mission_control.alerts import AlertChange
 from mission_control.api import (
@@ -98,6 +99,11 @@ def create_app(
         MC_MAX_TARGET_BODY_BYTES=settings.max_target_body_bytes,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    if settings.proxy_hops > 0:
+        # Trust the last MC_PROXY_HOPS entries of X-Forwarded-For/-Proto/-Host (our own proxies'):
+        # request.remote_addr is then the real client, which the failed-authentication budget keys on.
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     app.extensions["mission_control"] = AppState(
         settings=settings,
         engine=engine,
