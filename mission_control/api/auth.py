@@ -2,6 +2,13 @@
 
 Tokens are compared as SHA-256 digests with :func:`hmac.compare_digest`: the comparison takes the same
 time whatever the input, and hashing first means it does not even leak the token's length.
+
+Guessing is bounded by a failed-authentication budget per client address (MC_AUTH_FAILURES_PER_MIN,
+see :mod:`mission_control.api.limits`). The credential is checked first and only a refused one
+consults and spends the budget, so a valid token is never refused because others from the same
+address (every client behind one proxy, say) guessed wrong. The address is ``request.remote_addr``:
+the peer, or with MC_PROXY_HOPS > 0 the client that many trusted proxies back (werkzeug's ``ProxyFix``
+around the app, see :func:`mission_control.api.create_app`).
 """
 
 from __future__ import annotations
@@ -33,30 +40,52 @@ def is_admin(token: str | None, admin_digest: bytes) -> bool:
 
 
 def client_address() -> str:
-    # The peer's address. Behind a reverse proxy this is the proxy's: every client there shares one
-    # budget, which errs on the side of refusing guesses.
+    """The client's address: the peer's, or with MC_PROXY_HOPS > 0 the one ``ProxyFix`` trusted.
+
+    Behind a proxy that is not counted in MC_PROXY_HOPS this is the proxy's: every client there shares
+    one budget, which errs on the side of refusing guesses (valid credentials are never refused).
+    """
     return request.remote_addr or "unknown"
 
 
 def check_auth_budget() -> None:
-    """429 for a client whose failed-authentication budget is spent (MC_AUTH_FAILURES_PER_MIN)."""
+    """429 if this client's failed-authentication budget is spent (MC_AUTH_FAILURES_PER_MIN).
+
+    Call it only for a credential already refused; :func:`refused` does both steps in one.
+    """
     wait = current_app.extensions["mission_control"].auth_failures.wait_s(client_address())
     if wait is not None:
         raise too_many("too many failed authentications from this address", wait)
 
 
 def count_failed_auth() -> None:
+    """Spend one token of this client's failed-authentication budget (if it has one left)."""
     current_app.extensions["mission_control"].auth_failures.take(client_address())
 
 
+def spend_auth_budget() -> float | None:
+    """Charge one refused credential to this client: None if it had budget left, else the seconds
+    until it will (answer 429 then; nothing is charged)."""
+    return current_app.extensions["mission_control"].auth_failures.take(client_address())
+
+
+def refused(error: ApiError) -> ApiError:
+    """The answer to a refused credential: ``error`` (a 401) within budget, 429 once it is spent."""
+    wait = spend_auth_budget()
+    if wait is not None:
+        return too_many("too many failed authentications from this address", wait)
+    return error
+
+
 def require_admin(expected_digest: bytes) -> None:
-    check_auth_budget()
-    if not is_admin(bearer_token(), expected_digest):
-        count_failed_auth()
-        raise ApiError(
+    if is_admin(bearer_token(), expected_digest):
+        return
+    raise refused(
+        ApiError(
             401,
             "unauthorized",
             "a valid admin token is required: send Authorization: Bearer <MC_ADMIN_TOKEN>",
             "Authorization",
             headers={"WWW-Authenticate": 'Bearer realm="mission-control"'},
         )
+    )

@@ -5,19 +5,17 @@ and HEAD for a crontab's ``curl -fsS -m 5 URL``. The admin token or a token scop
 is accepted; only the admin token registers a service the heartbeat names for the first time. A
 heartbeat is committed before the answer, so a 2xx means it is recorded; a database outage answers
 503 and the sender retries.
+
+Limits: each service token has its own heartbeat budget (MC_HEARTBEATS_PER_S); a missing or unknown
+token spends the sender's failed-authentication budget (401, then 429), checked only after the token
+was, so a valid token gets through whatever others at the same address sent.
 """
 
 from __future__ import annotations
 
 from flask import Response, current_app, jsonify, request
 
-from mission_control.api.auth import (
-    bearer_token,
-    check_auth_budget,
-    count_failed_auth,
-    is_admin,
-    token_digest,
-)
+from mission_control.api.auth import bearer_token, is_admin, refused, token_digest
 from mission_control.api.bodies import json_object, query, validate
 from mission_control.api.errors import ApiError
 from mission_control.api.limits import too_many
@@ -61,7 +59,6 @@ def get_heartbeat(name: str) -> Response:
 def _heartbeat(name: str, *, with_body: bool) -> Response:
     check_name(name, "service")
     params = query(HeartbeatQuery)
-    check_auth_budget()
     admin, token = _credentials(params.token)
     state = current_app.extensions["mission_control"]
     if not admin:
@@ -138,13 +135,16 @@ def _refused(name: str, token: str) -> ApiError:
 
 
 def _unauthorized() -> ApiError:
-    count_failed_auth()
-    return ApiError(
-        401,
-        "unauthorized",
-        "a valid token is required: Authorization: Bearer <admin or service token>",
-        "Authorization",
-        headers={"WWW-Authenticate": 'Bearer realm="mission-control"'},
+    """401 for a missing or unknown token, charged to the client's failed-authentication budget
+    (429 once that is spent). A known token is never charged, whoever else shares the address."""
+    return refused(
+        ApiError(
+            401,
+            "unauthorized",
+            "a valid token is required: Authorization: Bearer <admin or service token>",
+            "Authorization",
+            headers={"WWW-Authenticate": 'Bearer realm="mission-control"'},
+        )
     )
 
 

@@ -6,9 +6,11 @@ until a token is back). They are per process (gunicorn workers, several web dyno
 which bounds guessing and floods without a round trip to a shared store on the hot heartbeat path;
 the effective limit is the configured one times the number of web processes.
 
-* Failed authentication, keyed by client address: each refused credential takes a token; a client
-  with none left gets 429 for every authenticated request until one refills, so guessing tokens
-  costs ``burst`` tries and then ``rate`` per second.
+* Failed authentication, keyed by client address (the real client's behind MC_PROXY_HOPS trusted
+  proxies): each refused credential takes a token, and a refused credential that finds none left is
+  answered 429 instead of 401, so guessing tokens costs ``burst`` tries and then ``rate`` per second.
+  A valid credential is checked first and never consults the budget: clients sharing an address
+  (behind a proxy not counted in MC_PROXY_HOPS) cannot lock each other out.
 * Heartbeats, keyed by the digest of the service token that sent them (the admin token is the
   operator's and is not limited here).
 """

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
+from mission_control.api import create_app
 from mission_control.api.limits import TokenBuckets
 from tests.api.conftest import AUTH
-from tests.conftest import ADMIN_TOKEN
 
 WRONG = {"Authorization": "Bearer not-the-admin-token-at-all"}
 
@@ -55,15 +55,45 @@ def test_guessing_tokens_is_limited_per_address(app, ticks) -> None:
     assert limited.status_code == 429
     assert limited.get_json()["error"]["code"] == "rate_limited"
     assert limited.headers["Retry-After"] == "2"
-    # Spent means spent: the right token from that address waits too, other addresses do not.
-    assert client.get("/api/v1/jobs", headers=AUTH).status_code == 429
-    elsewhere = client.get("/api/v1/jobs", headers=AUTH, environ_base={"REMOTE_ADDR": "10.1.2.3"})
-    assert elsewhere.status_code == 200
+    assert client.get("/api/v1/jobs").status_code == 429  # no token at all is a refused one too
     assert client.post("/api/v1/heartbeats/svc", headers=WRONG).status_code == 429
-    assert client.post("/login", data={"token": ADMIN_TOKEN}).status_code == 429
+    assert client.post("/api/v1/heartbeats/svc").status_code == 429
+    elsewhere = client.get("/api/v1/jobs", headers=WRONG, environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert elsewhere.status_code == 401  # other addresses have their own budget
     ticks.now += 2
+    assert client.get("/api/v1/jobs", headers=WRONG).status_code == 401
+    assert client.get("/api/v1/jobs", headers=WRONG).status_code == 429
+    for _ in range(5):
+        assert client.get("/api/v1/jobs", headers=AUTH).status_code == 200  # successes cost nothing
+    ticks.now += 2
+    assert client.get("/api/v1/jobs", headers=WRONG).status_code == 401
+
+
+def test_valid_tokens_are_accepted_while_their_address_is_over_budget(app, ticks) -> None:
+    """Issue 13, item 3: behind one proxy, one client guessing must not lock the others out."""
+    client = app.test_client()
+    assert client.put("/api/v1/services/svc", headers=AUTH, json={"interval_s": 60}).status_code in (200, 201)
+    token = client.post("/api/v1/services/svc/tokens", headers=AUTH, json={}).get_json()["token"]
+    service = {"Authorization": f"Bearer {token}"}
+    for _ in range(30):
+        assert client.get("/api/v1/jobs", headers=WRONG).status_code == 401
+    assert client.get("/api/v1/jobs", headers=WRONG).status_code == 429
+    # The same address, valid credentials: the admin's on the API and on heartbeats, a service's in
+    # the header and in ?token=, by POST, GET and HEAD.
     assert client.get("/api/v1/jobs", headers=AUTH).status_code == 200
-    assert client.get("/api/v1/jobs", headers=AUTH).status_code == 200  # successes cost nothing
+    assert client.get("/api/v1/services/svc", headers=AUTH).status_code == 200
+    assert client.post("/api/v1/heartbeats/svc", headers=AUTH).status_code == 200
+    assert client.post("/api/v1/heartbeats/svc", headers=service).status_code == 200
+    assert client.get("/api/v1/heartbeats/svc", query_string={"token": token}).status_code == 200
+    assert client.head("/api/v1/heartbeats/svc", query_string={"token": token}).status_code == 200
+    assert (
+        client.post("/api/v1/heartbeats/svc", query_string={"token": token}, data="done").status_code == 200
+    )
+    # Refused credentials from there still are refused with 429, and valid ones spent nothing.
+    assert client.get("/api/v1/heartbeats/svc", query_string={"token": "guess"}).status_code == 429
+    assert client.get("/api/v1/jobs", headers=WRONG).status_code == 429
+    ticks.now += 2
+    assert client.get("/api/v1/jobs", headers=WRONG).status_code == 401
 
 
 def test_wrong_heartbeat_tokens_and_dashboard_sign_ins_count_as_failures(app, ticks) -> None:
@@ -73,8 +103,61 @@ def test_wrong_heartbeat_tokens_and_dashboard_sign_ins_count_as_failures(app, ti
             assert client.post("/api/v1/heartbeats/svc", headers=WRONG).status_code == 401
         else:
             assert client.post("/login", data={"token": "wrong-token-guess"}).status_code == 401
-    page = client.post("/login", data={"token": ADMIN_TOKEN})
+    page = client.post("/login", data={"token": "wrong-token-guess"})
     assert page.status_code == 429 and "Too many wrong tokens" in page.get_data(as_text=True)
+    assert client.get("/api/v1/jobs", headers=WRONG).status_code == 429
+
+
+def proxied_app(app, hops: int, ticks: Ticks):
+    """The test app rebuilt with MC_PROXY_HOPS = ``hops`` (same database, clock and callbacks)."""
+    state = app.extensions["mission_control"]
+    rebuilt = create_app(
+        dataclasses.replace(state.settings, proxy_hops=hops),
+        clock=state.clock,
+        engine=state.engine,
+        enqueue=state.enqueue,
+        notify=state.notify,
+        deliver=state.deliver,
+        enqueue_missions=state.enqueue_missions,
+    )
+    rebuilt.testing = True
+    rebuilt.extensions["mission_control"] = dataclasses.replace(
+        rebuilt.extensions["mission_control"],
+        auth_failures=TokenBuckets(rate=30 / 60, burst=30, clock=ticks),
+    )
+    return rebuilt
+
+
+def test_behind_one_trusted_proxy_each_client_has_its_own_budget(app, ticks) -> None:
+    client = proxied_app(app, 1, ticks).test_client()
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}  # the load balancer every request arrives from
+
+    def via_proxy(client_ip: str, spoofed: str | None = None) -> dict[str, str]:
+        # The proxy appends the address it saw; a client may have sent anything before it.
+        forwarded = client_ip if spoofed is None else f"{spoofed}, {client_ip}"
+        return {**WRONG, "X-Forwarded-For": forwarded}
+
+    for i in range(30):
+        guess = client.get(
+            "/api/v1/jobs", headers=via_proxy("203.0.113.5", f"198.51.100.{i}"), environ_base=proxy
+        )
+        assert guess.status_code == 401
+    spent = client.get("/api/v1/jobs", headers=via_proxy("203.0.113.5", "198.51.100.99"), environ_base=proxy)
+    assert spent.status_code == 429  # spoofing an earlier hop does not give a fresh budget
+    other = client.get("/api/v1/jobs", headers=via_proxy("203.0.113.6"), environ_base=proxy)
+    assert other.status_code == 401  # another client behind the same proxy: its own budget
+    assert client.get("/api/v1/jobs", headers=via_proxy("203.0.113.5"), environ_base=proxy).status_code == 429
+    assert client.get("/api/v1/jobs", headers=WRONG, environ_base=proxy).status_code == 401  # the proxy's own
+
+
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(app, ticks) -> None:
+    client = proxied_app(app, 0, ticks).test_client()
+    for i in range(30):
+        headers = {**WRONG, "X-Forwarded-For": f"198.51.100.{i}"}
+        assert client.get("/api/v1/jobs", headers=headers).status_code == 401
+    spoofed = {**WRONG, "X-Forwarded-For": "198.51.100.200", "X-Real-IP": "198.51.100.201"}
+    assert client.get("/api/v1/jobs", headers=spoofed).status_code == 429
+    assert client.get("/api/v1/jobs", headers={**AUTH, "X-Forwarded-For": "198.51.100.1"}).status_code == 200
 
 
 def test_heartbeats_are_limited_per_service_token(app, ticks) -> None:
