@@ -131,6 +131,33 @@ def test_an_allowed_network_reopens_a_denied_one(engine, clock, notified, target
     ctx.session.close()
 
 
+@pytest.mark.parametrize(
+    ("host", "env"),
+    [
+        # IPv4-mapped: denied by default. (NAT64 and IPv4-compatible forms are in the unit tests' table
+        # only: without the guard a test would send packets towards them.)
+        ("[::ffff:127.0.0.1]", {}),
+        # opening the IPv6 range does not open an IPv4 address the operator denies
+        ("[::ffff:127.0.0.1]", {"MC_OUTBOUND_DENY": "127.0.0.0/8", "MC_OUTBOUND_ALLOW": "::ffff:0:0/96"}),
+    ],
+)
+def test_an_ipv6_spelling_of_an_ipv4_address_is_refused_without_a_connection(
+    engine, clock, notified, target, connects, host, env
+):
+    ctx = worker_context(engine, clock, notified, env)
+    register(engine, clock, f"http://{host}:{target.port}/ok")
+    run_id = create_manual_run(engine, "nightly-report", T0)
+
+    assert execute_run(run_id, ctx) == "failed"
+
+    assert the_run(engine, run_id).reason == "destination_refused"
+    [attempt] = the_attempts(engine, run_id)
+    assert attempt.error_class == "DestinationRefused"
+    assert connects == []
+    assert target.requests == []
+    ctx.session.close()
+
+
 class _RedirectToMetadata(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))

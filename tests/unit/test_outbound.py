@@ -58,8 +58,71 @@ def test_configured_denials_add_to_the_defaults_and_allowances_override_both() -
     assert not policy.allows("169.254.169.254")  # the defaults still hold
     assert policy.allows("127.0.0.2")
     assert policy.allows("169.254.10.7")
-    assert policy.allows("::ffff:169.254.10.7")
+    assert not policy.allows("::ffff:169.254.10.7")  # the IPv4-mapped range is denied by default too
     assert policy.allows("10.0.0.1")
+
+
+# The policy's table: (address, MC_OUTBOUND_DENY, MC_OUTBOUND_ALLOW, allowed?). Pure: nothing is sent.
+POLICY_TABLE = [
+    # the other clouds' metadata services
+    ("fd20:ce::254", "", "", False),  # GCP, IPv6
+    ("100.100.100.200", "", "", False),  # Alibaba Cloud
+    ("168.63.129.16", "", "", False),  # Azure WireServer
+    ("192.0.0.192", "", "", False),  # Oracle Cloud
+    ("fd20:ce::253", "", "", True),  # the neighbours stay allowed: single addresses, not ranges
+    ("100.100.100.201", "", "", True),
+    ("168.63.129.17", "", "", True),
+    ("192.0.0.193", "", "", True),
+    # IPv6 forms that embed an IPv4 address: denied as ranges, and judged as their IPv4 address
+    ("64:ff9b::a9fe:a9fe", "", "", False),  # NAT64 of 169.254.169.254
+    ("64:ff9b::a00:1", "", "", False),  # NAT64 of 10.0.0.1: the range is denied by default
+    ("::ffff:10.0.0.1", "", "", False),  # IPv4-mapped
+    ("::ffff:127.0.0.1", "", "", False),
+    ("::ffff:0:0", "", "", False),
+    ("::a9fe:a9fe", "", "", False),  # IPv4-compatible form of 169.254.169.254
+    ("::7f00:1", "", "", False),  # IPv4-compatible form of 127.0.0.1
+    ("::2", "", "", False),  # the first IPv4-compatible address
+    ("::ffff:ffff", "", "", False),  # the last one
+    ("::1:0:0", "", "", True),  # just past ::/96
+    ("64:ff9b::1:a9fe:a9fe", "", "", True),  # just past 64:ff9b::/96
+    ("64:ff9b:1::a9fe:a9fe", "", "", True),  # the local-use NAT64 prefix is not among the defaults
+    # ::1 and :: lie inside ::/96 but are not IPv4-compatible: they stay allowed as before
+    ("::1", "", "", True),
+    ("::", "", "", True),
+    ("127.0.0.1", "", "", True),
+    ("0.0.0.0", "", "", True),
+    # an address the operator denies is denied in every spelling
+    ("127.0.0.2", "127.0.0.2/32", "", False),
+    ("::ffff:127.0.0.2", "127.0.0.2/32", "", False),
+    ("64:ff9b::7f00:2", "127.0.0.2/32", "", False),
+    ("::7f00:2", "127.0.0.2/32", "", False),
+    ("::ffff:127.0.0.2", "127.0.0.2/32", "::ffff:0:0/96", False),  # opening the range does not open it
+    ("64:ff9b::7f00:2", "127.0.0.2/32", "64:ff9b::/96", False),
+    ("::7f00:2", "127.0.0.2/32", "::/96", False),
+    ("::", "::1/128", "", False),  # the unspecified address reaches loopback
+    # MC_OUTBOUND_ALLOW opens each of the new defaults
+    ("fd20:ce::254", "", "fd20:ce::254/128", True),
+    ("100.100.100.200", "", "100.100.100.200/32", True),
+    ("168.63.129.16", "", "168.63.0.0/16", True),
+    ("192.0.0.192", "", "192.0.0.192/32", True),
+    ("64:ff9b::a00:1", "", "64:ff9b::/96", True),  # an IPv6-only network behind DNS64
+    ("::ffff:10.0.0.1", "", "::ffff:0:0/96", True),
+    ("::a00:1", "", "::/96", True),
+    ("64:ff9b::a9fe:a9fe", "", "64:ff9b::/96", False),  # still 169.254.169.254 ...
+    ("64:ff9b::a9fe:a9fe", "", "64:ff9b::/96,169.254.169.254/32", True),  # ... unless that is open too
+    ("::ffff:127.0.0.2", "127.0.0.2/32", "::ffff:0:0/96,127.0.0.2/32", True),
+]
+
+
+@pytest.mark.parametrize(("address", "deny", "allow", "allowed"), POLICY_TABLE)
+def test_the_policy_table(address: str, deny: str, allow: str, allowed: bool) -> None:
+    policy = Settings.from_env({"MC_OUTBOUND_DENY": deny, "MC_OUTBOUND_ALLOW": allow}).outbound_policy()
+    assert policy.allows(address) is allowed
+
+
+def test_the_refusal_message_says_what_is_denied_by_default() -> None:
+    message = str(DestinationRefused("h", ["64:ff9b::a9fe:a9fe"]))
+    assert "IPv6 forms of IPv4 addresses" in message
 
 
 def test_without_configuration_the_settings_give_the_default_policy() -> None:
