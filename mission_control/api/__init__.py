@@ -140,8 +140,7 @@ def create_app(
     from mission_control import dashboard
     from mission_control.dashboard import session as dashboard_session
 
-    assert settings.signing_secret is not None
-    dashboard_session.configure(app, settings.signing_secret)
+    dashboard_session.configure(app, engine, settings.session_secret, settings.admin_token)
     app.register_blueprint(dashboard.bp)
 
     open_endpoints = public_endpoints(app)

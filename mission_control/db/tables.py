@@ -309,3 +309,42 @@ missions = Table(
     Index("ix_missions_status_created_at_id", "status", "created_at", "id"),
     Index("ix_missions_definition_created_at_id", "definition", "created_at", "id"),
 )
+
+# Keys Mission Control generates for itself when the operator configured none (today: the dashboard
+# session cookies' key), created once by whichever process needs one first and shared by all.
+app_secrets = Table(
+    "app_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Dashboard sessions, server side: the cookie carries a random id whose SHA-256 is `id_digest`, so
+# signing out (deleting the row) ends the session wherever the cookie was copied. `credential` is a
+# keyed fingerprint of the token that signed in: when that token changes, the session no longer
+# matches. `expires_at` is fixed at sign-in (an absolute lifetime, never renewed by use).
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    Column("id_digest", String(64), primary_key=True),
+    Column("credential", String(64), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index("ix_dashboard_sessions_expires_at", "expires_at"),
+)
+
+# Signing secrets of one service (by the name jobs carry in `service`), encrypted at rest. Requests
+# to the service's targets are signed with every secret whose `expires_at` is NULL or in the future:
+# after a rotation the old secret keeps verifying until its overlap window ends.
+service_signing_secrets = Table(
+    "service_signing_secrets",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("service", String(128), nullable=False),
+    Column("ciphertext", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=True),
+    Index("ix_service_signing_secrets_service", "service"),
+)
