@@ -2,6 +2,12 @@
 
 A message carries one or more notices of one channel (alerts that changed together are sent together),
 each an (event, alert) pair; a test notice has no alert.
+
+Alert subjects and messages are whatever services and their tokens sent (service and job names,
+heartbeat messages, error messages, acknowledgement comments). Slack reads ``<...>`` in a message as a
+control sequence (``<!channel>`` pings everyone, ``<https://evil|click>`` disguises a link), so every
+such string is escaped for Slack as its "Escaping text" documentation says (``&``, ``<``, ``>``);
+webhook documents and emails carry them as they are.
 """
 
 from __future__ import annotations
@@ -43,8 +49,18 @@ def text(items: list[Item]) -> str:
 
 
 def slack(items: list[Item]) -> dict[str, Any]:
-    """Slack's incoming-webhook format: ``text`` is required; one message, however many changes."""
-    return {"text": f"{headline(items)}\n{text(items)}"}
+    """Slack's incoming-webhook format: ``text`` is required; one message, however many changes.
+
+    The whole text is escaped: our own words hold no ``&``, ``<`` or ``>``, and everything else in it
+    came from outside. A deliberate link of ours would be added after escaping, as ``<url|label>`` with
+    the label escaped.
+    """
+    return {"text": slack_escape(f"{headline(items)}\n{text(items)}")}
+
+
+def slack_escape(value: str) -> str:
+    """``value`` as literal text in a Slack message: no mention, link or other control sequence."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def email(items: list[Item], sender: str, to: list[str]) -> EmailMessage:

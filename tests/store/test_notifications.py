@@ -240,3 +240,23 @@ def test_an_alert_whose_routing_was_lost_is_routed_by_the_sweep(engine, clock, t
     assert unrouted(engine, clock.now()) == []  # routed once: last_notified_at is set
     assert route(engine, [(change.alert_id, "opened")], clock.now()) == []  # and never twice
     assert notice_id
+
+
+def test_a_slack_notice_escapes_what_the_service_sent(engine, clock, target, delivery):
+    channel(engine, clock, "ops-slack", "slack", {"url": f"{target.url}/echo?ch=slack"})
+    with engine.begin() as conn:
+        change = open_alert(
+            conn,
+            AlertKind.SERVICE_DOWN,
+            "billing",
+            clock.now(),
+            "<!channel> <https://evil.example|click> & run",
+        )
+    [notice_id] = route(engine, [(change.alert_id, "opened")], clock.now())
+
+    assert deliver(engine, [notice_id], delivery, clock.now(), final=False).outcome == "sent"
+
+    [slack] = target.requests_to("/echo?ch=slack")
+    text = slack.json()["text"]
+    assert "&lt;!channel&gt; &lt;https://evil.example|click&gt; &amp; run" in text
+    assert "<" not in text and ">" not in text
