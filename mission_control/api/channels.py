@@ -1,6 +1,12 @@
-"""``/api/v1/channels``: where alert notices go, a test notice, and the delivery log."""
+"""``/api/v1/channels``: where alert notices go, a test notice, and the delivery log.
+
+A channel's URL is never answered: :func:`_out` shows it through ``notices.destination`` (host and port
+only, see ``redacted_url``), whatever ``ChannelOut.of`` makes of it.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from flask import Response, current_app, jsonify
 
@@ -14,6 +20,7 @@ from mission_control.notifications.notices import (
     add_test_notice,
     create_channel,
     delete_channel,
+    destination,
     get_channel,
     list_channels,
     list_notices,
@@ -27,6 +34,10 @@ def _state():  # type: ignore[no-untyped-def]
     return current_app.extensions["mission_control"]
 
 
+def _out(row: Any) -> ChannelOut:
+    return ChannelOut.of(row).model_copy(update={"destination": destination(row["target"])})
+
+
 def _not_found(channel_id: int) -> ApiError:
     return ApiError(404, "not_found", f"channel_id: no channel with id {channel_id}", "channel_id")
 
@@ -34,7 +45,7 @@ def _not_found(channel_id: int) -> ApiError:
 @bp.operation("GET", "/channels", summary="List notification channels", responses={200: ChannelList})
 def list_all_channels() -> Response:
     rows = list_channels(_state().engine)
-    return jsonify(ChannelList(channels=[ChannelOut.of(r) for r in rows]).model_dump(mode="json"))
+    return jsonify(ChannelList(channels=[_out(r) for r in rows]).model_dump(mode="json"))
 
 
 @bp.operation(
@@ -57,7 +68,7 @@ def add_channel() -> Response:
         row = create_channel(_state().engine, spec, _state().clock.now())
     except ChannelExists:
         raise ApiError(409, "conflict", f"name: a channel named {body.name!r} exists", "name") from None
-    response = jsonify(ChannelOut.of(row).model_dump(mode="json"))
+    response = jsonify(_out(row).model_dump(mode="json"))
     response.status_code = 201
     return response
 
@@ -67,7 +78,7 @@ def get_one_channel(channel_id: int) -> Response:
     row = get_channel(_state().engine, channel_id)
     if row is None:
         raise _not_found(channel_id)
-    return jsonify(ChannelOut.of(row).model_dump(mode="json"))
+    return jsonify(_out(row).model_dump(mode="json"))
 
 
 @bp.operation("DELETE", f"/channels/{CHANNEL_ID}", summary="Remove a channel", responses={204: None})

@@ -8,6 +8,7 @@ so a redelivered routing task or two beats sending the repeat sweep never notify
 from __future__ import annotations
 
 import fnmatch
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,6 +77,31 @@ def get_channel(engine: Engine, channel_id: int) -> RowMapping | None:
 def delete_channel(engine: Engine, channel_id: int) -> bool:
     with engine.begin() as conn:
         return conn.execute(delete(channels).where(channels.c.id == channel_id)).rowcount == 1
+
+
+# Where a URL's authority ends (RFC 3986 section 3.2), and the backslash WHATWG parsers also stop at.
+_AUTHORITY_END = re.compile(r"[/?#\\]")
+
+
+def redacted_url(url: str) -> str:
+    """``url`` shown only to its host and port: ``https://hooks.example.com/…``.
+
+    Webhook URLs are credentials (Slack's carry the secret in the path, others in the query string or
+    the user information), so the path, query, fragment and user information are all cut, however the
+    URL is shaped: ``https://h.example?token=s`` has no path, ``https://u:p@h.example#f`` none either.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return "…"
+    authority = _AUTHORITY_END.split(rest, maxsplit=1)[0]
+    return f"{scheme}://{authority.rpartition('@')[2]}/…"
+
+
+def destination(target: dict[str, Any]) -> str:
+    """Where a channel's notices go, as the API may show it: the redacted URL, or the recipients."""
+    if "url" in target:
+        return redacted_url(target["url"])
+    return ", ".join(target["to"])
 
 
 def matches(channel: Any, kind: str, subject: str) -> bool:

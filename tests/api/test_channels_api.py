@@ -69,3 +69,28 @@ def test_bad_channels_are_422_naming_the_field(client, body, field):
     error = response.get_json()["error"]
     assert error["field"] == field or field in error["message"], error
     assert client.get("/api/v1/channels", headers=AUTH).get_json()["channels"] == []
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://hooks.example.com?token=SECRET", "https://hooks.example.com/…"),
+        ("https://h.example?x=1&t=SECRET#frag", "https://h.example/…"),
+        ("https://user:SECRET@h.example:8443#SECRET", "https://h.example:8443/…"),
+        ("https://[2001:db8::1]?SECRET", "https://[2001:db8::1]/…"),
+    ],
+)
+def test_a_channel_url_without_a_path_is_shown_to_its_host_only(client, url, shown):
+    # Creating a channel sends nothing; these hosts are never contacted.
+    created = client.post(
+        "/api/v1/channels", headers=AUTH, json={"name": "ops", "kind": "webhook", "url": url}
+    )
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["destination"] == shown
+    channel_id = created.get_json()["id"]
+    for answer in (
+        created,
+        client.get("/api/v1/channels", headers=AUTH),
+        client.get(f"/api/v1/channels/{channel_id}", headers=AUTH),
+    ):
+        assert "SECRET" not in answer.get_data(as_text=True)
