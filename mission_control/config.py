@@ -70,6 +70,9 @@ class Settings:
     proxy_hops: int = 0
     # The dashboard's session-cookie key; none: generated once and kept in the database.
     session_secret: str | None = field(default=None, repr=False)
+    # Keys that encrypt per-service signing secrets at rest, newest first (the first encrypts, all
+    # decrypt); none: one derived from MC_SIGNING_SECRET. See mission_control/secretbox.py.
+    encryption_keys: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -112,6 +115,7 @@ class Settings:
             heartbeats_per_s=float(_int(env, "MC_HEARTBEATS_PER_S", 10, low=1, high=1_000_000)),
             proxy_hops=_int(env, "MC_PROXY_HOPS", 0, low=0, high=10),
             session_secret=env.get("MC_SESSION_SECRET") or None,
+            encryption_keys=tuple(k.strip() for k in env.get("MC_ENCRYPTION_KEY", "").split(",") if k.strip()),
         )
 
     def outbound_policy(self) -> OutboundPolicy:
