@@ -1,4 +1,15 @@
-"""``mission-control web``: the API and dashboard under gunicorn."""
+"""``mission-control web``: the API and dashboard under gunicorn.
+
+Workers are :class:`~mission_control.cli.serving.BufferingThreadWorker`, gunicorn's ``gthread`` with
+whole requests read in its selector loop before a thread takes them, so slow or stalled clients cannot
+hold the threads (``--read-timeout``/WEB_READ_TIMEOUT bounds how long a request may take to arrive).
+
+Forwarded headers are the app's business, not gunicorn's: with MC_PROXY_HOPS > 0 werkzeug's
+``ProxyFix`` takes the client address, scheme and host from that many trusted proxies'
+X-Forwarded-For/-Proto/-Host (see :func:`mission_control.api.create_app`). gunicorn is told to trust no
+peer's forwarded headers (``forwarded_allow_ips`` empty), so the two are never applied twice or
+disagree; FORWARDED_ALLOW_IPS, which gunicorn would otherwise read, is ignored with a warning.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +19,7 @@ from typing import Any
 import click
 from gunicorn.app.base import BaseApplication
 
+from mission_control.cli.serving import BufferingThreadWorker
 from mission_control.config import ConfigError, Settings
 
 
@@ -39,24 +51,41 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
     show_default="$WEB_THREADS or 16",
     help="Threads per process (requests wait on the database, not the CPU).",
 )
-def web(host: str, port: int | None, workers: int | None, threads: int) -> None:
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(min=0.5, max=300),
+    default=lambda: float(os.environ.get("WEB_READ_TIMEOUT", "10")),
+    show_default="$WEB_READ_TIMEOUT or 10",
+    help="Seconds a request head may take to arrive, and its body after it; then the connection is closed.",
+)
+def web(host: str, port: int | None, workers: int | None, threads: int, read_timeout: float) -> None:
     """Serve the HTTP API (refuses to start without MC_ADMIN_TOKEN and MC_SIGNING_SECRET)."""
     try:
         settings = Settings.from_env()
         settings.require_secrets()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    if os.environ.get("FORWARDED_ALLOW_IPS"):
+        click.echo(
+            "warning: FORWARDED_ALLOW_IPS is ignored; set MC_PROXY_HOPS to the number of trusted proxies "
+            "in front of mission-control web",
+            err=True,
+        )
+    worker = BufferingThreadWorker.configured(
+        read_timeout_s=read_timeout, max_body_bytes=settings.max_request_bytes
+    )
     options = {
         "bind": f"{host}:{port or settings.port}",
         "workers": workers or int(os.environ.get("WEB_CONCURRENCY", "2")),
-        "worker_class": "gthread",
+        "worker_class": worker,
         "threads": threads,
         "timeout": 30,
         "graceful_timeout": 10,
         "accesslog": "-",
         # The path without the query string (a service token may ride there), no referer, no agent.
         "access_log_format": '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms',
-        "forwarded_allow_ips": os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        # No peer is trusted for X-Forwarded-*: ProxyFix does that, counted by MC_PROXY_HOPS.
+        "forwarded_allow_ips": "",
         "limit_request_field_size": 16384,
     }
     _Gunicorn(options).run()

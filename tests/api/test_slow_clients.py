@@ -1,0 +1,205 @@
+"""Slow clients against the real server (security issue 13, item 4).
+
+Hundreds of connections that trickle their request head a byte at a time, or send the head and then
+trickle the body they declared, must not stop heartbeats and API calls from other clients; the server
+closes them once the read deadline (WEB_READ_TIMEOUT) passes. Stock gunicorn ``gthread`` gives each of
+them a thread that blocks in the parser, so 16 of them stop a worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from mission_control.db import migrate
+from mission_control.db.engine import make_engine
+from tests.conftest import PostgresDatabases, RunningWeb, start_web, stop, wait_until
+
+pytestmark = pytest.mark.slow
+
+READ_TIMEOUT_S = 3
+SLOW_HEADS = 160
+SLOW_BODIES = 30
+SLOW_CHUNKED = 10
+
+
+@pytest.fixture(scope="module")
+def web(postgres: PostgresDatabases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWeb]:
+    url = postgres.create("slow")
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    server = start_web(url, tmp_path_factory.mktemp("slow") / "web.log", WEB_READ_TIMEOUT=str(READ_TIMEOUT_S))
+    try:
+        yield server
+    finally:
+        stop(server.process)
+
+
+@dataclass
+class SlowConnection:
+    """One client that sends ``prefix`` at once and then ``trickle`` one byte per round."""
+
+    sock: socket.socket
+    trickle: bytes
+    opened_at: float
+    sent: int = 0
+    closed_by_server_at: float | None = None
+
+    def step(self) -> None:
+        """Notice whether the server closed us (EOF, reset, or an error answer); else send a byte."""
+        if self.closed_by_server_at is not None:
+            return
+        try:
+            if self.sock.recv(4096, socket.MSG_DONTWAIT) is not None:  # b"" or a 408/4xx: closed
+                self.closed_by_server_at = time.monotonic()
+                return
+        except BlockingIOError:
+            pass
+        except OSError:
+            self.closed_by_server_at = time.monotonic()
+            return
+        try:
+            self.sock.send(self.trickle[self.sent % len(self.trickle) : self.sent % len(self.trickle) + 1])
+            self.sent += 1
+        except BlockingIOError:
+            pass
+        except OSError:
+            self.closed_by_server_at = time.monotonic()
+
+
+@dataclass
+class Slowloris:
+    """Keeps ``count`` slow connections open (replacing those the server closes) until stopped."""
+
+    port: int
+    service_token: str
+    opened: list[SlowConnection] = field(default_factory=list)
+    replacing: bool = True
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def kinds(self) -> list[tuple[bytes, bytes]]:
+        head = (
+            b"POST /api/v1/heartbeats/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Authorization: Bearer " + self.service_token.encode() + b"\r\nContent-Type: text/plain\r\n"
+        )
+        slow_head = (b"", head + b"X-Padding: " + b"a" * 4000 + b"\r\n\r\n")
+        slow_body = (head + b"Content-Length: 100000\r\n\r\n", b"x" * 100_000)
+        slow_chunks = (head + b"Transfer-Encoding: chunked\r\n\r\n", b"1\r\nx\r\n" * 10_000)
+        return [slow_head] * SLOW_HEADS + [slow_body] * SLOW_BODIES + [slow_chunks] * SLOW_CHUNKED
+
+    def open(self, prefix: bytes, trickle: bytes) -> SlowConnection:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        sock.setblocking(False)
+        if prefix:
+            _send_all(sock, prefix)
+        connection = SlowConnection(sock, trickle, time.monotonic())
+        self.opened.append(connection)
+        return connection
+
+    def start(self) -> list[SlowConnection]:
+        first = [self.open(prefix, trickle) for prefix, trickle in self.kinds()]
+        for connection in first:
+            connection.step()  # every one has sent something: stock gthread hands it to a thread
+        self._thread = threading.Thread(target=self._run, args=(first,), daemon=True)
+        self._thread.start()
+        return first
+
+    def _run(self, current: list[SlowConnection]) -> None:
+        kinds = self.kinds()
+        while not self._stop.wait(0.2):
+            for i, connection in enumerate(current):
+                connection.step()
+                if connection.closed_by_server_at is not None and self.replacing:
+                    with contextlib.suppress(OSError):
+                        current[i] = self.open(*kinds[i])
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        for connection in self.opened:
+            connection.sock.close()
+
+
+def _send_all(sock: socket.socket, data: bytes) -> None:
+    view = memoryview(data)
+    deadline = time.monotonic() + 5
+    while view and time.monotonic() < deadline:
+        try:
+            view = view[sock.send(view) :]
+        except BlockingIOError:
+            time.sleep(0.01)
+
+
+def service_token(web: RunningWeb, name: str) -> str:
+    auth = {"Authorization": f"Bearer {web.token}"}
+    put = requests.put(f"{web.url}/api/v1/services/{name}", json={"interval_s": 60}, headers=auth, timeout=10)
+    assert put.status_code in (200, 201)
+    made = requests.post(f"{web.url}/api/v1/services/{name}/tokens", json={}, headers=auth, timeout=10)
+    assert made.status_code == 201
+    return str(made.json()["token"])
+
+
+def test_slow_clients_do_not_stop_heartbeats(web: RunningWeb, tmp_path: Path) -> None:
+    port = int(web.url.rsplit(":", 1)[1])
+    slowloris = Slowloris(port, service_token(web, "slow"))
+    token = service_token(web, "busy")
+    admin = {"Authorization": f"Bearer {web.token}"}
+    try:
+        first = slowloris.start()
+        assert len(first) == SLOW_HEADS + SLOW_BODIES + SLOW_CHUNKED == 200
+        answered: list[int] = []
+        deadline = time.monotonic() + 15
+        with requests.Session() as keep_alive:
+            for i in range(50):
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, f"only {len(answered)} of 50 heartbeats answered before the deadline"
+                try:
+                    if i % 5 == 4:
+                        response = keep_alive.get(
+                            f"{web.url}/api/v1/services", headers=admin, timeout=remaining
+                        )
+                    elif i % 2:
+                        response = keep_alive.post(
+                            f"{web.url}/api/v1/heartbeats/busy",
+                            headers={"Authorization": f"Bearer {token}"},
+                            data=f"beat {i}",
+                            timeout=remaining,
+                        )
+                    else:
+                        response = requests.get(
+                            f"{web.url}/api/v1/heartbeats/busy", params={"token": token}, timeout=remaining
+                        )
+                except requests.RequestException as exc:
+                    raise AssertionError(
+                        f"request {i} failed after {len(answered)} answers: {exc!r}"
+                    ) from None
+                assert 200 <= response.status_code < 300, response.text
+                answered.append(response.status_code)
+        assert len(answered) == 50
+        # The slow ones are closed by the server once their read deadline passes (head: from the
+        # connection; body: from the head), not kept forever.
+        slowloris.replacing = False
+        wait_until(
+            lambda: all(c.closed_by_server_at is not None for c in first),
+            3 * READ_TIMEOUT_S + 5,
+            "the server to close every slow connection",
+            interval_s=0.2,
+        )
+        beats = requests.get(f"{web.url}/api/v1/services/busy", headers=admin, timeout=10).json()
+        assert beats["heartbeat_count"] >= 40
+    finally:
+        slowloris.stop()
+    assert requests.get(f"{web.url}/healthz", timeout=5).status_code == 200
+    log = web.log_path.read_text()
+    assert "Traceback" not in log, log[-3000:]
