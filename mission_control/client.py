@@ -275,21 +275,36 @@ class Monitor(contextlib.ContextDecorator):
 
 
 def verify_signature(
-    secret: str, headers: Mapping[str, str], body: bytes, *, tolerance_s: int = 300, now: float | None = None
+    secret: str,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    tolerance_s: int = 300,
+    now: float | None = None,
 ) -> bool:
-    """True if a request really comes from Mission Control: its signature header signs ``body``
-    with ``secret`` (MC_SIGNING_SECRET) and is at most ``tolerance_s`` old (replays are refused).
+    """True if a request really comes from Mission Control and was meant for this method and URL.
 
-    ``headers`` may be any mapping (Flask's ``request.headers`` is case-insensitive; a plain dict is
-    searched without regard to case).
+    ``X-Mission-Control-Signature`` must sign the method, the URL (``url`` is the one this request
+    was called on, e.g. Flask's ``request.url``; behind a proxy that rewrites scheme or host, the
+    public URL), the ``Idempotency-Key`` header and ``body`` with ``secret`` (the service's own
+    signing secret, or MC_SIGNING_SECRET), and be at most ``tolerance_s`` old, so neither an old
+    request nor one captured on its way to another endpoint can be replayed here. ``headers`` may be
+    any mapping (Flask's ``request.headers`` is case-insensitive; a plain dict is searched without
+    regard to case). Never raises for a malformed request.
     """
-    header = headers.get(SIGNATURE_HEADER)
-    if header is None:
-        lowered = {key.lower(): value for key, value in headers.items()}
-        header = lowered.get(SIGNATURE_HEADER.lower())
-    if not header:
-        return False
-    return verify(secret, header, body, int(time.time() if now is None else now), tolerance_s)
+    lowered = {key.lower(): value for key, value in headers.items()}
+    return verify(
+        secret,
+        lowered.get(SIGNATURE_HEADER.lower()),
+        method=method,
+        url=url,
+        idempotency_key=lowered.get("idempotency-key", ""),
+        body=body,
+        now=int(time.time() if now is None else now),
+        tolerance_s=tolerance_s,
+    )
 
 
 def _json_default(value: Any) -> Any:

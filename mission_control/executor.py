@@ -38,7 +38,9 @@ from mission_control.jobspec import JobSpec, MissionStart
 from mission_control.registry import spec_columns, spec_from_row
 from mission_control.retry import RetryPolicy
 from mission_control.runstate import AttemptStatus, Reason, RunStatus, Trigger
-from mission_control.signing import SIGNATURE_HEADER, sign
+from mission_control.secretbox import SecretBox
+from mission_control.service_secrets import ServiceSigningSecrets, SigningKeys
+from mission_control.signing import signature_headers
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,10 +62,27 @@ class ExecutionContext:
     # Sends missions a job started to the workers (should a message be lost, their wake_at catches it).
     enqueue_missions: Callable[[Sequence[str]], object] = lambda mission_ids: None
 
+    # The secrets each service's requests are signed with (its own, else MC_SIGNING_SECRET); built
+    # from the engine and settings unless given.
+    signing_keys: SigningKeys | None = None
+
+    def __post_init__(self) -> None:
+        if self.signing_keys is None:
+            store = ServiceSigningSecrets(
+                self.engine,
+                self.clock,
+                SecretBox(self.settings.encryption_keys, self.settings.signing_secret),
+            )
+            object.__setattr__(self, "signing_keys", SigningKeys(store, self.signing_secret))
+
     @property
     def signing_secret(self) -> str:
         assert self.settings.signing_secret, "workers refuse to start without MC_SIGNING_SECRET"
         return self.settings.signing_secret
+
+    def secrets_for(self, service: str) -> list[str]:
+        assert self.signing_keys is not None
+        return self.signing_keys.for_service(service)
 
 
 @dataclass(frozen=True)
@@ -480,18 +499,31 @@ def _request_body(spec: JobSpec) -> bytes | None:
 
 def _request_headers(claim: _Claim, body: bytes | None, ctx: ExecutionContext) -> dict[str, str]:
     timestamp = int(ctx.clock.now().timestamp())
+    target = claim.spec.target
+    assert target.url is not None
     headers = {"User-Agent": USER_AGENT}
     if body is not None:
         headers["Content-Type"] = "application/json"
-    headers.update(claim.spec.target.headers)
+    headers.update(target.headers)
+    idempotency_key = str(claim.run_id)
     headers.update(
         {
-            "Idempotency-Key": str(claim.run_id),
+            "Idempotency-Key": idempotency_key,
             "X-Mission-Control-Job": claim.job_name,
             "X-Mission-Control-Run": str(claim.run_id),
             "X-Mission-Control-Attempt": str(claim.attempt),
-            SIGNATURE_HEADER: sign(ctx.signing_secret, body or b"", timestamp),
         }
+    )
+    headers.update(
+        signature_headers(
+            ctx.secrets_for(claim.spec.service),
+            target.signature,
+            method=target.method,
+            url=target.url,
+            idempotency_key=idempotency_key,
+            body=body or b"",
+            timestamp=timestamp,
+        )
     )
     return headers
 

@@ -191,6 +191,13 @@ class TargetSpec(StrictModel):
         description="extra request headers; values must not begin or end with whitespace",
     )
     body: JsonValue = Field(None, description="JSON body sent with the request; null sends none")
+    signature: Literal["mission-control", "standard-webhooks"] = Field(
+        "mission-control",
+        description=(
+            "signature headers: X-Mission-Control-Signature (binds method, URL, Idempotency-Key and body), "
+            "or the Standard Webhooks set (webhook-id, webhook-timestamp, webhook-signature)"
+        ),
+    )
     mission: MissionStart | None = Field(None, description="instead of a request: start this mission")
 
     @model_validator(mode="after")
@@ -198,9 +205,13 @@ class TargetSpec(StrictModel):
         if self.mission is None and self.url is None:
             raise ValueError("give url (a request to send) or mission (a mission to start)")
         if self.mission is not None and (
-            self.url is not None or self.headers or self.body is not None or self.method != "POST"
+            self.url is not None
+            or self.headers
+            or self.body is not None
+            or self.method != "POST"
+            or self.signature != "mission-control"
         ):
-            raise ValueError("a target that starts a mission has no url, method, headers or body")
+            raise ValueError("a target that starts a mission has no url, method, headers, body or signature")
         return self
 
     @field_validator("url")

@@ -71,6 +71,18 @@ class Recorded:
     def json(self) -> Any:
         return json.loads(self.body)
 
+    @property
+    def url(self) -> str:
+        """The URL as a receiver rebuilds it: scheme, the Host header and the request target."""
+        host = next(value for name, value in self.headers.items() if name.lower() == "host")
+        return f"http://{host}{self.path}"
+
+    def signed_by(self, secret: str, now: float) -> bool:
+        """Whether Mission Control's signature on this request verifies with ``secret`` at ``now``."""
+        from mission_control.client import verify_signature
+
+        return verify_signature(secret, self.method, self.url, self.headers, self.body, now=now)
+
 
 class _HTTPServer(ThreadingHTTPServer):
     """Tracks every connection and its thread so ``stop()`` can end them instead of leaking them."""

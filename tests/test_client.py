@@ -15,14 +15,23 @@ SECRET = "a-signing-secret-for-tests"
 def test_verify_signature_accepts_ours_and_refuses_forgeries_and_replays():
     body = b'{"report":"daily"}'
     now = time.time()
-    headers = {SIGNATURE_HEADER.lower(): sign(SECRET, body, int(now))}
-    assert verify_signature(SECRET, headers, body)
-    assert not verify_signature(SECRET, headers, body + b" ")
-    assert not verify_signature("another-secret", headers, body)
-    assert not verify_signature(SECRET, {}, body)
-    old = {SIGNATURE_HEADER: sign(SECRET, body, int(now) - 600)}
-    assert not verify_signature(SECRET, old, body)
-    assert verify_signature(SECRET, old, body, tolerance_s=900)
+    url = "https://billing.internal/tasks/report?format=pdf"
+
+    def signed(at: float, key: str = "42") -> dict[str, str]:
+        value = sign(SECRET, method="POST", url=url, idempotency_key=key, body=body, timestamp=int(at))
+        return {SIGNATURE_HEADER.lower(): value, "Idempotency-Key": key}
+
+    headers = signed(now)
+    assert verify_signature(SECRET, "POST", url, headers, body)
+    assert not verify_signature(SECRET, "POST", url, headers, body + b" ")
+    assert not verify_signature(SECRET, "PUT", url, headers, body)
+    assert not verify_signature(SECRET, "POST", url.replace("report", "refund"), headers, body)
+    assert not verify_signature(SECRET, "POST", url, {**headers, "Idempotency-Key": "43"}, body)
+    assert not verify_signature("another-secret", "POST", url, headers, body)
+    assert not verify_signature(SECRET, "POST", url, {}, body)
+    old = signed(now - 600)
+    assert not verify_signature(SECRET, "POST", url, old, body)
+    assert verify_signature(SECRET, "POST", url, old, body, tolerance_s=900)
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ from mission_control.api import (
     missions,
     runs,
     services,
+    signing_secrets,
 )
 from mission_control.api.auth import require_admin, token_digest
 from mission_control.api.errors import register_error_handlers
@@ -132,6 +133,7 @@ def create_app(
     app.register_blueprint(runs.bp, url_prefix=API_PREFIX)
     app.register_blueprint(heartbeats.bp, url_prefix=API_PREFIX)
     app.register_blueprint(services.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(signing_secrets.bp, url_prefix=API_PREFIX)
     app.register_blueprint(alerts.bp, url_prefix=API_PREFIX)
     app.register_blueprint(channels.bp, url_prefix=API_PREFIX)
     app.register_blueprint(missions.bp, url_prefix=API_PREFIX)

@@ -24,7 +24,10 @@ def echo() -> Response:
     signed = verify(
         state.settings.signing_secret or "",
         request.headers.get(SIGNATURE_HEADER, ""),
-        body,
+        method=request.method,
+        url=request.url,
+        idempotency_key=request.headers.get("Idempotency-Key", ""),
+        body=body,
         now=int(state.clock.now().timestamp()),
     )
     response = jsonify(

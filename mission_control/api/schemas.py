@@ -43,7 +43,7 @@ class JobPatch(BaseModel):
     )
     service: Name | SkipJsonSchema[None] = None
     target: dict[str, Any] | SkipJsonSchema[None] = Field(
-        None, description="keys of target to change (url, method, headers, body)"
+        None, description="keys of target to change (url, method, headers, body, signature)"
     )
     schedule: ScheduleSpec | SkipJsonSchema[None] = None
     timeout_s: float | SkipJsonSchema[None] = Field(None, gt=0, le=3600)

@@ -52,7 +52,14 @@ class StepRunner:
                 "X-Mission-Control-Mission": request.mission_id,
                 "X-Mission-Control-Step": request.step,
                 "X-Mission-Control-Attempt": str(request.attempt),
-                SIGNATURE_HEADER: sign(self.signing_secret, body or b"", int(self.clock.now().timestamp())),
+                SIGNATURE_HEADER: sign(
+                    self.signing_secret,
+                    method=request.method,
+                    url=request.url,
+                    idempotency_key=request.idempotency_key,
+                    body=body or b"",
+                    timestamp=int(self.clock.now().timestamp()),
+                ),
             }
         )
         outcome = send(

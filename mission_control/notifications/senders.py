@@ -5,6 +5,7 @@ No sender logs or returns the destination URL (Slack webhook URLs are credential
 
 from __future__ import annotations
 
+import hashlib
 import json
 import smtplib
 import time
@@ -31,12 +32,20 @@ class Delivery:
 def post_json(
     session: requests.Session, url: str, body: dict[str, Any], *, secret: str | None = None
 ) -> Delivery:
-    """POST a JSON document (signed like a trigger when ``secret`` is given); redirects not followed."""
+    """POST a JSON document (signed like a trigger when ``secret`` is given); redirects not followed.
+
+    A signed document carries an ``Idempotency-Key`` derived from its bytes, so a redelivery of the
+    same message has the same key and the signature binds it as a trigger's does.
+    """
     started = time.monotonic()
     raw = json.dumps(body, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "mission-control"}
     if secret:
-        headers[SIGNATURE_HEADER] = sign(secret, raw, int(time.time()))
+        key = "notices:" + hashlib.sha256(raw).hexdigest()[:32]
+        headers["Idempotency-Key"] = key
+        headers[SIGNATURE_HEADER] = sign(
+            secret, method="POST", url=url, idempotency_key=key, body=raw, timestamp=int(time.time())
+        )
     try:
         response = session.post(url, data=raw, headers=headers, timeout=TIMEOUT_S, allow_redirects=False)
         response.close()

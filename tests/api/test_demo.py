@@ -17,16 +17,20 @@ def test_the_demo_echo_checks_signatures_and_beats_for_the_demo_service(app, eng
     client = demo.test_client()
     body = b'{"hello":"world"}'
 
-    forged = client.post(
-        "/demo/echo", data=body, headers={SIGNATURE_HEADER: sign("wrong", body, int(time.time()))}
-    )
+    def signature(secret: str, stamp: int, url: str = "http://localhost/demo/echo") -> dict[str, str]:
+        value = sign(secret, method="POST", url=url, idempotency_key="7", body=body, timestamp=stamp)
+        return {SIGNATURE_HEADER: value, "Idempotency-Key": "7"}
+
+    forged = client.post("/demo/echo", data=body, headers=signature("wrong", int(time.time())))
     assert forged.status_code == 401
     assert demo.extensions["mission_control"].services.get("demo") is None
 
     stamp = int(clock.now().timestamp())
-    signed = client.post(
-        "/demo/echo", data=body, headers={SIGNATURE_HEADER: sign(SIGNING_SECRET, body, stamp)}
+    elsewhere = client.post(
+        "/demo/echo", data=body, headers=signature(SIGNING_SECRET, stamp, "http://localhost/api/v1/jobs")
     )
+    assert elsewhere.status_code == 401  # signed for another URL: a replay from elsewhere
+    signed = client.post("/demo/echo", data=body, headers=signature(SIGNING_SECRET, stamp))
     assert signed.status_code == 200 and signed.get_json()["signature_valid"] is True
     service = demo.extensions["mission_control"].services.get("demo")
     assert (service["state"], service["interval_s"], service["grace_s"]) == ("up", 10, 10)

@@ -10,7 +10,6 @@ from sqlalchemy import update
 
 from mission_control.db.tables import jobs
 from mission_control.registry import JobRegistry
-from mission_control.signing import verify
 from tests.conftest import SIGNING_SECRET, wait_until
 from tests.e2e.conftest import attempts_of, runs_of
 from tests.factories import job_spec
@@ -44,9 +43,7 @@ def test_jobs_fire_on_time_signed_retried_timed_out_and_recorded(stack, e2e_engi
 
     ticks = target.wait_for(4, "/ok", timeout_s=20)
     for request in ticks:
-        assert verify(
-            SIGNING_SECRET, request.headers["X-Mission-Control-Signature"], request.body, now=int(time.time())
-        )
+        assert request.signed_by(SIGNING_SECRET, now=time.time())
         assert request.headers["X-Mission-Control-Job"] == "tick"
         assert request.headers["Idempotency-Key"] == request.headers["X-Mission-Control-Run"]
     # Each request is a different run, each run a different one-second slot (lag is a benchmark figure).

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import requests
 
-from mission_control.signing import verify
 from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET, free_port, wait_until
 
 pytestmark = pytest.mark.slow
@@ -85,7 +84,7 @@ def test_approval_flow_with_real_processes(stack: Any, target: Any) -> None:
     assert sent.json() == {"to": "a@example.com"}
     assert sent.headers["Idempotency-Key"] == "mission:m-e2e:send-email"
     assert sent.headers["X-Mission-Control-Mission"] == "m-e2e"
-    assert verify(SIGNING_SECRET, sent.headers["X-Mission-Control-Signature"], sent.body, int(time.time()))
+    assert sent.signed_by(SIGNING_SECRET, now=time.time())
     assert waiting["steps"][0]["output"]["method"] == "POST"  # the echoed JSON became the output
 
     web.call("POST", "/missions/m-e2e/signals/receive-approval", json={"approved": True})

@@ -16,7 +16,6 @@ from mission_control.db.tables import attempts, runs
 from mission_control.executor import ExecutionContext, execute_run
 from mission_control.http_trigger import make_session
 from mission_control.registry import JobRegistry
-from mission_control.signing import verify
 from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET, T0
 from tests.factories import job_spec
 
@@ -90,9 +89,7 @@ def test_a_successful_trigger_is_signed_recorded_and_succeeds(engine, registry, 
     assert headers["x-mission-control-run"] == str(run_id)
     assert headers["x-mission-control-job"] == "nightly-report"
     assert headers["x-mission-control-attempt"] == "1"
-    assert verify(
-        SIGNING_SECRET, headers["x-mission-control-signature"], request.body, now=int(T0.timestamp())
-    )
+    assert request.signed_by(SIGNING_SECRET, now=T0.timestamp())
 
     run = the_run(engine, run_id)
     assert (run.status, run.attempt_count, run.http_status, run.reason) == ("succeeded", 1, 200, None)

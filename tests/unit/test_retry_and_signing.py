@@ -1,16 +1,12 @@
-"""Retry delays and trigger signatures: pure functions, checked exactly and by properties."""
+"""Retry delays: a pure function, checked exactly and by properties (signatures: test_signing.py)."""
 
 from __future__ import annotations
-
-import hashlib
-import hmac
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mission_control.retry import MAX_RETRY_AFTER_S, RetryPolicy
-from mission_control.signing import sign, verify
 
 POLICY = RetryPolicy(max_attempts=5, backoff_s=2, backoff_max_s=60, jitter=0.0)
 
@@ -58,20 +54,3 @@ def test_a_delay_is_never_negative_and_never_past_the_cap_unless_the_target_aske
 def test_without_jitter_delays_never_shrink(attempts, backoff):
     policy = RetryPolicy(20, backoff, 86_400, 0.0)
     assert policy.delay_for(attempts + 1) >= policy.delay_for(attempts)
-
-
-def test_the_signature_is_hmac_sha256_of_timestamp_dot_body():
-    header = sign("s3cret", b'{"a":1}', 1_700_000_000)
-    expected = hmac.new(b"s3cret", b'1700000000.{"a":1}', hashlib.sha256).hexdigest()
-    assert header == f"t=1700000000,v1={expected}"
-
-
-def test_verify_accepts_a_fresh_signature_and_refuses_tampering_and_replays():
-    header = sign("s3cret", b"body", 1000)
-    assert verify("s3cret", header, b"body", now=1000)
-    assert verify("s3cret", header, b"body", now=1299)
-    assert not verify("s3cret", header, b"body", now=1301)
-    assert not verify("s3cret", header, b"bodY", now=1000)
-    assert not verify("other", header, b"body", now=1000)
-    assert not verify("s3cret", "v1=abc", b"body", now=1000)
-    assert verify("s3cret", header.replace("v1=", "v1=dead,v1="), b"body", now=1000)

@@ -1,0 +1,123 @@
+"""``/api/v1/services/{name}/signing-secrets``: a service's own signing secrets, issued and rotated.
+
+The secret is answered once, when issued (``Cache-Control: no-store``); listings show ids and
+lifetimes only. The service need not be registered for heartbeats: jobs name their service freely,
+and it is the jobs' requests that these secrets sign. See :mod:`mission_control.service_secrets`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from flask import Response, current_app, request
+from pydantic import BaseModel, ConfigDict, Field
+
+from mission_control.api.bodies import json_object, validate
+from mission_control.api.errors import ApiError
+from mission_control.api.openapi import ApiBlueprint
+from mission_control.api.responses import check_name, json_response
+from mission_control.secretbox import SecretBox
+from mission_control.service_secrets import DEFAULT_OVERLAP_S, MAX_OVERLAP_S, ServiceSigningSecrets
+
+bp = ApiBlueprint("signing_secrets", __name__, tag="services")
+SECRET_ID = "<id:secret_id>"
+
+
+class SigningSecretIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    overlap_s: int = Field(
+        DEFAULT_OVERLAP_S,
+        ge=0,
+        le=MAX_OVERLAP_S,
+        description="how long the secrets this one replaces keep signing, so receivers can switch over",
+    )
+
+
+class SigningSecretIssued(BaseModel):
+    id: int
+    service: str
+    secret: str = Field(description="shown once; stored encrypted. `whsec_` + base64 of 32 random bytes")
+    created_at: datetime
+    previous_expire_at: datetime = Field(description="when the secrets this one replaced stop signing")
+
+
+class SigningSecretOut(BaseModel):
+    id: int
+    kind: Literal["own", "default"] = Field(description="`default`: MC_SIGNING_SECRET, during an overlap")
+    created_at: datetime
+    expires_at: datetime | None = Field(description="null: the current secret")
+
+
+class SigningSecretList(BaseModel):
+    service: str
+    signing_secrets: list[SigningSecretOut] = Field(
+        description="the secrets signing this service's requests now, newest first; empty: MC_SIGNING_SECRET"
+    )
+
+
+def _store() -> ServiceSigningSecrets:
+    state = current_app.extensions["mission_control"]
+    box = SecretBox(state.settings.encryption_keys, state.settings.signing_secret)
+    return ServiceSigningSecrets(state.engine, state.clock, box)
+
+
+@bp.operation(
+    "POST",
+    "/services/<name>/signing-secrets",
+    summary="Issue the service its own signing secret, or rotate it (shown once)",
+    body=SigningSecretIn,
+    body_required=False,
+    responses={201: SigningSecretIssued},
+)
+def rotate_signing_secret(name: str) -> Response:
+    check_name(name)
+    overlap_s = DEFAULT_OVERLAP_S
+    if request.content_length:
+        overlap_s = validate(SigningSecretIn, json_object(), strict=True).overlap_s
+    issued = _store().rotate(name, overlap_s)
+    response = json_response(
+        SigningSecretIssued(
+            id=issued.id,
+            service=name,
+            secret=issued.secret,
+            created_at=issued.created_at,
+            previous_expire_at=issued.previous_expire_at,
+        ),
+        201,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.operation(
+    "GET",
+    "/services/<name>/signing-secrets",
+    summary="The secrets signing this service's requests (never their values)",
+    responses={200: SigningSecretList},
+)
+def list_signing_secrets(name: str) -> Response:
+    check_name(name)
+    rows = _store().list(name)
+    return json_response(
+        SigningSecretList(service=name, signing_secrets=[SigningSecretOut(**row) for row in rows])
+    )
+
+
+@bp.operation(
+    "DELETE",
+    f"/services/<name>/signing-secrets/{SECRET_ID}",
+    summary="Stop signing with one secret at once",
+    responses={204: None},
+)
+def revoke_signing_secret(name: str, secret_id: int) -> Response:
+    check_name(name)
+    if not _store().revoke(name, secret_id):
+        raise ApiError(
+            404,
+            "not_found",
+            f"secret_id: service {name!r} has no live signing secret {secret_id}",
+            "secret_id",
+        )
+    return Response(status=204)

@@ -1,0 +1,190 @@
+"""Each service's own signing secrets: issued, rotated with an overlap window, revoked, and looked up.
+
+Why: with one ``MC_SIGNING_SECRET`` every receiver can sign requests that every other receiver
+accepts. A service given its own secret (``POST /api/v1/services/{name}/signing-secrets``) gets
+requests signed with that secret only; services without one keep the shared default.
+
+Rotation never breaks a receiver: the new secret becomes current at once, and the ones it replaces
+(the default included, the first time) stay *live* until ``overlap_s`` later. Requests are signed
+with every live secret (one ``v2`` value, or one Standard Webhooks signature, each), so a receiver
+that still holds the old secret and one already updated both verify; once the window ends only the
+new one signs. At most ``MAX_LIVE`` secrets are live at once: rotating again and again inside a window
+retires the oldest early rather than letting headers grow.
+
+Secrets are stored sealed by :class:`~mission_control.secretbox.SecretBox`, shown once when issued,
+and never listed. Workers read them through :class:`SigningKeys`, a per-process cache (a few seconds)
+so signing costs no query per request; a rotation or revocation reaches every worker within it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from base64 import b64encode
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.engine import Engine
+
+from mission_control.clock import Clock
+from mission_control.db.tables import service_signing_secrets as table
+from mission_control.secretbox import SecretBox
+from mission_control.signing import WHSEC_PREFIX
+
+# A row standing for MC_SIGNING_SECRET during the overlap of a service's first own secret.
+DEFAULT_MARKER = "@default"
+MAX_LIVE = 4
+DEFAULT_OVERLAP_S = 86_400
+MAX_OVERLAP_S = 30 * 86_400
+
+
+@dataclass(frozen=True)
+class IssuedSecret:
+    id: int
+    service: str
+    secret: str
+    created_at: datetime
+    previous_expire_at: datetime  # when the secrets it replaced stop signing
+
+
+def new_secret() -> str:
+    """32 random bytes in the Standard Webhooks form (``whsec_`` + base64), usable by its libraries."""
+    return WHSEC_PREFIX + b64encode(secrets.token_bytes(32)).decode()
+
+
+def _live(now: datetime) -> Any:
+    return or_(table.c.expires_at.is_(None), table.c.expires_at > now)
+
+
+class ServiceSigningSecrets:
+    def __init__(self, engine: Engine, clock: Clock, box: SecretBox) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.box = box
+
+    def rotate(self, service: str, overlap_s: int = DEFAULT_OVERLAP_S) -> IssuedSecret:
+        """Issue a new current secret; the live ones it replaces verify for ``overlap_s`` more."""
+        now = self.clock.now()
+        retire_at = now + timedelta(seconds=overlap_s)
+        secret = new_secret()
+        with self.engine.begin() as conn:
+            conn.execute(delete(table).where(table.c.service == service, table.c.expires_at <= now))
+            live = conn.execute(
+                select(table.c.id).where(table.c.service == service, _live(now)).order_by(table.c.id.desc())
+            ).all()
+            if not live:
+                # The service was signed with MC_SIGNING_SECRET: that keeps verifying through the window.
+                conn.execute(
+                    insert(table).values(
+                        service=service, ciphertext=DEFAULT_MARKER, created_at=now, expires_at=retire_at
+                    )
+                )
+            keep = [row.id for row in live[: MAX_LIVE - 1]]
+            if keep:
+                conn.execute(
+                    update(table)
+                    .where(
+                        table.c.id.in_(keep),
+                        or_(table.c.expires_at.is_(None), table.c.expires_at > retire_at),
+                    )
+                    .values(expires_at=retire_at)
+                )
+            retired_early = [row.id for row in live[MAX_LIVE - 1 :]]
+            if retired_early:
+                conn.execute(update(table).where(table.c.id.in_(retired_early)).values(expires_at=now))
+            new_id = conn.execute(
+                insert(table)
+                .values(service=service, ciphertext=self.box.seal(secret), created_at=now, expires_at=None)
+                .returning(table.c.id)
+            ).scalar_one()
+        return IssuedSecret(
+            id=int(new_id),
+            service=service,
+            secret=secret,
+            created_at=now,
+            previous_expire_at=retire_at,
+        )
+
+    def list(self, service: str) -> list[dict[str, Any]]:
+        """The service's live secrets, newest first, without their values."""
+        now = self.clock.now()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(table.c.id, table.c.ciphertext, table.c.created_at, table.c.expires_at)
+                .where(table.c.service == service, _live(now))
+                .order_by(table.c.id.desc())
+            ).all()
+        return [
+            {
+                "id": int(row.id),
+                "kind": "default" if row.ciphertext == DEFAULT_MARKER else "own",
+                "created_at": row.created_at,
+                "expires_at": row.expires_at,
+            }
+            for row in rows
+        ]
+
+    def revoke(self, service: str, secret_id: int) -> bool:
+        """Stop signing with one secret at once; False if the service has no such live secret."""
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(table)
+                .where(and_(table.c.id == secret_id, table.c.service == service, _live(now)))
+                .values(expires_at=now)
+            )
+        return result.rowcount == 1
+
+    def live_secrets(self, service: str, default: str) -> list[str]:
+        """The secrets that sign this service's requests now, newest first; ``[default]`` if it has none."""
+        now = self.clock.now()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(table.c.ciphertext)
+                .where(table.c.service == service, _live(now))
+                .order_by(table.c.id.desc())
+            ).all()
+        if not rows:
+            return [default]
+        return [
+            default if row.ciphertext == DEFAULT_MARKER else self.box.open(row.ciphertext) for row in rows
+        ]
+
+
+class SigningKeys:
+    """The secrets to sign a service's requests with, cached per process for ``ttl_s`` seconds."""
+
+    def __init__(
+        self,
+        store: ServiceSigningSecrets,
+        default: str,
+        ttl_s: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._default = default
+        self._ttl_s = ttl_s
+        self._monotonic = monotonic
+        self._cache: dict[str, tuple[float, list[str]]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def default(self) -> str:
+        return self._default
+
+    def for_service(self, service: str) -> list[str]:
+        now = self._monotonic()
+        with self._lock:
+            hit = self._cache.get(service)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        value = self._store.live_secrets(service, self._default)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[service] = (now + self._ttl_s, value)
+        return value
