@@ -203,3 +203,55 @@ def test_slow_clients_do_not_stop_heartbeats(web: RunningWeb, tmp_path: Path) ->
     assert requests.get(f"{web.url}/healthz", timeout=5).status_code == 200
     log = web.log_path.read_text()
     assert "Traceback" not in log, log[-3000:]
+
+
+def exchange(port: int, data: bytes, wait_s: float = 10) -> bytes:
+    """Send ``data`` and read until the server closes the connection (or ``wait_s`` passes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait_s) as sock:
+        sock.sendall(data)
+        received = b""
+        with contextlib.suppress(TimeoutError, ConnectionResetError):
+            while chunk := sock.recv(65536):
+                received += chunk
+        return received
+
+
+def test_requests_are_framed_before_a_thread_takes_them(web: RunningWeb) -> None:
+    port = int(web.url.rsplit(":", 1)[1])
+    token = service_token(web, "framed").encode()
+    beat = b"POST /api/v1/heartbeats/framed HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token
+    close = b"\r\nConnection: close"
+    chunked = exchange(
+        port, beat + close + b"\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"
+    )
+    assert chunked.startswith(b"HTTP/1.1 200 ")
+    # Expect: 100-continue is answered once, before the body is sent.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(beat + close + b"\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"hello")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 ") and b"100 Continue" not in answer
+    # No Content-Length, no Transfer-Encoding: no body (the thread does not wait for one).
+    assert exchange(port, beat + close + b"\r\n\r\n").startswith(b"HTTP/1.1 200 ")
+    # Two requests in one packet: the first is answered, then the connection closes.
+    pipelined = exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+    assert pipelined.count(b"HTTP/1.1 200 ") == 1
+    # Too large a head: 431 at once; half a head or half a body: 408 at the deadline.
+    assert exchange(port, b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n").startswith(
+        b"HTTP/1.1 431 "
+    )
+    assert exchange(port, b"GET /healthz HTTP/1.1\r\n").startswith(b"HTTP/1.1 408 ")
+    assert exchange(port, beat + b"\r\nContent-Length: 10\r\n\r\nabc").startswith(b"HTTP/1.1 408 ")
+    # A body larger than MC_MAX_REQUEST_BYTES still reaches the app (a heartbeat keeps its start).
+    big = requests.post(
+        f"{web.url}/api/v1/heartbeats/framed",
+        data=b"y" * 3_000_000,
+        headers={"Authorization": f"Bearer {token.decode()}"},
+        timeout=10,
+    )
+    assert big.status_code == 200 and big.json()["truncated"] is True
+    with requests.Session() as keep_alive:  # and keep-alive connections keep working
+        assert [keep_alive.get(f"{web.url}/healthz", timeout=5).status_code for _ in range(3)] == [200] * 3
