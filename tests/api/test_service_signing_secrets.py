@@ -1,0 +1,123 @@
+"""Each service may have its own signing secret: issued and rotated through the API with an overlap
+window, sealed at rest, and used by workers for that service's requests only (issue 13, item 5)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from mission_control.claiming import create_manual_run
+from mission_control.config import Settings
+from mission_control.db.tables import service_signing_secrets
+from mission_control.executor import ExecutionContext, execute_run
+from mission_control.http_trigger import make_session
+from mission_control.registry import JobRegistry
+from mission_control.service_secrets import SigningKeys
+from mission_control.signing import verify_standard_webhooks
+from tests.api.conftest import AUTH
+from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET
+from tests.factories import job_spec
+
+
+@pytest.fixture
+def ctx(engine, clock):
+    settings = Settings(admin_token=ADMIN_TOKEN, signing_secret=SIGNING_SECRET)
+    session = make_session()
+    context = ExecutionContext(engine=engine, clock=clock, settings=settings, session=session)
+    # No cache between the API's change and the next request, so each step below is seen at once.
+    assert context.signing_keys is not None
+    yield replace(context, signing_keys=SigningKeys(context.signing_keys._store, SIGNING_SECRET, ttl_s=0))
+    session.close()
+
+
+def _fire(engine, clock, ctx, target, job: str):
+    clock.set(clock.now() + timedelta(seconds=1))  # one manual run per job and instant
+    run_id = create_manual_run(engine, job, clock.now())
+    assert execute_run(run_id, ctx) == "succeeded"
+    [request] = [r for r in target.requests_to("/ok") if r.headers.get("Idempotency-Key") == str(run_id)]
+    return request
+
+
+def _jobs(engine, clock, target):
+    registry = JobRegistry(engine, clock)
+    registry.put(job_spec("billing.report", service="billing", target={"url": f"{target.url}/ok"}))
+    registry.put(job_spec("payments.sweep", service="payments", target={"url": f"{target.url}/ok"}))
+
+
+def test_a_rotation_signs_with_old_and_new_through_the_overlap_then_only_the_new(
+    app, engine, clock, ctx, target
+):
+    _jobs(engine, clock, target)
+    client = app.test_client()
+    now = clock.now().timestamp()
+    assert _fire(engine, clock, ctx, target, "billing.report").signed_by(SIGNING_SECRET, now)
+
+    issued = client.post("/api/v1/services/billing/signing-secrets", headers=AUTH, json={"overlap_s": 3600})
+    assert issued.status_code == 201 and issued.headers["Cache-Control"] == "no-store"
+    first = issued.get_json()["secret"]
+    assert first.startswith("whsec_")
+    # Receivers still on the default and receivers already on the new secret both verify...
+    request = _fire(engine, clock, ctx, target, "billing.report")
+    assert request.signed_by(SIGNING_SECRET, now) and request.signed_by(first, now)
+    # ...other services are untouched, and no other service's secret verifies billing's requests.
+    other = _fire(engine, clock, ctx, target, "payments.sweep")
+    assert other.signed_by(SIGNING_SECRET, now) and not other.signed_by(first, now)
+
+    clock.set(clock.now() + timedelta(hours=1, seconds=1))
+    now = clock.now().timestamp()
+    request = _fire(engine, clock, ctx, target, "billing.report")
+    assert request.signed_by(first, now) and not request.signed_by(SIGNING_SECRET, now)
+
+    second = client.post("/api/v1/services/billing/signing-secrets", headers=AUTH).get_json()["secret"]
+    request = _fire(engine, clock, ctx, target, "billing.report")
+    assert request.signed_by(first, now) and request.signed_by(second, now)
+    listed = client.get("/api/v1/services/billing/signing-secrets", headers=AUTH).get_json()
+    assert [s["kind"] for s in listed["signing_secrets"]] == ["own", "own"]
+    assert first not in str(listed) and second not in str(listed)
+
+    old_id = listed["signing_secrets"][1]["id"]
+    assert (
+        client.delete(f"/api/v1/services/billing/signing-secrets/{old_id}", headers=AUTH).status_code == 204
+    )
+    request = _fire(engine, clock, ctx, target, "billing.report")
+    assert request.signed_by(second, now) and not request.signed_by(first, now)
+    gone = client.delete(f"/api/v1/services/billing/signing-secrets/{old_id}", headers=AUTH)
+    assert gone.status_code == 404 and gone.get_json()["error"]["field"] == "secret_id"
+
+
+def test_secrets_are_sealed_at_rest_and_never_listed(app, engine):
+    client = app.test_client()
+    secret = client.post("/api/v1/services/billing/signing-secrets", headers=AUTH).get_json()["secret"]
+    with engine.connect() as conn:
+        stored = [row.ciphertext for row in conn.execute(select(service_signing_secrets))]
+    assert stored and all(secret not in value for value in stored)
+    assert secret not in client.get("/api/v1/services/billing/signing-secrets", headers=AUTH).get_data(
+        as_text=True
+    )
+
+
+def test_bad_requests_change_nothing(app, engine):
+    client = app.test_client()
+    for body in ({"overlap_s": -1}, {"overlap_s": 31 * 86_400}, {"overlap": 5}):
+        answer = client.post("/api/v1/services/billing/signing-secrets", headers=AUTH, json=body)
+        assert answer.status_code == 422, body
+    assert client.post("/api/v1/services/Bad Name/signing-secrets", headers=AUTH).status_code in (404, 422)
+    assert client.post("/api/v1/services/billing/signing-secrets").status_code == 401
+    with engine.connect() as conn:
+        assert conn.execute(select(service_signing_secrets)).first() is None
+
+
+def test_a_job_may_ask_for_standard_webhooks_headers(engine, clock, ctx, target):
+    JobRegistry(engine, clock).put(
+        job_spec(
+            "hooks", target={"url": f"{target.url}/ok", "signature": "standard-webhooks", "body": {"a": 1}}
+        )
+    )
+    request = _fire(engine, clock, ctx, target, "hooks")
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    assert "x-mission-control-signature" not in headers
+    assert headers["webhook-id"] == headers["idempotency-key"]
+    assert verify_standard_webhooks(SIGNING_SECRET, headers, request.body, now=int(clock.now().timestamp()))
