@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 USER_AGENT = "mission-control"
+# A refused mission input's message kept with the run (it quotes the input, which is user data).
+MAX_START_ERROR_CHARS = 500
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -156,14 +158,19 @@ def start_mission_for_run(job: str, run_id: int, start: MissionStart, ctx: Execu
     except DefinitionNotFound:
         status, answer = 422, {"error": f"no mission definition named {start.definition!r}"}
     except PayloadInvalid as exc:
-        status, answer = 422, {"error": str(exc)}
-    except Exception as exc:  # the database failed us: retried per the job's policy
+        status, answer = 422, {"error": str(exc)[:MAX_START_ERROR_CHARS]}
+    except DBAPIError as exc:  # the database failed us: retried per the job's policy
         return HttpOutcome(
             kind="error",
             duration_ms=round((time.monotonic() - started) * 1000, 3),
             error_class=type(exc).__name__,
-            error_message=str(exc)[:500],
+            error_message="the database refused the mission's start; it is retried",
         )
+    except Exception as exc:
+        # Anything else came from the definition or the input (user data): its text is not copied
+        # into the run, where anyone who may read runs would see it; the worker's log has the class.
+        log.warning("run %s: starting mission %s failed: %s", run_id, mission_id, type(exc).__name__)
+        status, answer = 422, {"error": f"the mission could not be started ({type(exc).__name__})"}
     return HttpOutcome(
         kind="response",
         duration_ms=round((time.monotonic() - started) * 1000, 3),
