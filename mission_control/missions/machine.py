@@ -14,11 +14,12 @@ A mission waits for one thing at a time (``waiting``): a signal (maybe with a de
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from mission_control.missions import templates
+from mission_control.missions.bounds import MAX_MESSAGE_CHARS, MAX_REQUEST_CHARS, MAX_URL_CHARS, bounded
 from mission_control.missions.definition import (
     CallStep,
     HttpStep,
@@ -47,6 +48,7 @@ class PayloadInvalid(Exception):
     """An input or signal payload does not match its schema (answered 422); nothing was changed."""
 
     def __init__(self, message: str, field: str) -> None:
+        message = bounded(message)  # it may quote the payload, and is recorded and answered
         super().__init__(f"{field}: {message}")
         self.message = message
         self.field = field
@@ -184,30 +186,11 @@ def begin_attempt(
     }
     doc["attempts"].append(record)
     try:
-        if isinstance(step, HttpStep):
-            request = StepRequest(
-                mission_id=doc["id"],
-                step=step.name,
-                kind="http",
-                attempt=attempt,
-                timeout_s=step.timeout_s,
-                idempotency_key=f"mission:{doc['id']}:{step.name}",
-                url=templates.render(step.url, scope),
-                method=step.method,
-                headers={k: str(templates.render(v, scope)) for k, v in step.headers.items()},
-                body=templates.render(step.body, scope),
-            )
-        else:
-            request = StepRequest(
-                mission_id=doc["id"],
-                step=step.name,
-                kind="call",
-                attempt=attempt,
-                timeout_s=step.timeout_s,
-                idempotency_key=f"mission:{doc['id']}:{step.name}",
-                function=step.function,
-                args=templates.render(step.args, scope),
-            )
+        request = _request(doc, step, attempt, scope)
+    except templates.TemplateTooLarge as exc:  # the same data would build the same request again
+        doc["lease"] = {"owner": owner, "attempt": attempt, "until": ts(now)}
+        _finish(doc, definition, now, StepOutcome(ok=False, code="request_too_large", message=str(exc)))
+        return None
     except templates.TemplateError as exc:
         doc["lease"] = {"owner": owner, "attempt": attempt, "until": ts(now)}
         _finish(doc, definition, now, StepOutcome(ok=False, code="template_error", message=str(exc)))
@@ -219,6 +202,42 @@ def begin_attempt(
     }
     _touch(doc, now)
     return request
+
+
+def _request(
+    doc: dict[str, Any], step: HttpStep | CallStep, attempt: int, scope: dict[str, Any]
+) -> StepRequest:
+    """The attempt's request with its templates filled in, within :data:`MAX_REQUEST_CHARS` in all."""
+    budget = templates.Budget(MAX_REQUEST_CHARS, f"the request of step {step.name!r}")
+    common = {
+        "mission_id": doc["id"],
+        "step": step.name,
+        "attempt": attempt,
+        "timeout_s": step.timeout_s,
+        "idempotency_key": f"mission:{doc['id']}:{step.name}",
+    }
+    if isinstance(step, CallStep):
+        return StepRequest(
+            kind="call", function=step.function, args=templates.render(step.args, scope, budget), **common
+        )
+    url = templates.render(step.url, scope, budget)
+    if isinstance(url, str) and len(url) > MAX_URL_CHARS:
+        raise templates.TemplateTooLarge(
+            f"the URL of step {step.name!r} would be longer than {MAX_URL_CHARS} characters "
+            "once its templates are filled in"
+        )
+    headers = {}
+    for name, value in step.headers.items():
+        budget.spend(len(name))
+        headers[name] = str(templates.render(value, scope, budget))
+    return StepRequest(
+        kind="http",
+        url=url,
+        method=step.method,
+        headers=headers,
+        body=templates.render(step.body, scope, budget),
+        **common,
+    )
 
 
 def finish_attempt(
@@ -250,6 +269,8 @@ def _finish(doc: dict[str, Any], definition: MissionDefinition, now: datetime, o
     assert isinstance(step, HttpStep | CallStep)
     attempt = doc["attempt"]
     doc["lease"] = None
+    # Messages can quote a response, an exception, a payload: recorded bounded, wherever they came from.
+    outcome = replace(outcome, message=bounded(outcome.message, MAX_MESSAGE_CHARS - 40))
     record = doc["attempts"][-1] if doc["attempts"] else None
     if record is not None and record["step"] == step.name and record["attempt"] == attempt:
         record.update(
@@ -487,6 +508,7 @@ def _fail(doc: dict[str, Any], now: datetime, code: str, message: str, step: str
     for timer in doc["timers"]:
         if timer["status"] == "scheduled":
             timer["status"] = "cancelled"
+    message = bounded(message)
     doc["status"] = "failed"
     doc["waiting"] = None
     doc["lease"] = None
