@@ -4,20 +4,32 @@ The same models serve the Python builder, ``PUT /api/v1/mission-definitions/{nam
 so a definition that passes here runs the same everywhere. Structure is checked by pydantic; what
 needs the whole definition (unique names, templates that only read earlier steps, valid JSON Schemas)
 is checked by :func:`parse_definition`, which names the offending field in every error.
+
+JSON Schemas come from users, so they are compiled with ``jsonschema_rs`` in a way that cannot hurt
+the process that uses them: ``offline`` (no ``$ref`` is ever retrieved, from the network or a file:
+the outbound policy guards requests, and a schema fetcher would go around it) and with the linear-time
+``regex`` engine (``pattern`` and ``patternProperties`` cannot backtrack exponentially). On top of
+that, a definition may only reference inside its own schemas (``$ref`` starting with ``#``), so a
+stored definition never depends on a document somewhere else.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import jsonschema
+import jsonschema_rs
 from pydantic import ConfigDict, Field, JsonValue, ValidationError, model_validator
 
 from mission_control.jobspec import NAME_PATTERN, Name, StrictModel, TargetSpec
 from mission_control.missions import templates
+from mission_control.missions.bounds import bounded
 
 MAX_STEPS = 100
 MAX_DURATION_S = 366 * 86_400.0
@@ -209,11 +221,107 @@ def _check_reference(path: str, earlier: set[str], field: str) -> None:
         )
 
 
+# Keywords whose value names another schema by URI; only fragments of the schema itself may be named.
+REFERENCE_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
+# The meta-schemas jsonschema_rs carries built in: a ``$schema`` naming any other would be retrieved.
+KNOWN_META_SCHEMAS = frozenset(
+    {
+        "https://json-schema.org/draft/2020-12/schema",
+        "https://json-schema.org/draft/2019-09/schema",
+        "http://json-schema.org/draft-07/schema",
+        "http://json-schema.org/draft-06/schema",
+        "http://json-schema.org/draft-04/schema",
+    }
+)
+
+
 def _check_schema(schema: dict[str, Any], field: str) -> None:
+    for where, message in _outside_references(schema):
+        raise DefinitionError(message, f"{field}.{where}")
     try:
-        jsonschema.Draft202012Validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        raise DefinitionError(f"not a valid JSON Schema: {exc.message}", field) from None
+        _compile(schema)
+    except jsonschema_rs.ValidationError as exc:
+        at = ".".join(str(part) for part in exc.instance_path)
+        message = f"not a valid JSON Schema: {exc.message}" + (f" (at {at})" if at else "")
+        if exc.message.endswith('is not a "regex"'):
+            message += (
+                "; patterns are matched by a linear-time engine, which has no lookaround "
+                "and no backreferences"
+            )
+        raise DefinitionError(bounded(message), field) from None
+    except (ValueError, TypeError) as exc:  # not a schema jsonschema_rs can read at all
+        raise DefinitionError(bounded(f"not a valid JSON Schema: {exc}"), field) from None
+
+
+def _outside_references(schema: Any) -> Iterator[tuple[str, str]]:
+    """(dotted path, problem) of every reference that leaves the schema, anywhere in it.
+
+    Every object is looked at, not only those in schema positions: a JSON pointer (``#/const``) can
+    make any object of the document a schema, so a remote ``$ref`` hidden in ``const`` or an unknown
+    keyword would be followed too. A property *named* ``$ref`` holds an object, so it is no reference.
+    """
+    stack: list[tuple[list[str], Any]] = [([], schema)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                where = ".".join([*path, key])
+                if key in REFERENCE_KEYWORDS and isinstance(item, str) and not item.startswith("#"):
+                    yield (
+                        where,
+                        f"{key} {bounded(item, 200)!r} points outside this schema: only references "
+                        "to the schema itself (starting with #) are allowed, nothing is retrieved",
+                    )
+                elif (
+                    key == "$schema" and isinstance(item, str) and item.rstrip("#") not in KNOWN_META_SCHEMAS
+                ):
+                    yield (
+                        where,
+                        f"$schema {bounded(item, 200)!r} is not a meta-schema this server knows "
+                        f"(use one of {', '.join(sorted(KNOWN_META_SCHEMAS))}); nothing is retrieved",
+                    )
+            stack.extend(([*path, str(key)], item) for key, item in reversed(list(value.items())))
+        elif isinstance(value, list):
+            stack.extend(([*path, str(i)], item) for i, item in reversed(list(enumerate(value))))
+
+
+class _CompiledSchemas:
+    """Compiled validators by the schema's JSON text, the most recently used kept.
+
+    Compiling costs far more than validating, and every start and signal validates against a schema
+    of a definition that rarely changes; a bounded map keeps that cost to once per schema.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._validators: OrderedDict[str, jsonschema_rs.Validator] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, schema: dict[str, Any]) -> jsonschema_rs.Validator:
+        key = json.dumps(schema, separators=(",", ":"))
+        with self._lock:
+            validator = self._validators.get(key)
+            if validator is not None:
+                self._validators.move_to_end(key)
+                return validator
+        validator = jsonschema_rs.validator_for(
+            schema,
+            validate_formats=True,
+            offline=True,  # no $ref is ever retrieved, whatever the schema says
+            pattern_options=jsonschema_rs.RegexOptions(),  # the linear-time regex engine
+        )
+        with self._lock:
+            self._validators[key] = validator
+            while len(self._validators) > self.size:
+                self._validators.popitem(last=False)
+        return validator
+
+
+_COMPILED = _CompiledSchemas(size=256)
+
+
+def _compile(schema: dict[str, Any]) -> jsonschema_rs.Validator:
+    return _COMPILED.get(schema)
 
 
 def _detail(error: Any) -> dict[str, Any]:
@@ -244,18 +352,20 @@ def parse_instant(text: str) -> datetime:
         raise ValueError(f"{text!r} is not an ISO-8601 instant") from None
 
 
-def validator_for(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
-
-
 def schema_errors(schema: dict[str, Any], value: Any) -> list[tuple[str, str]]:
-    """(field, message) of every way ``value`` fails ``schema``, the most specific first."""
-    errors = sorted(
-        validator_for(schema).iter_errors(value), key=lambda e: (-len(e.absolute_path), e.message)
-    )
-    return [(".".join(str(p) for p in error.absolute_path), error.message) for error in errors]
+    """(field, message) of every way ``value`` fails ``schema``, the most specific first.
+
+    A schema that cannot be compiled (stored before the checks of :func:`check_definition` existed,
+    with a reference outside itself, say) fails every value with one bounded message; nothing it
+    names is retrieved.
+    """
+    try:
+        validator = _compile(schema)
+    except (jsonschema_rs.ValidationError, ValueError, TypeError) as exc:
+        reason = exc.message if isinstance(exc, jsonschema_rs.ValidationError) else str(exc)
+        return [("", bounded(f"the definition's schema cannot be used: {reason}"))]
+    errors = sorted(validator.iter_errors(value), key=lambda e: (-len(e.instance_path), e.message))
+    return [(".".join(str(p) for p in error.instance_path), bounded(error.message)) for error in errors]
 
 
 __all__ = [
