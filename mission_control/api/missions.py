@@ -139,15 +139,21 @@ def start_mission() -> Response:
 
 
 @bp.operation("GET", "/missions", summary="List missions, newest first", query=MissionListQuery,
-              responses={200: MissionList})  # fmt: skip
+              responses={200: MissionList}, errors=(400,))  # fmt: skip
 def list_missions() -> Response:
-    params = query(MissionListQuery)
+    """A cursor the API did not give out, however crafted, is a 400 ``invalid_cursor`` naming it."""
+    try:
+        params = query(MissionListQuery)
+    except ApiError as exc:
+        if exc.field == "cursor":
+            raise ApiError(400, "invalid_cursor", exc.message, "cursor") from None
+        raise
     try:
         items, next_cursor = store().list(
             status=params.status, definition=params.definition, cursor=params.cursor, limit=params.limit
         )
     except ValueError as exc:
-        raise ApiError(422, "validation_error", f"cursor: {exc}", "cursor") from None
+        raise ApiError(400, "invalid_cursor", f"cursor: {exc}", "cursor") from None
     return jsonify(
         MissionList.model_validate({"missions": items, "next_cursor": next_cursor}).model_dump(mode="json")
     )

@@ -20,7 +20,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
@@ -379,11 +379,26 @@ def encode_cursor(created_at: datetime, mission_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, id) a :func:`encode_cursor` cursor holds; ValueError for anything else.
+
+    A cursor comes back from the client, so it may be anything: bad base64, bytes that are not
+    JSON, JSON of the wrong shape or types, numbers too large to be a time, instants out of range.
+    Every one of them is the same ValueError (answered 400), never an exception from deeper down;
+    the instant must read back exactly as :func:`encode_cursor` wrote it.
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        stamp, mission_id = json.loads(raw)
-        if not isinstance(mission_id, str) or not re.fullmatch(MISSION_ID_PATTERN, mission_id):
-            raise ValueError
-        return machine.at(stamp), mission_id
-    except (ValueError, TypeError, json.JSONDecodeError):
+        decoded = json.loads(raw)
+        if not (
+            isinstance(decoded, list) and len(decoded) == 2 and all(isinstance(part, str) for part in decoded)
+        ):
+            raise ValueError("not a [created_at, id] pair")
+        stamp, mission_id = decoded
+        if not re.fullmatch(MISSION_ID_PATTERN, mission_id) or len(stamp) > 64:
+            raise ValueError("not an id or an instant")
+        created_at = machine.at(stamp).astimezone(UTC)
+        if machine.ts(created_at) != stamp:  # only the exact form encode_cursor writes
+            raise ValueError("not an instant as this API writes them")
+        return created_at, mission_id
+    except Exception:  # binascii, Unicode, JSON, recursion, overflow: all mean a cursor we did not give
         raise ValueError("cursor is not a next_cursor this API gave out") from None
