@@ -32,7 +32,7 @@ PG_HOST = os.environ.get("BENCH_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("BENCH_PG_PORT", "5432"))
 PG_USER = os.environ.get("BENCH_PG_USER", "postgres")
 ADMIN_TOKEN = "x" * 20
-SIGNING_SECRET = "y" * 20
+SIGNING_SECRET = "y" * 32
 DAY_S = 86_400
 INSERT_CHUNK = 5_000
 

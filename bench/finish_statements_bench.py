@@ -34,7 +34,7 @@ with TargetServer() as target:
     ids = [create_manual_run(setup, "fin", SYSTEM_CLOCK.now()) for _ in range(500)]
     session = make_session()
     ctx = ExecutionContext(
-        engine=engine, clock=SYSTEM_CLOCK, settings=Settings(signing_secret="s" * 20), session=session
+        engine=engine, clock=SYSTEM_CLOCK, settings=Settings(signing_secret="s" * 32), session=session
     )
     execute_run(ids[0], ctx)
     count = [0]

@@ -21,10 +21,13 @@ app.conf.include = ["mission_control.tasks"]
 
 @signals.worker_init.connect
 def _refuse_to_start_without_secrets(**_: Any) -> None:
-    # Workers sign every trigger; an unsigned request must never go out (DESIGN.md invariant 7).
-    settings = Settings.from_env()
-    if not settings.signing_secret:
-        raise ConfigError("MC_SIGNING_SECRET must be set; workers do not send unsigned triggers")
+    # Workers sign every trigger; an unsigned request must never go out (DESIGN.md invariant 7). Celery
+    # logs and swallows an Exception raised by a signal handler (the worker would start anyway), so a
+    # refusal leaves as SystemExit: one line on stderr, exit status 1, no traceback.
+    try:
+        Settings.from_env().require_signing_secret()
+    except ConfigError as exc:
+        raise SystemExit(f"Error: {exc}") from None
 
 
 @signals.after_setup_logger.connect

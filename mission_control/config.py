@@ -124,7 +124,11 @@ class Settings:
         return OutboundPolicy.with_defaults(deny=self.outbound_deny, allow=self.outbound_allow)
 
     def require_secrets(self) -> None:
-        """Refuse to serve without the secrets that make the defaults safe (DESIGN.md invariant 7)."""
+        """Refuse to serve without the secrets that make the defaults safe (DESIGN.md invariant 7).
+
+        Each must be long enough not to be guessed: MC_ADMIN_TOKEN 16 characters, MC_SIGNING_SECRET
+        and MC_SESSION_SECRET (when set) 32. Raises :class:`ConfigError` with a one-line message.
+        """
         missing = [
             name
             for name, value in (
@@ -138,9 +142,29 @@ class Settings:
                 f"{' and '.join(missing)} must be set; Mission Control does not run without them "
                 "(`mission-control dev` generates both for a local trial)"
             )
-        assert self.admin_token is not None
-        if len(self.admin_token) < 16:
-            raise ConfigError("MC_ADMIN_TOKEN must be at least 16 characters long")
+        _check_length("MC_ADMIN_TOKEN", self.admin_token)
+        _check_length("MC_SIGNING_SECRET", self.signing_secret)
+        _check_length("MC_SESSION_SECRET", self.session_secret)
+
+    def require_signing_secret(self) -> None:
+        """What a worker needs: it signs every trigger, and an unsigned request must never go out."""
+        if not self.signing_secret:
+            raise ConfigError("MC_SIGNING_SECRET must be set; workers do not send unsigned triggers")
+        _check_length("MC_SIGNING_SECRET", self.signing_secret)
+
+
+# The shortest secret each variable takes: a guessable one would make the check it guards worthless.
+MIN_SECRET_LENGTHS = {"MC_ADMIN_TOKEN": 16, "MC_SIGNING_SECRET": 32, "MC_SESSION_SECRET": 32}
+
+
+def _check_length(name: str, value: str | None) -> None:
+    """A set secret shorter than its minimum stops the process (the message never shows the value)."""
+    minimum = MIN_SECRET_LENGTHS[name]
+    if value is not None and len(value) < minimum:
+        raise ConfigError(
+            f"{name} must be at least {minimum} characters long (it has {len(value)}); generate one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
 
 
 def normalize_database_url(url: str) -> str:

@@ -6,12 +6,13 @@ import os
 import secrets
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 from honcho.manager import Manager
 
-from mission_control.config import Settings
+from mission_control.config import MIN_SECRET_LENGTHS, ConfigError, Settings
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
 from mission_control.jobspec import JobSpec
@@ -35,11 +36,16 @@ def dev(port: int | None, concurrency: int, no_demo: bool) -> None:
     """
     env_file = STATE_DIR / "dev.env"
     saved = _read_env(env_file)
-    admin_token = os.environ.get("MC_ADMIN_TOKEN") or saved.get("MC_ADMIN_TOKEN") or secrets.token_urlsafe(32)
-    signing_secret = (
-        os.environ.get("MC_SIGNING_SECRET") or saved.get("MC_SIGNING_SECRET") or secrets.token_urlsafe(32)
-    )
-    settings = Settings.from_env()
+    # Generated secrets (43 characters) meet every minimum; a saved one that does not (written by an
+    # older version, or copied from the environment then) is replaced rather than refused.
+    admin_token = os.environ.get("MC_ADMIN_TOKEN") or _saved_secret(saved, "MC_ADMIN_TOKEN")
+    signing_secret = os.environ.get("MC_SIGNING_SECRET") or _saved_secret(saved, "MC_SIGNING_SECRET")
+    try:
+        settings = Settings.from_env()
+        # Secrets given in the environment must meet the minimums too: web and worker would refuse them.
+        replace(settings, admin_token=admin_token, signing_secret=signing_secret).require_secrets()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     port = port or settings.port
     url = f"http://127.0.0.1:{port}"
     _write_env(env_file, {"MC_URL": url, "MC_ADMIN_TOKEN": admin_token, "MC_SIGNING_SECRET": signing_secret})
@@ -125,6 +131,12 @@ def _demo_job(url: str) -> JobSpec:
             "expected_runtime_s": 1,
         }
     )
+
+
+def _saved_secret(saved: dict[str, str], name: str) -> str:
+    """The secret kept in dev.env when it is long enough, else a new one."""
+    value = saved.get(name, "")
+    return value if len(value) >= MIN_SECRET_LENGTHS[name] else secrets.token_urlsafe(32)
 
 
 def _read_env(path: Path) -> dict[str, str]:
