@@ -1,7 +1,7 @@
 """Which missions are due a look: the beat's share of the mission engine.
 
 Kept apart from :mod:`mission_control.missions` so beat imports only SQLAlchemy and the tables, not
-the definitions' validation stack (pydantic, jsonschema).
+the definitions' validation stack (pydantic, jsonschema-rs).
 """
 
 from __future__ import annotations
