@@ -1,4 +1,5 @@
-"""Services and their heartbeats: registration, ingest, scoped tokens, and the staleness check.
+"""Services and their heartbeats: registration, ingest, scoped tokens (issued, listed, revoked one by one),
+and the staleness check.
 
 A service's stored state changes only by conditional UPDATEs: the heartbeat takes the row lock
 (``FOR UPDATE``) and the staleness check skips locked rows and updates only if the row is still the
@@ -52,6 +53,12 @@ class ServiceNotFound(LookupError):
 class ServiceConfig:
     interval_s: float
     grace_s: float
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    id: int
+    token: str = field(repr=False)  # shown once to whoever asked for it, never stored
 
 
 @dataclass(frozen=True)
@@ -159,20 +166,60 @@ class ServiceRegistry:
 
     def create_token(self, name: str, label: str | None = None) -> str:
         """A new token for this service's heartbeats; shown once, only its digest is stored."""
+        return self.issue_token(name, label).token
+
+    def issue_token(self, name: str, label: str | None = None) -> IssuedToken:
+        """:meth:`create_token` with the new token's id, by which it is listed and revoked."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self.engine.begin() as conn:
             service_id = conn.execute(select(services.c.id).where(services.c.name == name)).scalar()
             if service_id is None:
                 raise ServiceNotFound(name)
-            conn.execute(
-                insert(service_tokens).values(
+            token_id = conn.execute(
+                insert(service_tokens)
+                .values(
                     service_id=service_id,
                     digest=token_digest(token),
                     label=label,
                     created_at=self.clock.now(),
                 )
+                .returning(service_tokens.c.id)
+            ).scalar_one()
+        return IssuedToken(id=token_id, token=token)
+
+    def list_tokens(self, name: str) -> list[RowMapping]:
+        """The service's tokens (id, label, created_at; never a token or its digest), oldest first.
+
+        Raises :class:`ServiceNotFound` for an unknown service.
+        """
+        with self.engine.connect() as conn:
+            service_id = conn.execute(select(services.c.id).where(services.c.name == name)).scalar()
+            if service_id is None:
+                raise ServiceNotFound(name)
+            return list(
+                conn.execute(
+                    select(service_tokens.c.id, service_tokens.c.label, service_tokens.c.created_at)
+                    .where(service_tokens.c.service_id == service_id)
+                    .order_by(service_tokens.c.id)
+                ).mappings()
             )
-        return token
+
+    def revoke_token(self, name: str, token_id: int) -> bool:
+        """Delete one of the service's tokens: its next heartbeat is refused as an unknown token's.
+
+        False if the service has no token with that id (another service's token is not touched);
+        raises :class:`ServiceNotFound` for an unknown service.
+        """
+        with self.engine.begin() as conn:
+            service_id = conn.execute(select(services.c.id).where(services.c.name == name)).scalar()
+            if service_id is None:
+                raise ServiceNotFound(name)
+            deleted = conn.execute(
+                delete(service_tokens).where(
+                    service_tokens.c.id == token_id, service_tokens.c.service_id == service_id
+                )
+            )
+            return deleted.rowcount == 1
 
     def service_of_token(self, token: str) -> str | None:
         """The name of the service this token belongs to, or None."""

@@ -1,8 +1,15 @@
-"""``/api/v1/services``: the services that send heartbeats, their state, history and tokens."""
+"""``/api/v1/services``: the services that send heartbeats, their state, history and tokens.
+
+A service token is shown once, when created; afterwards it is listed by id, label and creation time
+only, and revoked one at a time by id (a leaked token need not cost the service all its others).
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import Response, current_app, request
+from pydantic import BaseModel, Field
 
 from mission_control.api.bodies import json_object, query, validate
 from mission_control.api.errors import ApiError
@@ -22,6 +29,21 @@ from mission_control.api.schemas import (
 from mission_control.services import ServiceConfig, ServiceNotFound, ServiceRegistry
 
 bp = ApiBlueprint("services", __name__, tag="services")
+TOKEN_ID = "<id:token_id>"
+
+
+class TokenCreated(TokenOut):
+    id: int = Field(description="the token's id: how it is listed and revoked")
+
+
+class TokenInfo(BaseModel):
+    id: int
+    label: str | None
+    created_at: datetime
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenInfo] = Field(description="the service's tokens, oldest first (never the tokens)")
 
 
 def _services() -> ServiceRegistry:
@@ -116,7 +138,7 @@ def resume_service(name: str) -> Response:
     summary="Create a token that may send this service's heartbeats only (shown once)",
     body=TokenIn,
     body_required=False,
-    responses={201: TokenOut},
+    responses={201: TokenCreated},
 )
 def create_token(name: str) -> Response:
     check_name(name)
@@ -124,9 +146,39 @@ def create_token(name: str) -> Response:
     if request.content_length:
         label = validate(TokenIn, json_object(), strict=True).label
     try:
-        token = _services().create_token(name, label)
+        issued = _services().issue_token(name, label)
     except ServiceNotFound:
         raise _not_found(name) from None
-    response = json_response(TokenOut(service=name, token=token, label=label), 201)
+    response = json_response(TokenCreated(id=issued.id, service=name, token=issued.token, label=label), 201)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.operation(
+    "GET", "/services/<name>/tokens", summary="This service's tokens: id, label and creation time only",
+    responses={200: TokenList},
+)  # fmt: skip
+def list_tokens(name: str) -> Response:
+    check_name(name)
+    try:
+        rows = _services().list_tokens(name)
+    except ServiceNotFound:
+        raise _not_found(name) from None
+    return json_response(TokenList(tokens=[TokenInfo.model_validate(dict(row)) for row in rows]))
+
+
+@bp.operation(
+    "DELETE", f"/services/<name>/tokens/{TOKEN_ID}",
+    summary="Revoke one token: its next heartbeat is refused as an unknown token's", responses={204: None},
+)  # fmt: skip
+def revoke_token(name: str, token_id: int) -> Response:
+    check_name(name)
+    try:
+        revoked = _services().revoke_token(name, token_id)
+    except ServiceNotFound:
+        raise _not_found(name) from None
+    if not revoked:
+        raise ApiError(
+            404, "not_found", f"token_id: service {name!r} has no token with id {token_id}", "token_id"
+        )
+    return Response(status=204)

@@ -1,8 +1,13 @@
-"""``mission-control services | alerts | heartbeat``: services and alerts over the HTTP API."""
+"""``mission-control services | alerts | heartbeat``: services, their tokens and alerts over the HTTP API.
+
+``services tokens list|create|revoke SERVICE`` manages a service's heartbeat tokens one by one, so a
+leaked token is revoked without touching the others.
+"""
 
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import click
 
@@ -17,14 +22,18 @@ _ADMIN = click.option(
 )
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @_URL
 @_ADMIN
 @click.option("--state", type=click.Choice(["new", "up", "late", "down", "paused"]), help="Only this state.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def services(url: str, token: str, state: str | None, as_json: bool) -> None:
-    """List services with their state and last heartbeat."""
-    found = _api(lambda: list(MissionControl(url, token).services(state=state)))
+@click.pass_context
+def services(ctx: click.Context, url: str, token: str, state: str | None, as_json: bool) -> None:
+    """List services with their state and last heartbeat; `services tokens` manages their tokens."""
+    ctx.obj = MissionControl(url, token)
+    if ctx.invoked_subcommand is not None:
+        return
+    found = _api(lambda: list(ctx.obj.services(state=state)))
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
@@ -33,6 +42,54 @@ def services(url: str, token: str, state: str | None, as_json: bool) -> None:
         for s in found
     ]
     click.echo(_table(("SERVICE", "STATE", "LAST SEEN (UTC)", "INTERVAL", "GRACE"), rows))
+
+
+@services.group()
+def tokens() -> None:
+    """A service's heartbeat tokens: list them, create one, revoke one by id."""
+
+
+def _tokens_path(service: str) -> str:
+    return f"/api/v1/services/{quote(service, safe='')}/tokens"
+
+
+@tokens.command("list")
+@click.argument("service")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def list_tokens(ctx: click.Context, service: str, as_json: bool) -> None:
+    """List SERVICE's tokens: id, label and creation time (the tokens themselves are never shown again)."""
+    client: MissionControl = ctx.find_object(MissionControl)
+    found = _api(lambda: client._call("GET", _tokens_path(service))["tokens"])
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    rows = [(str(t["id"]), t["label"] or "-", t["created_at"]) for t in found]
+    click.echo(_table(("ID", "LABEL", "CREATED (UTC)"), rows))
+
+
+@tokens.command("create")
+@click.argument("service")
+@click.option("--label", help="Where the token will be used, for people.")
+@click.pass_context
+def create_token(ctx: click.Context, service: str, label: str | None) -> None:
+    """Create a token that may send SERVICE's heartbeats only; printed once, on stdout."""
+    client: MissionControl = ctx.find_object(MissionControl)
+    body = {"label": label} if label else None
+    created = _api(lambda: client._call("POST", _tokens_path(service), body=body))
+    click.echo(f"token {created['id']} for {created['service']} (shown once):", err=True)
+    click.echo(created["token"])
+
+
+@tokens.command("revoke")
+@click.argument("service")
+@click.argument("token_id", type=int)
+@click.pass_context
+def revoke_token(ctx: click.Context, service: str, token_id: int) -> None:
+    """Revoke SERVICE's token TOKEN_ID: its next heartbeat is refused."""
+    client: MissionControl = ctx.find_object(MissionControl)
+    _api(lambda: client._call("DELETE", f"{_tokens_path(service)}/{token_id}"))
+    click.echo(f"token {token_id} of {service} is revoked")
 
 
 @click.group(invoke_without_command=True)

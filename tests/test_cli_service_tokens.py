@@ -1,0 +1,49 @@
+"""``mission-control services tokens list|create|revoke`` against a real server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from mission_control.cli import main
+from mission_control.client import MissionControl
+
+
+@pytest.mark.slow
+def test_service_tokens_are_created_listed_and_revoked_from_the_command_line(web_server):
+    env = {"MC_URL": web_server.url, "MC_ADMIN_TOKEN": web_server.token}
+    runner = CliRunner()
+    MissionControl(web_server.url, web_server.token).put_service("cli-tokens", interval_s=60)
+
+    created = runner.invoke(
+        main, ["services", "tokens", "create", "cli-tokens", "--label", "host-1"], env=env
+    )
+    assert created.exit_code == 0, created.output
+    token = created.stdout.strip()
+    assert token.startswith("mcs_") and "\n" not in token
+    kept = runner.invoke(main, ["services", "tokens", "create", "cli-tokens"], env=env).stdout.strip()
+
+    listed = runner.invoke(main, ["services", "tokens", "list", "cli-tokens", "--json"], env=env)
+    assert listed.exit_code == 0, listed.output
+    tokens = json.loads(listed.stdout)
+    assert [t["label"] for t in tokens] == ["host-1", None]
+    assert token not in listed.output and kept not in listed.output
+    table = runner.invoke(main, ["services", "tokens", "list", "cli-tokens"], env=env)
+    assert table.stdout.splitlines()[0].split() == ["ID", "LABEL", "CREATED", "(UTC)"]
+
+    scoped = {"MC_URL": web_server.url, "MC_SERVICE_TOKEN": token}
+    assert runner.invoke(main, ["heartbeat", "cli-tokens"], env=scoped).exit_code == 0
+    revoked = runner.invoke(
+        main, ["services", "tokens", "revoke", "cli-tokens", str(tokens[0]["id"])], env=env
+    )
+    assert revoked.exit_code == 0 and "revoked" in revoked.output
+    refused = runner.invoke(main, ["heartbeat", "cli-tokens"], env=scoped)
+    assert refused.exit_code != 0
+    still = runner.invoke(main, ["heartbeat", "cli-tokens"], env={**scoped, "MC_SERVICE_TOKEN": kept})
+    assert still.exit_code == 0, still.output
+
+    again = runner.invoke(main, ["services", "tokens", "revoke", "cli-tokens", str(tokens[0]["id"])], env=env)
+    assert again.exit_code == 1 and "no token with id" in again.output
+    assert runner.invoke(main, ["services", "--json"], env=env).exit_code == 0  # the listing still works
