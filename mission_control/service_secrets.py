@@ -66,7 +66,7 @@ class ServiceSigningSecrets:
         self.clock = clock
         self.box = box
 
-    def rotate(self, service: str, overlap_s: int = DEFAULT_OVERLAP_S) -> IssuedSecret:
+    def rotate(self, service: str, overlap_s: float = DEFAULT_OVERLAP_S) -> IssuedSecret:
         """Issue a new current secret; the live ones it replaces verify for ``overlap_s`` more."""
         now = self.clock.now()
         retire_at = now + timedelta(seconds=overlap_s)

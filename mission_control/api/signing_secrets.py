@@ -27,7 +27,7 @@ SECRET_ID = "<id:secret_id>"
 class SigningSecretIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    overlap_s: int = Field(
+    overlap_s: float = Field(
         DEFAULT_OVERLAP_S,
         ge=0,
         le=MAX_OVERLAP_S,
@@ -73,7 +73,7 @@ def _store() -> ServiceSigningSecrets:
 )
 def rotate_signing_secret(name: str) -> Response:
     check_name(name)
-    overlap_s = DEFAULT_OVERLAP_S
+    overlap_s: float = DEFAULT_OVERLAP_S
     if request.content_length:
         overlap_s = validate(SigningSecretIn, json_object(), strict=True).overlap_s
     issued = _store().rotate(name, overlap_s)
