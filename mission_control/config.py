@@ -115,7 +115,9 @@ class Settings:
             heartbeats_per_s=float(_int(env, "MC_HEARTBEATS_PER_S", 10, low=1, high=1_000_000)),
             proxy_hops=_int(env, "MC_PROXY_HOPS", 0, low=0, high=10),
             session_secret=env.get("MC_SESSION_SECRET") or None,
-            encryption_keys=tuple(k.strip() for k in env.get("MC_ENCRYPTION_KEY", "").split(",") if k.strip()),
+            encryption_keys=tuple(
+                k.strip() for k in env.get("MC_ENCRYPTION_KEY", "").split(",") if k.strip()
+            ),
         )
 
     def outbound_policy(self) -> OutboundPolicy:

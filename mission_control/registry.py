@@ -22,7 +22,7 @@ from mission_control.db.tables import jobs
 from mission_control.jobspec import JobSpec, check_registrable
 
 # Stored specs were validated when written; a later, lower body limit must not make them unreadable.
-_READ_CONTEXT = {"max_target_body_bytes": float("inf")}
+_READ_CONTEXT = {"max_target_body_bytes": float("inf"), "stored": True}
 # The jobs table keeps each JobSpec field in a column of the same name.
 _SPEC_COLUMNS = tuple(JobSpec.model_fields)
 

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import jsonschema_rs
-from pydantic import ConfigDict, Field, JsonValue, ValidationError, model_validator
+from pydantic import ConfigDict, Field, JsonValue, ValidationError, ValidationInfo, model_validator
 
 from mission_control.jobspec import NAME_PATTERN, Name, StrictModel, TargetSpec
 from mission_control.missions import templates
@@ -90,12 +90,15 @@ class HttpStep(_Step):
     retry: StepRetry = Field(default_factory=StepRetry)
 
     @model_validator(mode="after")
-    def _sendable(self) -> HttpStep:
-        # Check URL and headers as a job's target would be, with references stood in for by a word.
+    def _sendable(self, info: ValidationInfo) -> HttpStep:
+        # Check URL and headers as a job's target would be, with references stood in for by a word. A
+        # stored definition is read under the rules it was stored with (context {"stored": True}).
         filled_url = templates._REFERENCE.sub("x", self.url)
         filled_headers = {k: templates._REFERENCE.sub("x", v) for k, v in self.headers.items()}
         try:
-            TargetSpec.model_validate({"url": filled_url, "headers": filled_headers, "method": self.method})
+            TargetSpec.model_validate(
+                {"url": filled_url, "headers": filled_headers, "method": self.method}, context=info.context
+            )
         except ValidationError as exc:
             raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
         return self

@@ -36,6 +36,10 @@ T = TypeVar("T")
 MISSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
 
+# The validation context of a definition read back from the database (see jobspec._reading_stored).
+STORED = {"stored": True}
+
+
 class MissionNotFound(LookupError):
     pass
 
@@ -176,11 +180,12 @@ class MissionStore:
         return [self._record(row) for row in rows]
 
     def _record(self, row: Any) -> DefinitionRecord:
+        # Read under the rules it was stored with: a rule added later must not make it unreadable.
         key = (row.name, row.version)
         with self._lock:
             cached = self._definitions.get(key)
             if cached is None:
-                definition = MissionDefinition.model_validate(row.body, strict=False)
+                definition = MissionDefinition.model_validate(row.body, strict=False, context=STORED)
                 cached = self._definitions[key] = DefinitionRecord(definition, row.version, row.created_at)
             return cached
 

@@ -76,3 +76,20 @@ def test_a_mission_http_step_gets_the_same_rule(api):
     assert "whitespace" in response.get_json()["error"]["message"]
     assert "SECRET" not in response.get_data(as_text=True)
     assert api.get("/api/v1/mission-definitions/approval").status_code == 404
+
+
+def test_a_mission_definition_stored_before_the_rule_still_starts(api, engine, clock):
+    from mission_control.db.tables import mission_definitions
+
+    body = {
+        "name": "legacy",
+        "steps": [{"name": "a", "kind": "http", "url": "http://127.0.0.1:9/", "headers": {"X-Key": "k "}}],
+    }
+    with engine.begin() as conn:
+        conn.execute(
+            mission_definitions.insert().values(
+                name="legacy", version=1, body=body, digest="0" * 64, created_at=clock.now()
+            )
+        )
+    started = api.post("/api/v1/missions", json={"definition": "legacy", "input": {}, "id": "m-legacy"})
+    assert started.status_code == 201, started.get_json()
