@@ -1,7 +1,7 @@
 """``/api/v1/channels``: where alert notices go, a test notice, and the delivery log.
 
-A channel's URL is never answered: :func:`_out` shows it through ``notices.destination`` (host and port
-only, see ``redacted_url``), whatever ``ChannelOut.of`` makes of it.
+A channel's URL is never answered: ``ChannelOut.of`` shows it through ``notices.destination`` (host and
+port only, see ``redacted_url``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from mission_control.notifications.notices import (
     add_test_notice,
     create_channel,
     delete_channel,
-    destination,
     get_channel,
     list_channels,
     list_notices,
@@ -35,7 +34,7 @@ def _state():  # type: ignore[no-untyped-def]
 
 
 def _out(row: Any) -> ChannelOut:
-    return ChannelOut.of(row).model_copy(update={"destination": destination(row["target"])})
+    return ChannelOut.of(row)
 
 
 def _not_found(channel_id: int) -> ApiError:

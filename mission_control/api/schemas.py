@@ -18,6 +18,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from mission_control.jobspec import NAME_PATTERN, JobSpec, Name, ScheduleSpec
+from mission_control.notifications.notices import destination
 from mission_control.registry import JobRecord
 
 
@@ -460,14 +461,9 @@ class ChannelOut(BaseModel):
 
     @classmethod
     def of(cls, row: Any) -> ChannelOut:
-        target = row["target"]
-        if "url" in target:
-            scheme, _, rest = target["url"].partition("://")
-            destination = f"{scheme}://{rest.split('/', 1)[0].rsplit('@', 1)[-1]}/…"
-        else:
-            destination = ", ".join(target["to"])
+        """The channel as answered: its URL (a credential) shown to its host and port only."""
         fields = {name: row[name] for name in cls.model_fields if name in row}
-        return cls.model_construct(**fields, destination=destination)
+        return cls.model_construct(**fields, destination=destination(row["target"]))
 
 
 class ChannelList(BaseModel):
