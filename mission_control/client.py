@@ -150,6 +150,36 @@ class MissionControl:
             body={"interval_s": interval_s, "grace_s": grace_s},
         )
 
+    def service_tokens(self, service: str) -> list[dict]:
+        """The service's heartbeat tokens: id, label, created_at (never the tokens themselves)."""
+        return self._call("GET", self._service_path(service, "tokens"))["tokens"]  # type: ignore[no-any-return]
+
+    def create_service_token(self, service: str, label: str | None = None) -> dict:
+        """A token that may send this service's heartbeats only: ``token`` is shown this once."""
+        body = {"label": label} if label else None
+        return self._call("POST", self._service_path(service, "tokens"), body=body)
+
+    def revoke_service_token(self, service: str, token_id: int) -> None:
+        self._call("DELETE", f"{self._service_path(service, 'tokens')}/{int(token_id)}")
+
+    def signing_secrets(self, service: str) -> list[dict]:
+        """The secrets signing the service's requests now (ids and lifetimes, never the values)."""
+        answer = self._call("GET", self._service_path(service, "signing-secrets"))
+        return answer["signing_secrets"]  # type: ignore[no-any-return]
+
+    def rotate_signing_secret(self, service: str, *, overlap_s: float | None = None) -> dict:
+        """Issue the service a new signing secret (``secret``, shown this once); the ones it replaces
+        keep signing for ``overlap_s`` (the server's default: a day)."""
+        body = None if overlap_s is None else {"overlap_s": overlap_s}
+        return self._call("POST", self._service_path(service, "signing-secrets"), body=body)
+
+    def revoke_signing_secret(self, service: str, secret_id: int) -> None:
+        self._call("DELETE", f"{self._service_path(service, 'signing-secrets')}/{int(secret_id)}")
+
+    @staticmethod
+    def _service_path(service: str, part: str) -> str:
+        return f"/api/v1/services/{quote(service, safe='')}/{part}"
+
     def alerts(
         self,
         *,

@@ -1,13 +1,13 @@
 """``mission-control services | alerts | heartbeat``: services, their tokens and alerts over the HTTP API.
 
 ``services tokens list|create|revoke SERVICE`` manages a service's heartbeat tokens one by one, so a
-leaked token is revoked without touching the others.
+leaked token is revoked without touching the others; ``services signing-secrets list|rotate|revoke
+SERVICE`` the secrets its jobs' requests are signed with.
 """
 
 from __future__ import annotations
 
 import json
-from urllib.parse import quote
 
 import click
 
@@ -49,10 +49,6 @@ def tokens() -> None:
     """A service's heartbeat tokens: list them, create one, revoke one by id."""
 
 
-def _tokens_path(service: str) -> str:
-    return f"/api/v1/services/{quote(service, safe='')}/tokens"
-
-
 @tokens.command("list")
 @click.argument("service")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -60,7 +56,7 @@ def _tokens_path(service: str) -> str:
 def list_tokens(ctx: click.Context, service: str, as_json: bool) -> None:
     """List SERVICE's tokens: id, label and creation time (the tokens themselves are never shown again)."""
     client: MissionControl = ctx.find_object(MissionControl)
-    found = _api(lambda: client._call("GET", _tokens_path(service))["tokens"])
+    found = _api(lambda: client.service_tokens(service))
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
@@ -75,8 +71,7 @@ def list_tokens(ctx: click.Context, service: str, as_json: bool) -> None:
 def create_token(ctx: click.Context, service: str, label: str | None) -> None:
     """Create a token that may send SERVICE's heartbeats only; printed once, on stdout."""
     client: MissionControl = ctx.find_object(MissionControl)
-    body = {"label": label} if label else None
-    created = _api(lambda: client._call("POST", _tokens_path(service), body=body))
+    created = _api(lambda: client.create_service_token(service, label))
     click.echo(f"token {created['id']} for {created['service']} (shown once):", err=True)
     click.echo(created["token"])
 
@@ -88,8 +83,59 @@ def create_token(ctx: click.Context, service: str, label: str | None) -> None:
 def revoke_token(ctx: click.Context, service: str, token_id: int) -> None:
     """Revoke SERVICE's token TOKEN_ID: its next heartbeat is refused."""
     client: MissionControl = ctx.find_object(MissionControl)
-    _api(lambda: client._call("DELETE", f"{_tokens_path(service)}/{token_id}"))
+    _api(lambda: client.revoke_service_token(service, token_id))
     click.echo(f"token {token_id} of {service} is revoked")
+
+
+@services.group("signing-secrets")
+def signing_secrets() -> None:
+    """A service's own signing secrets: list them, rotate (issue a new one), revoke one by id."""
+
+
+@signing_secrets.command("list")
+@click.argument("service")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def list_signing_secrets(ctx: click.Context, service: str, as_json: bool) -> None:
+    """List the secrets signing SERVICE's requests now (none: MC_SIGNING_SECRET signs them)."""
+    client: MissionControl = ctx.find_object(MissionControl)
+    found = _api(lambda: client.signing_secrets(service))
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    rows = [(str(s["id"]), s["kind"], s["created_at"], s["expires_at"] or "current") for s in found]
+    click.echo(_table(("ID", "KIND", "CREATED (UTC)", "SIGNS UNTIL (UTC)"), rows))
+
+
+@signing_secrets.command("rotate")
+@click.argument("service")
+@click.option(
+    "--overlap", "overlap_s", type=click.FloatRange(0, 30 * 86_400), default=None,
+    help="Seconds the secrets it replaces keep signing (default: a day).",
+)  # fmt: skip
+@click.pass_context
+def rotate_signing_secret(ctx: click.Context, service: str, overlap_s: float | None) -> None:
+    """Issue SERVICE a new signing secret; printed once, on stdout. Give it to the service's receivers
+    before the overlap ends."""
+    client: MissionControl = ctx.find_object(MissionControl)
+    issued = _api(lambda: client.rotate_signing_secret(service, overlap_s=overlap_s))
+    click.echo(
+        f"signing secret {issued['id']} for {issued['service']} (shown once); the previous ones sign "
+        f"until {issued['previous_expire_at']}:",
+        err=True,
+    )
+    click.echo(issued["secret"])
+
+
+@signing_secrets.command("revoke")
+@click.argument("service")
+@click.argument("secret_id", type=int)
+@click.pass_context
+def revoke_signing_secret(ctx: click.Context, service: str, secret_id: int) -> None:
+    """Stop signing SERVICE's requests with secret SECRET_ID at once."""
+    client: MissionControl = ctx.find_object(MissionControl)
+    _api(lambda: client.revoke_signing_secret(service, secret_id))
+    click.echo(f"signing secret {secret_id} of {service} is revoked")
 
 
 @click.group(invoke_without_command=True)
