@@ -128,8 +128,9 @@ class Settings:
     def require_secrets(self) -> None:
         """Refuse to serve without the secrets that make the defaults safe (DESIGN.md invariant 7).
 
-        Each must be long enough not to be guessed: MC_ADMIN_TOKEN 16 characters, MC_SIGNING_SECRET
-        and MC_SESSION_SECRET (when set) 32. Raises :class:`ConfigError` with a one-line message.
+        Each must be long enough not to be guessed: MC_ADMIN_TOKEN 16 characters, MC_SIGNING_SECRET,
+        and MC_SESSION_SECRET and each MC_ENCRYPTION_KEY key (when set) 32. Raises :class:`ConfigError`
+        with a one-line message.
         """
         missing = [
             name
@@ -147,16 +148,25 @@ class Settings:
         _check_length("MC_ADMIN_TOKEN", self.admin_token)
         _check_length("MC_SIGNING_SECRET", self.signing_secret)
         _check_length("MC_SESSION_SECRET", self.session_secret)
+        for key in self.encryption_keys:
+            _check_length("MC_ENCRYPTION_KEY", key)
 
     def require_signing_secret(self) -> None:
         """What a worker needs: it signs every trigger, and an unsigned request must never go out."""
         if not self.signing_secret:
             raise ConfigError("MC_SIGNING_SECRET must be set; workers do not send unsigned triggers")
         _check_length("MC_SIGNING_SECRET", self.signing_secret)
+        for key in self.encryption_keys:
+            _check_length("MC_ENCRYPTION_KEY", key)
 
 
 # The shortest secret each variable takes: a guessable one would make the check it guards worthless.
-MIN_SECRET_LENGTHS = {"MC_ADMIN_TOKEN": 16, "MC_SIGNING_SECRET": 32, "MC_SESSION_SECRET": 32}
+MIN_SECRET_LENGTHS = {
+    "MC_ADMIN_TOKEN": 16,
+    "MC_SIGNING_SECRET": 32,
+    "MC_SESSION_SECRET": 32,
+    "MC_ENCRYPTION_KEY": 32,  # each of its comma-separated keys
+}
 
 
 def _check_length(name: str, value: str | None) -> None:

@@ -29,6 +29,7 @@ assert len(SHORT_SIGNING) == 31
         ({"signing_secret": SHORT_SIGNING}, "MC_SIGNING_SECRET", 32),
         ({"signing_secret": "x"}, "MC_SIGNING_SECRET", 32),
         ({"session_secret": "z" * 31}, "MC_SESSION_SECRET", 32),
+        ({"encryption_keys": ("k" * 32, "y" * 31)}, "MC_ENCRYPTION_KEY", 32),
     ],
 )
 def test_a_short_secret_is_refused_with_one_line_naming_it(overrides, variable, minimum):
@@ -38,11 +39,18 @@ def test_a_short_secret_is_refused_with_one_line_naming_it(overrides, variable, 
     assert message.startswith(f"{variable} must be at least {minimum} characters long")
     assert "\n" not in message
     for value in overrides.values():
-        assert value not in message
+        for part in value if isinstance(value, tuple) else (value,):
+            assert part not in message
 
 
 def test_secrets_at_their_minimum_lengths_are_accepted():
-    assert MIN_SECRET_LENGTHS == {"MC_ADMIN_TOKEN": 16, "MC_SIGNING_SECRET": 32, "MC_SESSION_SECRET": 32}
+    assert MIN_SECRET_LENGTHS == {
+        "MC_ADMIN_TOKEN": 16,
+        "MC_SIGNING_SECRET": 32,
+        "MC_SESSION_SECRET": 32,
+        "MC_ENCRYPTION_KEY": 32,
+    }
+    Settings(**GOOD, encryption_keys=("k" * 32, "y" * 40)).require_secrets()
     Settings(**GOOD).require_secrets()
     Settings(**GOOD, session_secret="z" * 32).require_secrets()
     Settings(**GOOD, session_secret=None).require_secrets()  # unset: generated and stored instead
