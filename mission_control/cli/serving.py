@@ -40,6 +40,7 @@ import re
 import selectors
 import socket
 import time
+from concurrent import futures
 from functools import partial
 from typing import Any
 
@@ -55,6 +56,8 @@ _HEX = re.compile(rb"[0-9A-Fa-f]+")
 _TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 _TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_BAD_FRAMING = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+MAX_TRAILER_BYTES = 8192
 # Outcomes of scanning a chunked body: not finished yet, or framing gunicorn will refuse anyway.
 _MORE = -1
 _INVALID = -2
@@ -95,6 +98,7 @@ class BufferedConn(TConn):  # type: ignore[misc]
         self.data = bytearray()
         self.deadline = 0.0
         self.head_end = -1  # index just past the head's \r\n\r\n, once found
+        self.scanned = 0  # the head search resumes here (each byte is looked at about once)
         self.body_length: int | None = None  # Content-Length; None: chunked or no body
         self.chunked = False
         self.chunk_pos = 0  # where the next chunk-size line starts
@@ -107,6 +111,7 @@ class BufferedConn(TConn):  # type: ignore[misc]
         self.data = bytearray()
         self.deadline = time.monotonic() + read_timeout_s
         self.head_end = self.request_end = -1
+        self.scanned = 0
         self.body_length = None
         self.chunked = self.complete = self.must_close = False
         self.reading = True
@@ -150,6 +155,53 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         line = cfg.limit_request_line if 0 < cfg.limit_request_line < 8190 else 8190
         self._max_head = min(self.max_head_bytes, line + 2 + fields * (field_size + 2) + 4)
         self._passthrough = bool(cfg.is_ssl)
+
+    def run(self) -> None:
+        """gthread's main loop, except that a worker at its connection limit keeps reading.
+
+        Stock gthread stops polling altogether at ``worker_connections`` and only waits for a request
+        to finish. Connections still being read count toward that limit, so a thousand slow clients
+        froze the worker (nothing read, nothing accepted) until their deadlines, over and over. Here
+        the listeners leave the selector instead, every other socket keeps being served, and the
+        connection that has been reading longest is closed so that a newcomer can be accepted.
+        """
+        if self._passthrough:
+            return super().run()  # type: ignore[no-any-return]
+        listeners = []
+        for sock in self.sockets:
+            sock.setblocking(False)
+            # Captured once: during a graceful shutdown the listener's name may be gone.
+            listeners.append((sock, partial(self.accept, sock.getsockname())))
+        accepting = False
+        while self.alive:
+            self.notify()
+            full = self.nr_conns >= self.worker_connections
+            if full and self._reading:
+                oldest = min(self._reading, key=lambda c: c.deadline)
+                self._drop(oldest, _TIMEOUT if oldest.data else None)
+                full = self.nr_conns >= self.worker_connections
+            if full == accepting:
+                with self._lock:
+                    for sock, acceptor in listeners:
+                        if full:
+                            self.poller.unregister(sock)
+                        else:
+                            self.poller.register(sock, selectors.EVENT_READ, acceptor)
+                accepting = not full
+            for key, _ in self.poller.select(1.0):
+                key.data(key.fileobj)
+            result = futures.wait(self.futures, timeout=0, return_when=futures.FIRST_COMPLETED)
+            for future in result.done:
+                self.futures.remove(future)
+            if not self.is_parent_alive():
+                break
+            self.murder_keepalived()
+        self.tpool.shutdown(False)
+        self.poller.close()
+        for sock in self.sockets:
+            sock.close()
+        futures.wait(self.futures, timeout=self.cfg.graceful_timeout)
+        return None
 
     # --- connections in the selector ---------------------------------------------------------------
 
@@ -200,7 +252,8 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
     def _advance(self, conn: BufferedConn) -> None:
         """Look at what has arrived: wait for more, hand the request to a thread, or refuse it."""
         if conn.head_end < 0:
-            end = conn.data.find(b"\r\n\r\n")
+            end = conn.data.find(b"\r\n\r\n", max(0, conn.scanned - 3))
+            conn.scanned = len(conn.data)
             if end < 0:
                 if len(conn.data) > self._max_head:
                     self._drop(conn, _TOO_LARGE)
@@ -211,8 +264,12 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
                 self._drop(conn, _TOO_LARGE)
                 return
             conn.head_end = end + 4
-            if not self._frame(conn):
-                self._dispatch(conn)  # no body, or framing gunicorn refuses at once
+            framing = self._frame(conn)
+            if framing == "refuse":
+                self._drop(conn, _BAD_FRAMING)
+                return
+            if framing == "none":
+                self._dispatch(conn)  # no body: the request is complete
                 return
             conn.deadline = time.monotonic() + self.read_timeout_s
         if conn.body_length is not None:
@@ -221,7 +278,7 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         else:
             end = _chunked_end(conn)
             if end == _INVALID:
-                self._dispatch(conn)
+                self._drop(conn, _BAD_FRAMING)
                 return
             if end >= 0:
                 conn.request_end = end
@@ -230,8 +287,15 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         elif len(conn.data) - conn.head_end > self.max_body_bytes or self._buffered > self.max_buffered_bytes:
             self._dispatch(conn)  # too large to hold: a thread reads the rest, within the deadline
 
-    def _frame(self, conn: BufferedConn) -> bool:
-        """From the head: whether a body follows (and how it ends); drops an Expect after answering it."""
+    def _frame(self, conn: BufferedConn) -> str:
+        """From the head: ``"body"`` (and how it ends), ``"none"``, or ``"refuse"`` for framing two
+        parties could read differently; drops an Expect after answering it.
+
+        Refused, as RFC 9112 section 6.1 allows, with 400 and a closed connection: Transfer-Encoding
+        together with Content-Length, a coding list that does not end in ``chunked`` (gunicorn would
+        read ``identity`` + Content-Length by the length, a proxy in front perhaps not: a desync), and
+        a Content-Length that is repeated or not a plain number.
+        """
         head = bytes(conn.data[: conn.head_end])
         lines = head[:-4].split(b"\r\n")
         lengths: list[bytes] = []
@@ -249,21 +313,20 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             elif name == b"expect" and value.strip().lower() == b"100-continue":
                 expect = i
         if codings:
-            if lengths or codings[-1] != b"chunked":
-                conn.request_end = len(conn.data)
-                return False  # gunicorn refuses CL with TE and unknown codings before any body read
+            if lengths or codings[-1] != b"chunked" or codings.count(b"chunked") != 1:
+                return "refuse"
             conn.chunked = True
             conn.chunk_pos = conn.head_end
-        elif len(lengths) == 1 and lengths[0].isdigit():
+        elif lengths:
+            if len(lengths) != 1 or not (lengths[0].isdigit() and len(lengths[0]) <= 18):
+                return "refuse"
             conn.body_length = int(lengths[0])
             if conn.body_length == 0:
                 conn.request_end = conn.head_end
-                return False
+                return "none"
         else:
-            # No body (HTTP/1.1: none without Content-Length or Transfer-Encoding), or a malformed
-            # Content-Length gunicorn answers 400 without reading on.
-            conn.request_end = conn.head_end
-            return False
+            conn.request_end = conn.head_end  # HTTP/1.1: no body without Content-Length or chunked
+            return "none"
         if expect > 0 and lines[0].endswith(b"HTTP/1.1"):
             with contextlib.suppress(OSError):
                 conn.sock.send(_CONTINUE)
@@ -274,7 +337,7 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             conn.chunk_pos += shift
             conn.head_end += shift
             self._buffered += shift
-        return True
+        return "body"
 
     def _dispatch(self, conn: BufferedConn) -> None:
         """Give the connection to the thread pool with a parser over what was read."""
@@ -344,8 +407,10 @@ def _chunked_end(conn: BufferedConn) -> int:
         if size == 0:
             if data[eol + 2 : eol + 4] == b"\r\n":
                 return eol + 4
-            end = data.find(b"\r\n\r\n", eol)
-            return _MORE if end < 0 else end + 4
+            end = data.find(b"\r\n\r\n", eol, eol + MAX_TRAILER_BYTES)
+            if end < 0:
+                return _INVALID if len(data) - eol > MAX_TRAILER_BYTES else _MORE
+            return end + 4
         next_pos = eol + 2 + size + 2
         if next_pos > len(data):
             return _MORE

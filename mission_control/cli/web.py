@@ -58,7 +58,17 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
     show_default="$WEB_READ_TIMEOUT or 10",
     help="Seconds a request head may take to arrive, and its body after it; then the connection is closed.",
 )
-def web(host: str, port: int | None, workers: int | None, threads: int, read_timeout: float) -> None:
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1, max=100_000),
+    default=lambda: int(os.environ.get("WEB_MAX_CONNECTIONS", "1000")),
+    show_default="$WEB_MAX_CONNECTIONS or 1000",
+    help="Open connections per process (gunicorn's worker_connections); at the limit the one reading "
+    "longest is closed for a newcomer.",
+)
+def web(
+    host: str, port: int | None, workers: int | None, threads: int, read_timeout: float, max_connections: int
+) -> None:
     """Serve the HTTP API (refuses to start without MC_ADMIN_TOKEN and MC_SIGNING_SECRET)."""
     try:
         settings = Settings.from_env()
@@ -79,6 +89,7 @@ def web(host: str, port: int | None, workers: int | None, threads: int, read_tim
         "workers": workers or int(os.environ.get("WEB_CONCURRENCY", "2")),
         "worker_class": worker,
         "threads": threads,
+        "worker_connections": max_connections,
         "timeout": 30,
         "graceful_timeout": 10,
         "accesslog": "-",

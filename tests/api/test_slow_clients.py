@@ -82,6 +82,9 @@ class Slowloris:
 
     port: int
     service_token: str
+    heads: int = SLOW_HEADS
+    bodies: int = SLOW_BODIES
+    chunked: int = SLOW_CHUNKED
     opened: list[SlowConnection] = field(default_factory=list)
     replacing: bool = True
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -95,7 +98,7 @@ class Slowloris:
         slow_head = (b"", head + b"X-Padding: " + b"a" * 4000 + b"\r\n\r\n")
         slow_body = (head + b"Content-Length: 100000\r\n\r\n", b"x" * 100_000)
         slow_chunks = (head + b"Transfer-Encoding: chunked\r\n\r\n", b"1\r\nx\r\n" * 10_000)
-        return [slow_head] * SLOW_HEADS + [slow_body] * SLOW_BODIES + [slow_chunks] * SLOW_CHUNKED
+        return [slow_head] * self.heads + [slow_body] * self.bodies + [slow_chunks] * self.chunked
 
     def open(self, prefix: bytes, trickle: bytes) -> SlowConnection:
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
@@ -255,3 +258,77 @@ def test_requests_are_framed_before_a_thread_takes_them(web: RunningWeb) -> None
     assert big.status_code == 200 and big.json()["truncated"] is True
     with requests.Session() as keep_alive:  # and keep-alive connections keep working
         assert [keep_alive.get(f"{web.url}/healthz", timeout=5).status_code for _ in range(3)] == [200] * 3
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Transfer-Encoding: identity\r\nContent-Length: 30",  # read by length here, by EOF elsewhere
+        b"Transfer-Encoding: chunked\r\nContent-Length: 30",
+        b"Transfer-Encoding: chunked, identity",
+        b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+        b"Content-Length: 30\r\nContent-Length: 30",
+        b"Content-Length: +30",
+    ],
+)
+def test_framing_two_parties_could_read_differently_is_refused_and_closed(
+    web: RunningWeb, framing: bytes
+) -> None:
+    """A front proxy and this server must never disagree on where a request ends (request smuggling):
+    such a request is answered 400 and its connection closed, so the bytes after it are never read
+    as another request."""
+    port = int(web.url.rsplit(":", 1)[1])
+    smuggled = b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n"
+    answer = exchange(port, b"POST /healthz HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n\r\n" + smuggled)
+    assert answer.startswith(b"HTTP/1.1 400 ") and answer.count(b"HTTP/1.1 ") == 1, answer[:300]
+
+
+def test_chunked_trailers_are_bounded(web: RunningWeb) -> None:
+    port = int(web.url.rsplit(":", 1)[1])
+    head = b"POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
+    answer = exchange(port, head + b"X-T: " + b"t" * 20_000 + b"\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+@pytest.fixture(scope="module")
+def small_web(postgres: PostgresDatabases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWeb]:
+    """One worker that holds at most 40 connections."""
+    url = postgres.create("slow_small")
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    server = start_web(
+        url,
+        tmp_path_factory.mktemp("slow_small") / "web.log",
+        WEB_READ_TIMEOUT=str(READ_TIMEOUT_S),
+        WEB_CONCURRENCY="1",
+        WEB_MAX_CONNECTIONS="40",
+    )
+    try:
+        yield server
+    finally:
+        stop(server.process)
+
+
+def test_a_worker_full_of_slow_clients_still_takes_newcomers(small_web: RunningWeb) -> None:
+    """At its connection limit stock gthread stops reading and accepting until slow clients reach their
+    deadline; here the client that has been reading longest makes room, so a heartbeat is answered
+    well before any read deadline passes."""
+    port = int(small_web.url.rsplit(":", 1)[1])
+    token = service_token(small_web, "crowded")
+    slowloris = Slowloris(port, service_token(small_web, "slow"), heads=60, bodies=0, chunked=0)
+    try:
+        slowloris.start()
+        for i in range(10):
+            try:
+                response = requests.post(
+                    f"{small_web.url}/api/v1/heartbeats/crowded",
+                    headers={"Authorization": f"Bearer {token}"},
+                    data=f"beat {i}",
+                    timeout=READ_TIMEOUT_S * 0.8,  # before any slow client's deadline frees a place
+                )
+            except requests.RequestException as exc:
+                raise AssertionError(f"heartbeat {i} not answered: {exc!r}") from None
+            assert response.status_code == 200, response.text
+    finally:
+        slowloris.stop()
