@@ -74,6 +74,11 @@ def test_a_malformed_header_is_false_never_an_exception(header):
     assert _verify(header) is False
 
 
+def test_a_missing_secret_is_false_not_an_exception():
+    assert verify(None, _sign(), method="POST", url="https://a.test/tasks/report", idempotency_key="41",  # type: ignore[arg-type]
+                  body=b"", now=T) is False  # fmt: skip
+
+
 @given(st.text(max_size=200), st.text(max_size=100))
 def test_verify_never_raises(header, url):
     assert verify(SECRET, header, method="POST", url=url, idempotency_key="k", body=b"", now=T) in (
@@ -93,6 +98,8 @@ def test_verify_never_raises(header, url):
         ("http://a.test/p?q=a b", "http://a.test/p?q=a%20b"),
         ("http://a.test/p#fragment", "http://a.test/p"),
         ("http://[::1]:8080/p", "http://[::1]:8080/p"),
+        ("http://a.test/a/../b", "http://a.test/b"),  # as urllib3 sends it
+        ("http://a.test/a/./b/.", "http://a.test/a/b/"),
     ],
 )
 def test_canonical_urls(a, b):
