@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, text, update
 from sqlalchemy.engine import Engine
 
 from mission_control.clock import Clock
@@ -72,6 +72,14 @@ class ServiceSigningSecrets:
         retire_at = now + timedelta(seconds=overlap_s)
         secret = new_secret()
         with self.engine.begin() as conn:
+            # One rotation of a service at a time: two at once would both see the same live secrets
+            # and both add a current one. PostgreSQL: a lock on the service's name for this
+            # transaction; SQLite: the delete below takes the database's write lock before the read.
+            if conn.dialect.name == "postgresql":
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext('mc-signing:' || :service))"),
+                    {"service": service},
+                )
             conn.execute(delete(table).where(table.c.service == service, table.c.expires_at <= now))
             live = conn.execute(
                 select(table.c.id).where(table.c.service == service, _live(now)).order_by(table.c.id.desc())

@@ -3,6 +3,7 @@ window, sealed at rest, and used by workers for that service's requests only (is
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import timedelta
 
@@ -15,7 +16,8 @@ from mission_control.db.tables import service_signing_secrets
 from mission_control.executor import ExecutionContext, execute_run
 from mission_control.http_trigger import make_session
 from mission_control.registry import JobRegistry
-from mission_control.service_secrets import SigningKeys
+from mission_control.secretbox import SecretBox
+from mission_control.service_secrets import DEFAULT_MARKER, MAX_LIVE, ServiceSigningSecrets, SigningKeys
 from mission_control.signing import verify_standard_webhooks
 from tests.api.conftest import AUTH
 from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET
@@ -121,3 +123,24 @@ def test_a_job_may_ask_for_standard_webhooks_headers(engine, clock, ctx, target)
     assert "x-mission-control-signature" not in headers
     assert headers["webhook-id"] == headers["idempotency-key"]
     assert verify_standard_webhooks(SIGNING_SECRET, headers, request.body, now=int(clock.now().timestamp()))
+
+
+def test_concurrent_rotations_leave_one_current_secret(engine, clock):
+    store = ServiceSigningSecrets(engine, clock, SecretBox((), SIGNING_SECRET))
+    barrier = threading.Barrier(6)
+
+    def rotate() -> None:
+        barrier.wait(timeout=10)
+        store.rotate("billing", overlap_s=3600)
+
+    threads = [threading.Thread(target=rotate) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    with engine.connect() as conn:
+        rows = conn.execute(select(service_signing_secrets)).all()
+    assert len([row for row in rows if row.expires_at is None]) == 1
+    assert len([row for row in rows if row.ciphertext == DEFAULT_MARKER]) <= 1
+    # Seven secrets were current at some point (the default and six rotations): the newest four sign.
+    assert len(store.live_secrets("billing", SIGNING_SECRET)) == MAX_LIVE
