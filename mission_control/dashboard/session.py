@@ -36,6 +36,7 @@ from flask import Flask, abort, current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from mission_control.db.app_secrets import get_or_create_secret
 from mission_control.db.tables import dashboard_sessions
@@ -73,7 +74,12 @@ class _LazyKeySessionInterface(SecureCookieSessionInterface):
     def open_session(self, app: Flask, request: Any) -> Any:
         if not request.cookies.get(self.get_cookie_name(app)):
             return self.session_class()
-        return super().open_session(app, request)
+        try:
+            return super().open_session(app, request)
+        except SQLAlchemyError:
+            # The key lives in a database that is down: the request goes on signed out, so a browser
+            # holding a cookie still gets /healthz and the sign-in page's 503, not a crash.
+            return self.session_class()
 
 
 def configure(app: Flask, engine: Engine, session_secret: str | None, admin_token: str) -> None:

@@ -19,6 +19,7 @@ from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import func, select
 
 from mission_control.api import create_app
+from mission_control.db.engine import make_engine
 from mission_control.db.tables import app_secrets, dashboard_sessions
 from mission_control.registry import JobRegistry
 from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET
@@ -145,3 +146,22 @@ def test_the_right_token_signs_in_even_when_the_address_spent_its_budget(app):
         client.post("/login", data={"token": "not-the-token-at-all-xx"})
     assert client.post("/login", data={"token": "still-not-the-token-xx"}).status_code == 429
     assert client.post("/login", data={"token": ADMIN_TOKEN}).status_code == 302
+
+
+def test_a_session_cookie_does_not_break_probes_while_the_database_is_down(app, tmp_path):
+    state = app.extensions["mission_control"]
+    down = make_engine(f"sqlite:///{tmp_path / 'missing' / 'registry.db'}")  # its directory does not exist
+    broken = create_app(
+        replace(state.settings, database_url=str(down.url)),
+        clock=state.clock,
+        engine=down,
+        enqueue=state.enqueue,
+        notify=state.notify,
+        deliver=state.deliver,
+        enqueue_missions=state.enqueue_missions,
+    )
+    client = broken.test_client()
+    client.set_cookie("mc_session", "any.cookie.value")
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/jobs").status_code == 302  # signed out: to the sign-in page
+    down.dispose()
