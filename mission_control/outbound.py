@@ -6,7 +6,8 @@ whoever asks from it, so link-local and metadata addresses are refused unless an
 169.254.0.0/16 (169.254.169.254 on AWS, GCP, Azure and Oracle), fe80::/10, fd00:ec2::254 (AWS' IPv6
 one), fd20:ce::254 (GCP's IPv6 one), 100.100.100.200 (Alibaba), 168.63.129.16 (Azure's WireServer) and
 192.0.0.192 (Oracle's older one). So are the IPv6 forms that embed an IPv4 address (IPv4-mapped
-``::ffff:0:0/96``, IPv4-compatible ``::/96`` but for ``::`` and ``::1``, and NAT64's ``64:ff9b::/96``),
+``::ffff:0:0/96``, SIIT's IPv4-translated ``::ffff:0:0:0/96``, IPv4-compatible ``::/96`` but for ``::``
+and ``::1``, NAT64's ``64:ff9b::/96`` and the local-use NAT64 prefix ``64:ff9b:1::/48``),
 since a dual-stack socket or a NAT64 gateway turns them into a connection to that IPv4 address: they
 would otherwise be a second spelling of every denied IPv4 address. Loopback and private ranges stay
 allowed by default: development, the tests and internal services live there, and an operator who wants
@@ -35,6 +36,11 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # IPv6 forms that embed an IPv4 address in their last 32 bits (RFC 4291 section 2.5.5, RFC 6052).
 IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+# SIIT's IPv4-translated form (RFC 2765): ::ffff:0:a.b.c.d.
+IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")
+# RFC 8215's local-use NAT64 prefix: where the IPv4 address sits depends on the prefix length each
+# network picks, so the whole range is denied rather than read.
+NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
 # RFC 4291's IPv4-compatible form is ::/96 without :: (unspecified) and ::1 (loopback).
 _NOT_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/127")
 IPV4_COMPATIBLE: tuple[ipaddress.IPv6Network, ...] = tuple(
@@ -52,7 +58,9 @@ DEFAULT_DENIED: tuple[IPNetwork, ...] = (
     ipaddress.ip_network("168.63.129.16/32"),  # Azure WireServer
     ipaddress.ip_network("192.0.0.192/32"),  # Oracle Cloud (older instances)
     IPV4_MAPPED,
+    IPV4_TRANSLATED,
     NAT64_WELL_KNOWN,
+    NAT64_LOCAL_USE,
     *IPV4_COMPATIBLE,
 )
 
@@ -133,13 +141,14 @@ def parse_networks(raw: str | None, name: str) -> tuple[IPNetwork, ...]:
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv4-mapped, IPv4-compatible or well-known NAT64 IPv6 address stands for."""
+    """The IPv4 address an IPv4-mapped, IPv4-translated, IPv4-compatible or well-known NAT64 IPv6
+    address stands for."""
     if not isinstance(address, ipaddress.IPv6Address):
         return None
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
     plain = ipaddress.IPv6Address(int(address))  # without a zone index, which `in` would not ignore
-    if plain in NAT64_WELL_KNOWN or any(plain in net for net in IPV4_COMPATIBLE):
+    if plain in NAT64_WELL_KNOWN or plain in IPV4_TRANSLATED or any(plain in net for net in IPV4_COMPATIBLE):
         return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
     return None
 

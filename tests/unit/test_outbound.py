@@ -85,7 +85,13 @@ POLICY_TABLE = [
     ("::ffff:ffff", "", "", False),  # the last one
     ("::1:0:0", "", "", True),  # just past ::/96
     ("64:ff9b::1:a9fe:a9fe", "", "", True),  # just past 64:ff9b::/96
-    ("64:ff9b:1::a9fe:a9fe", "", "", True),  # the local-use NAT64 prefix is not among the defaults
+    ("64:ff9b:1::a9fe:a9fe", "", "", False),  # the local-use NAT64 prefix (RFC 8215), denied whole
+    ("64:ff9b:1:ffff:ffff:ffff:ffff:ffff", "", "", False),
+    ("64:ff9b:2::1", "", "", True),  # just past it
+    ("::ffff:0:a9fe:a9fe", "", "", False),  # SIIT's IPv4-translated form of 169.254.169.254
+    ("::ffff:0:a00:1", "", "::ffff:0:0:0/96", True),  # opened: judged as 10.0.0.1, allowed
+    ("::ffff:0:a9fe:a9fe", "", "::ffff:0:0:0/96", False),  # opened: still 169.254.169.254
+    ("::1:ffff:0:0:0", "", "", True),  # outside ::ffff:0:0:0/96
     # ::1 and :: lie inside ::/96 but are not IPv4-compatible: they stay allowed as before
     ("::1", "", "", True),
     ("::", "", "", True),
