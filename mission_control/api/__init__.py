@@ -101,10 +101,11 @@ def create_app(
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if settings.proxy_hops > 0:
-        # Trust the last MC_PROXY_HOPS entries of X-Forwarded-For/-Proto/-Host (our own proxies'):
+        # Trust the last MC_PROXY_HOPS entries of X-Forwarded-For and -Proto (our own proxies'):
         # request.remote_addr is then the real client, which the failed-authentication budget keys on.
+        # Not X-Forwarded-Host: a proxy that does not set it would pass on the client's own value.
         hops = settings.proxy_hops
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.extensions["mission_control"] = AppState(
         settings=settings,
         engine=engine,
