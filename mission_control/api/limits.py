@@ -3,14 +3,18 @@
 Token buckets kept in the web process's memory: a bucket holds up to ``burst`` tokens and refills at
 ``rate`` per second; a request that finds it empty is answered 429 with ``Retry-After`` (the seconds
 until a token is back). They are per process (gunicorn workers, several web dynos each count alone),
-which bounds guessing and floods without a round trip to a shared store on the hot heartbeat path;
-the effective limit is the configured one times the number of web processes.
+which bounds floods without a round trip to a shared store on the hot heartbeat path; the effective
+limit is the configured one times the number of web processes.
 
 * Failed authentication, keyed by client address (the real client's behind MC_PROXY_HOPS trusted
   proxies): each refused credential takes a token, and a refused credential that finds none left is
-  answered 429 instead of 401, so guessing tokens costs ``burst`` tries and then ``rate`` per second.
-  A valid credential is checked first and never consults the budget: clients sharing an address
-  (behind a proxy not counted in MC_PROXY_HOPS) cannot lock each other out.
+  answered 429 instead of 401, telling a misconfigured client (or a scanner) to back off. A valid
+  credential is checked first and never consults the budget, so clients sharing an address (behind
+  a proxy not counted in MC_PROXY_HOPS) cannot lock each other out. The price, chosen on purpose
+  (issue 13): the budget no longer bounds *guessing*, since a guess is still checked once the budget
+  is spent. Guessing is made hopeless by the tokens themselves instead: service tokens are 256 random
+  bits, and MC_ADMIN_TOKEN must be at least 16 characters (generate it; ``mission-control dev``
+  does).
 * Heartbeats, keyed by the digest of the service token that sent them (the admin token is the
   operator's and is not limited here).
 """
