@@ -38,8 +38,7 @@ from mission_control.jobspec import JobSpec, MissionStart
 from mission_control.registry import spec_columns, spec_from_row
 from mission_control.retry import RetryPolicy
 from mission_control.runstate import AttemptStatus, Reason, RunStatus, Trigger
-from mission_control.secretbox import SecretBox
-from mission_control.service_secrets import ServiceSigningSecrets, SigningKeys
+from mission_control.service_secrets import SigningKeys, signing_keys
 from mission_control.signing import signature_headers
 
 log = logging.getLogger(__name__)
@@ -64,18 +63,13 @@ class ExecutionContext:
     # Sends missions a job started to the workers (should a message be lost, their wake_at catches it).
     enqueue_missions: Callable[[Sequence[str]], object] = lambda mission_ids: None
 
-    # The secrets each service's requests are signed with (its own, else MC_SIGNING_SECRET); built
-    # from the engine and settings unless given.
+    # The secrets each service's requests are signed with (its own, else MC_SIGNING_SECRET). A worker
+    # shares one per process (Runtime), so its cache serves every run; built here when not given.
     signing_keys: SigningKeys | None = None
 
     def __post_init__(self) -> None:
         if self.signing_keys is None:
-            store = ServiceSigningSecrets(
-                self.engine,
-                self.clock,
-                SecretBox(self.settings.encryption_keys, self.settings.signing_secret),
-            )
-            object.__setattr__(self, "signing_keys", SigningKeys(store, self.signing_secret))
+            object.__setattr__(self, "signing_keys", signing_keys(self.engine, self.clock, self.settings))
 
     @property
     def signing_secret(self) -> str:

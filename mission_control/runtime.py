@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mission_control.missions.steps import StepRunner
     from mission_control.missions.store import MissionStore
     from mission_control.notifications.notices import DeliveryContext
+    from mission_control.service_secrets import SigningKeys
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Runtime:
     _session: requests.Session | None = None
     _missions: MissionStore | None = None
     _runner: StepRunner | None = None
+    _signing_keys: SigningKeys | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -52,11 +54,15 @@ class Runtime:
         from mission_control.executor import ExecutionContext
         from mission_control.http_trigger import make_session
         from mission_control.notifications import dispatch
+        from mission_control.service_secrets import signing_keys
 
         with self._lock:
             if self._session is None:
                 pool = int(os.environ.get("MC_HTTP_POOL_SIZE", "128"))
                 self._session = make_session(pool_size=pool, policy=self.settings.outbound_policy())
+            if self._signing_keys is None:
+                # One per process, so its cache serves every run (a context is made per task).
+                self._signing_keys = signing_keys(self.engine, self.clock, self.settings)
         return ExecutionContext(
             engine=self.engine,
             clock=self.clock,
@@ -64,6 +70,7 @@ class Runtime:
             session=self._session,
             notify=dispatch.notify,
             enqueue_missions=_enqueue_missions,
+            signing_keys=self._signing_keys,
         )
 
     def mission_store(self) -> MissionStore:

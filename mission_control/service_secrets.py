@@ -31,6 +31,7 @@ from sqlalchemy import and_, delete, insert, or_, select, text, update
 from sqlalchemy.engine import Engine
 
 from mission_control.clock import Clock
+from mission_control.config import Settings
 from mission_control.db.tables import service_signing_secrets as table
 from mission_control.secretbox import SecretBox
 from mission_control.signing import WHSEC_PREFIX
@@ -196,3 +197,11 @@ class SigningKeys:
                 self._cache.clear()
             self._cache[service] = (now + self._ttl_s, value)
         return value
+
+
+def signing_keys(engine: Engine, clock: Clock, settings: Settings) -> SigningKeys:
+    """The signing keys of a process that sends requests: its services' own secrets, else
+    MC_SIGNING_SECRET. Build one per process and share it, so its cache serves every request."""
+    assert settings.signing_secret, "processes that sign refuse to start without MC_SIGNING_SECRET"
+    box = SecretBox(settings.encryption_keys, settings.signing_secret)
+    return SigningKeys(ServiceSigningSecrets(engine, clock, box), settings.signing_secret)
