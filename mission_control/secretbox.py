@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet, MultiFernet
 
 _LABEL = b"mission-control secretbox v1"
 
@@ -33,6 +33,12 @@ class SecretUnreadable(Exception):
 
 
 def _fernet(passphrase: str) -> Fernet:
+    # cryptography is imported on first use: it costs a process ~8 MB, and only services with their
+    # own secret need it.
+    from cryptography.fernet import Fernet
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_LABEL).derive(passphrase.encode())
     return Fernet(base64.urlsafe_b64encode(raw))
 
@@ -41,15 +47,26 @@ class SecretBox:
     """Encrypts with the first key, decrypts with any."""
 
     def __init__(self, encryption_keys: Sequence[str], signing_secret: str | None) -> None:
-        passphrases = [*encryption_keys, *([signing_secret] if signing_secret else [])]
-        if not passphrases:
+        self._passphrases = [*encryption_keys, *([signing_secret] if signing_secret else [])]
+        if not self._passphrases:
             raise ValueError("a SecretBox needs MC_ENCRYPTION_KEY or MC_SIGNING_SECRET")
-        self._fernet = MultiFernet([_fernet(p) for p in passphrases])
+        self._multi: MultiFernet | None = None
+
+    @property
+    def _fernet(self) -> MultiFernet:
+        # Keys derived on first use: most processes that hold a box never open one.
+        if self._multi is None:
+            from cryptography.fernet import MultiFernet
+
+            self._multi = MultiFernet([_fernet(p) for p in self._passphrases])
+        return self._multi
 
     def seal(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()
 
     def open(self, ciphertext: str) -> str:
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken:

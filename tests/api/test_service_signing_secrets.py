@@ -16,6 +16,7 @@ from mission_control.db.tables import service_signing_secrets
 from mission_control.executor import ExecutionContext, execute_run
 from mission_control.http_trigger import make_session
 from mission_control.registry import JobRegistry
+from mission_control.runtime import Runtime
 from mission_control.secretbox import SecretBox
 from mission_control.service_secrets import DEFAULT_MARKER, MAX_LIVE, ServiceSigningSecrets, SigningKeys
 from mission_control.signing import verify_standard_webhooks
@@ -144,3 +145,16 @@ def test_concurrent_rotations_leave_one_current_secret(engine, clock):
     assert len([row for row in rows if row.ciphertext == DEFAULT_MARKER]) <= 1
     # Seven secrets were current at some point (the default and six rotations): the newest four sign.
     assert len(store.live_secrets("billing", SIGNING_SECRET)) == MAX_LIVE
+
+
+def test_a_worker_shares_one_cache_of_signing_keys_across_its_runs(engine, clock):
+    # Each task gets a new ExecutionContext; the keys (and their cache) must be the process's.
+    runtime = Runtime(
+        settings=Settings(admin_token=ADMIN_TOKEN, signing_secret=SIGNING_SECRET), engine=engine, clock=clock
+    )
+    try:
+        first, second = runtime.execution_context(), runtime.execution_context()
+        assert first.signing_keys is second.signing_keys is not None
+    finally:
+        if runtime._session is not None:
+            runtime._session.close()
