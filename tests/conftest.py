@@ -6,6 +6,7 @@ end, so tests never touch another database. MC_TEST_PG_ADMIN_URL points at a dif
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -26,7 +27,7 @@ from mission_control.clock import FrozenClock
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
 from mission_control.db.tables import metadata
-from tests.targets import TargetServer
+from tests.targets import ForbiddenServer, TargetServer
 
 PG_ADMIN_URL = os.environ.get(
     "MC_TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
@@ -180,18 +181,37 @@ def stop(process: subprocess.Popen[bytes], timeout_s: float = 10) -> None:
             process.wait(timeout=timeout_s)
 
 
-@pytest.fixture(scope="module")
-def web_server(postgres: PostgresDatabases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWeb]:
-    """A real gunicorn serving the app on a free port, over its own PostgreSQL database."""
-    url = postgres.create("web")
+@contextlib.contextmanager
+def serving(
+    postgres: PostgresDatabases, tmp_path_factory: pytest.TempPathFactory, name: str, **extra_env: str
+) -> Iterator[RunningWeb]:
+    """``mission-control web`` over a new migrated PostgreSQL database ``name``, stopped on exit."""
+    url = postgres.create(name)
     engine = make_engine(url)
     migrate.upgrade(engine)
     engine.dispose()
-    server = start_web(url, tmp_path_factory.mktemp("web") / "web.log")
+    server = start_web(url, tmp_path_factory.mktemp(name) / "web.log", **extra_env)
     try:
         yield server
     finally:
         stop(server.process)
+
+
+@pytest.fixture(scope="module")
+def web_server(postgres: PostgresDatabases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWeb]:
+    """A real gunicorn serving the app on a free port, over its own PostgreSQL database."""
+    with serving(postgres, tmp_path_factory, "web") as server:
+        yield server
+
+
+@pytest.fixture
+def forbidden() -> Iterator[ForbiddenServer]:
+    """A server on 127.0.0.2 that stands for a forbidden address (deny it with MC_OUTBOUND_DENY)."""
+    server = ForbiddenServer()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

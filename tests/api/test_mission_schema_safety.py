@@ -9,23 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from mission_control.missions.definition import MissionDefinition
 from mission_control.missions.store import MissionStore
-from tests.missions.test_schema_safety import SECRET, ForbiddenServer
-
-
-@pytest.fixture
-def forbidden() -> Iterator[ForbiddenServer]:
-    server = ForbiddenServer()
-    try:
-        yield server
-    finally:
-        server.stop()
+from tests.targets import SECRET, ForbiddenServer
 
 
 def error(response: Any) -> dict[str, Any]:

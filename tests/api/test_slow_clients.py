@@ -19,9 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from mission_control.db import migrate
-from mission_control.db.engine import make_engine
-from tests.conftest import PostgresDatabases, RunningWeb, start_web, stop, wait_until
+from tests.conftest import PostgresDatabases, RunningWeb, serving, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -33,15 +31,8 @@ SLOW_CHUNKED = 10
 
 @pytest.fixture(scope="module")
 def web(postgres: PostgresDatabases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWeb]:
-    url = postgres.create("slow")
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    server = start_web(url, tmp_path_factory.mktemp("slow") / "web.log", WEB_READ_TIMEOUT=str(READ_TIMEOUT_S))
-    try:
+    with serving(postgres, tmp_path_factory, "slow", WEB_READ_TIMEOUT=str(READ_TIMEOUT_S)) as server:
         yield server
-    finally:
-        stop(server.process)
 
 
 @dataclass
@@ -293,21 +284,15 @@ def test_chunked_trailers_are_bounded(web: RunningWeb) -> None:
 @pytest.fixture(scope="module")
 def small_web(postgres: PostgresDatabases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWeb]:
     """One worker that holds at most 40 connections."""
-    url = postgres.create("slow_small")
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    server = start_web(
-        url,
-        tmp_path_factory.mktemp("slow_small") / "web.log",
+    with serving(
+        postgres,
+        tmp_path_factory,
+        "slow_small",
         WEB_READ_TIMEOUT=str(READ_TIMEOUT_S),
         WEB_CONCURRENCY="1",
         WEB_MAX_CONNECTIONS="40",
-    )
-    try:
+    ) as server:
         yield server
-    finally:
-        stop(server.process)
 
 
 def test_a_worker_full_of_slow_clients_still_takes_newcomers(small_web: RunningWeb) -> None:

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import threading
 import tracemalloc
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,53 +32,12 @@ from mission_control.registry import JobRegistry
 from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET
 from tests.factories import job_spec
 from tests.missions.conftest import Targets
+from tests.targets import SECRET, ForbiddenServer
 
-SECRET = "TOP-SECRET-7f3a"
 # The contract (mission_control.missions.bounds), pinned here.
 MAX_MESSAGE_CHARS = 500
 MAX_REQUEST_CHARS = 1024 * 1024
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-
-
-class ForbiddenServer:
-    """An HTTP server on 127.0.0.2 answering every GET with a JSON document holding :data:`SECRET`."""
-
-    def __init__(self) -> None:
-        self.requests: list[str] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                outer.requests.append(self.path)
-                body = json.dumps({"secret": SECRET, "type": "object"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.2", 0), Handler)
-        self.server.daemon_threads = True
-        self.base = f"http://127.0.0.2:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-
-@pytest.fixture
-def forbidden() -> Iterator[ForbiddenServer]:
-    server = ForbiddenServer()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
