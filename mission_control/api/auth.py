@@ -3,12 +3,12 @@
 Tokens are compared as SHA-256 digests with :func:`hmac.compare_digest`: the comparison takes the same
 time whatever the input, and hashing first means it does not even leak the token's length.
 
-Guessing is bounded by a failed-authentication budget per client address (MC_AUTH_FAILURES_PER_MIN,
-see :mod:`mission_control.api.limits`). The credential is checked first and only a refused one
-consults and spends the budget, so a valid token is never refused because others from the same
-address (every client behind one proxy, say) guessed wrong. The address is ``request.remote_addr``:
-the peer, or with MC_PROXY_HOPS > 0 the client that many trusted proxies back (werkzeug's ``ProxyFix``
-around the app, see :func:`mission_control.api.create_app`).
+A refused credential spends its client address's failed-authentication budget (401, then 429 once it
+is spent; MC_AUTH_FAILURES_PER_MIN, see :mod:`mission_control.api.limits`, which says what that does
+and does not bound). The credential is checked first, so a valid token is never refused because
+others from the same address (every client behind one proxy, say) guessed wrong. The address is
+``request.remote_addr``: the peer, or with MC_PROXY_HOPS > 0 the client that many trusted proxies
+back (werkzeug's ``ProxyFix`` around the app, see :func:`mission_control.api.create_app`).
 """
 
 from __future__ import annotations
@@ -46,21 +46,6 @@ def client_address() -> str:
     one budget, which errs on the side of refusing guesses (valid credentials are never refused).
     """
     return request.remote_addr or "unknown"
-
-
-def check_auth_budget() -> None:
-    """429 if this client's failed-authentication budget is spent (MC_AUTH_FAILURES_PER_MIN).
-
-    Call it only for a credential already refused; :func:`refused` does both steps in one.
-    """
-    wait = current_app.extensions["mission_control"].auth_failures.wait_s(client_address())
-    if wait is not None:
-        raise too_many("too many failed authentications from this address", wait)
-
-
-def count_failed_auth() -> None:
-    """Spend one token of this client's failed-authentication budget (if it has one left)."""
-    current_app.extensions["mission_control"].auth_failures.take(client_address())
 
 
 def spend_auth_budget() -> float | None:

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 
 from mission_control.alerts import AlertFilter, acknowledge, list_alerts, summarize
-from mission_control.api.auth import client_address, count_failed_auth, is_admin
+from mission_control.api.auth import is_admin, spend_auth_budget
 from mission_control.claiming import RunInProgress, create_manual_run
 from mission_control.dashboard import session as auth
 from mission_control.history import RunFilter, get_run, last_runs, list_runs, recent_runs
@@ -107,11 +107,10 @@ def login() -> Response | str | tuple[str, int]:
         if is_admin(token or None, _state().admin_digest):
             auth.sign_in()
             return redirect(target)
-        wait = _state().auth_failures.wait_s(client_address())
+        wait = spend_auth_budget()
         if wait is not None:
             message = f"Too many wrong tokens from this address; try again in {math.ceil(wait)} s."
             return render_template("login.html", error=message, next=target), 429
-        count_failed_auth()
         return render_template("login.html", error="That is not the admin token.", next=target), 401
     return render_template("login.html", error=None, next=target)
 
