@@ -6,8 +6,6 @@ port only, see ``redacted_url``).
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Response, current_app, jsonify
 
 from mission_control.api.bodies import json_object, validate
@@ -33,10 +31,6 @@ def _state():  # type: ignore[no-untyped-def]
     return current_app.extensions["mission_control"]
 
 
-def _out(row: Any) -> ChannelOut:
-    return ChannelOut.of(row)
-
-
 def _not_found(channel_id: int) -> ApiError:
     return ApiError(404, "not_found", f"channel_id: no channel with id {channel_id}", "channel_id")
 
@@ -44,7 +38,7 @@ def _not_found(channel_id: int) -> ApiError:
 @bp.operation("GET", "/channels", summary="List notification channels", responses={200: ChannelList})
 def list_all_channels() -> Response:
     rows = list_channels(_state().engine)
-    return jsonify(ChannelList(channels=[_out(r) for r in rows]).model_dump(mode="json"))
+    return jsonify(ChannelList(channels=[ChannelOut.of(r) for r in rows]).model_dump(mode="json"))
 
 
 @bp.operation(
@@ -67,7 +61,7 @@ def add_channel() -> Response:
         row = create_channel(_state().engine, spec, _state().clock.now())
     except ChannelExists:
         raise ApiError(409, "conflict", f"name: a channel named {body.name!r} exists", "name") from None
-    response = jsonify(_out(row).model_dump(mode="json"))
+    response = jsonify(ChannelOut.of(row).model_dump(mode="json"))
     response.status_code = 201
     return response
 
@@ -77,7 +71,7 @@ def get_one_channel(channel_id: int) -> Response:
     row = get_channel(_state().engine, channel_id)
     if row is None:
         raise _not_found(channel_id)
-    return jsonify(_out(row).model_dump(mode="json"))
+    return jsonify(ChannelOut.of(row).model_dump(mode="json"))
 
 
 @bp.operation("DELETE", f"/channels/{CHANNEL_ID}", summary="Remove a channel", responses={204: None})
