@@ -447,7 +447,7 @@ def statements_per_heartbeat(args: argparse.Namespace) -> dict[str, Any]:
 
         registry = ServiceRegistry(engine, SYSTEM_CLOCK)
         registry.put("svc", ServiceConfig(interval_s=HOUR_S, grace_s=HOUR_S))
-        token = registry.create_token("svc")
+        token = registry.create_token("svc").token
         registry.record_heartbeat("svc", status="ok", message=None, truncated=False)  # new -> up
         runs = args.statement_runs
         # The API checks a service token inside the heartbeat's own statement (``token=``).

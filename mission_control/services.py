@@ -164,21 +164,15 @@ class ServiceRegistry:
 
     # --- tokens -------------------------------------------------------------------------------
 
-    def create_token(self, name: str, label: str | None = None) -> str:
-        """A new token for this service's heartbeats; shown once, only its digest is stored."""
-        return self.issue_token(name, label).token
-
-    def issue_token(self, name: str, label: str | None = None) -> IssuedToken:
-        """:meth:`create_token` with the new token's id, by which it is listed and revoked."""
+    def create_token(self, name: str, label: str | None = None) -> IssuedToken:
+        """A new token for this service's heartbeats, with the id it is listed and revoked by; the
+        token is shown once, only its digest is stored. Raises :class:`ServiceNotFound`."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self.engine.begin() as conn:
-            service_id = conn.execute(select(services.c.id).where(services.c.name == name)).scalar()
-            if service_id is None:
-                raise ServiceNotFound(name)
             token_id = conn.execute(
                 insert(service_tokens)
                 .values(
-                    service_id=service_id,
+                    service_id=_service_id(conn, name),
                     digest=token_digest(token),
                     label=label,
                     created_at=self.clock.now(),
@@ -193,9 +187,7 @@ class ServiceRegistry:
         Raises :class:`ServiceNotFound` for an unknown service.
         """
         with self.engine.connect() as conn:
-            service_id = conn.execute(select(services.c.id).where(services.c.name == name)).scalar()
-            if service_id is None:
-                raise ServiceNotFound(name)
+            service_id = _service_id(conn, name)
             return list(
                 conn.execute(
                     select(service_tokens.c.id, service_tokens.c.label, service_tokens.c.created_at)
@@ -211,12 +203,9 @@ class ServiceRegistry:
         raises :class:`ServiceNotFound` for an unknown service.
         """
         with self.engine.begin() as conn:
-            service_id = conn.execute(select(services.c.id).where(services.c.name == name)).scalar()
-            if service_id is None:
-                raise ServiceNotFound(name)
             deleted = conn.execute(
                 delete(service_tokens).where(
-                    service_tokens.c.id == token_id, service_tokens.c.service_id == service_id
+                    service_tokens.c.id == token_id, service_tokens.c.service_id == _service_id(conn, name)
                 )
             )
             return deleted.rowcount == 1
@@ -424,6 +413,14 @@ def _get(conn: Connection, name: str) -> RowMapping | None:
 
 def _lock(conn: Connection, name: str) -> RowMapping | None:
     return conn.execute(select(services).where(services.c.name == name).with_for_update()).mappings().first()
+
+
+def _service_id(conn: Connection, name: str) -> Any:
+    """The id of the service named ``name``; raises :class:`ServiceNotFound`."""
+    service_id = conn.execute(select(services.c.id).where(services.c.name == name)).scalar()
+    if service_id is None:
+        raise ServiceNotFound(name)
+    return service_id
 
 
 def _insert_if_missing(conn: Connection, name: str, config: ServiceConfig, now: datetime) -> bool:

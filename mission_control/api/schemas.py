@@ -20,6 +20,7 @@ from pydantic.json_schema import SkipJsonSchema
 from mission_control.jobspec import NAME_PATTERN, JobSpec, Name, ScheduleSpec
 from mission_control.notifications.notices import destination
 from mission_control.registry import JobRecord
+from mission_control.service_secrets import DEFAULT_OVERLAP_S, MAX_OVERLAP_S
 
 
 class JobPut(JobSpec):
@@ -325,6 +326,53 @@ class TokenOut(BaseModel):
     service: str
     token: str = Field(description="shown once; only its SHA-256 digest is stored")
     label: str | None
+
+
+class TokenCreated(TokenOut):
+    id: int = Field(description="the token's id: how it is listed and revoked")
+
+
+class TokenInfo(BaseModel):
+    id: int
+    label: str | None
+    created_at: datetime
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenInfo] = Field(description="the service's tokens, oldest first (never the tokens)")
+
+
+class SigningSecretIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    overlap_s: float = Field(
+        DEFAULT_OVERLAP_S,
+        ge=0,
+        le=MAX_OVERLAP_S,
+        description="how long the secrets this one replaces keep signing, so receivers can switch over",
+    )
+
+
+class SigningSecretIssued(BaseModel):
+    id: int
+    service: str
+    secret: str = Field(description="shown once; stored encrypted. `whsec_` + base64 of 32 random bytes")
+    created_at: datetime
+    previous_expire_at: datetime = Field(description="when the secrets this one replaced stop signing")
+
+
+class SigningSecretOut(BaseModel):
+    id: int
+    kind: Literal["own", "default"] = Field(description="`default`: MC_SIGNING_SECRET, during an overlap")
+    created_at: datetime
+    expires_at: datetime | None = Field(description="null: the current secret")
+
+
+class SigningSecretList(BaseModel):
+    service: str
+    signing_secrets: list[SigningSecretOut] = Field(
+        description="the secrets signing this service's requests now, newest first; empty: MC_SIGNING_SECRET"
+    )
 
 
 # --- alerts -----------------------------------------------------------------------------------

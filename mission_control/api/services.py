@@ -6,10 +6,7 @@ only, and revoked one at a time by id (a leaked token need not cost the service 
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import Response, current_app, request
-from pydantic import BaseModel, Field
 
 from mission_control.api.bodies import json_object, query, validate
 from mission_control.api.errors import ApiError
@@ -23,27 +20,15 @@ from mission_control.api.schemas import (
     ServiceListQuery,
     ServiceOut,
     ServicePut,
+    TokenCreated,
     TokenIn,
-    TokenOut,
+    TokenInfo,
+    TokenList,
 )
 from mission_control.services import ServiceConfig, ServiceNotFound, ServiceRegistry
 
 bp = ApiBlueprint("services", __name__, tag="services")
 TOKEN_ID = "<id:token_id>"
-
-
-class TokenCreated(TokenOut):
-    id: int = Field(description="the token's id: how it is listed and revoked")
-
-
-class TokenInfo(BaseModel):
-    id: int
-    label: str | None
-    created_at: datetime
-
-
-class TokenList(BaseModel):
-    tokens: list[TokenInfo] = Field(description="the service's tokens, oldest first (never the tokens)")
 
 
 def _services() -> ServiceRegistry:
@@ -146,7 +131,7 @@ def create_token(name: str) -> Response:
     if request.content_length:
         label = validate(TokenIn, json_object(), strict=True).label
     try:
-        issued = _services().issue_token(name, label)
+        issued = _services().create_token(name, label)
     except ServiceNotFound:
         raise _not_found(name) from None
     response = json_response(TokenCreated(id=issued.id, service=name, token=issued.token, label=label), 201)

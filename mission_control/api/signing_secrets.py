@@ -7,54 +7,23 @@ and it is the jobs' requests that these secrets sign. See :mod:`mission_control.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
-
 from flask import Response, current_app, request
-from pydantic import BaseModel, ConfigDict, Field
 
 from mission_control.api.bodies import json_object, validate
 from mission_control.api.errors import ApiError
 from mission_control.api.openapi import ApiBlueprint
 from mission_control.api.responses import check_name, json_response
+from mission_control.api.schemas import (
+    SigningSecretIn,
+    SigningSecretIssued,
+    SigningSecretList,
+    SigningSecretOut,
+)
 from mission_control.secretbox import SecretBox
-from mission_control.service_secrets import DEFAULT_OVERLAP_S, MAX_OVERLAP_S, ServiceSigningSecrets
+from mission_control.service_secrets import DEFAULT_OVERLAP_S, ServiceSigningSecrets
 
 bp = ApiBlueprint("signing_secrets", __name__, tag="services")
 SECRET_ID = "<id:secret_id>"
-
-
-class SigningSecretIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    overlap_s: float = Field(
-        DEFAULT_OVERLAP_S,
-        ge=0,
-        le=MAX_OVERLAP_S,
-        description="how long the secrets this one replaces keep signing, so receivers can switch over",
-    )
-
-
-class SigningSecretIssued(BaseModel):
-    id: int
-    service: str
-    secret: str = Field(description="shown once; stored encrypted. `whsec_` + base64 of 32 random bytes")
-    created_at: datetime
-    previous_expire_at: datetime = Field(description="when the secrets this one replaced stop signing")
-
-
-class SigningSecretOut(BaseModel):
-    id: int
-    kind: Literal["own", "default"] = Field(description="`default`: MC_SIGNING_SECRET, during an overlap")
-    created_at: datetime
-    expires_at: datetime | None = Field(description="null: the current secret")
-
-
-class SigningSecretList(BaseModel):
-    service: str
-    signing_secrets: list[SigningSecretOut] = Field(
-        description="the secrets signing this service's requests now, newest first; empty: MC_SIGNING_SECRET"
-    )
 
 
 def _store() -> ServiceSigningSecrets:

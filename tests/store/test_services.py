@@ -117,7 +117,7 @@ def test_reconfiguring_interval_moves_the_deadline(registry, clock):
 
 def test_tokens_are_stored_as_digests_and_name_their_service(engine, registry):
     registry.put("billing", CONFIG)
-    token = registry.create_token("billing", label="cron on host-1")
+    token = registry.create_token("billing", label="cron on host-1").token
     assert token.startswith("mcs_") and len(token) > 40
     assert registry.service_of_token(token) == "billing"
     assert registry.service_of_token(token + "x") is None
