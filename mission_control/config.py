@@ -66,7 +66,7 @@ class Settings:
     auth_failures_per_min: int = 30
     heartbeats_per_s: float = 10.0
     # Reverse proxies in front of the web app that are trusted to append to X-Forwarded-For (and
-    # -Proto, -Host): the client address rate limits key on is the one this many hops back.
+    # -Proto): the client address rate limits key on is the one this many hops back.
     proxy_hops: int = 0
     # The dashboard's session-cookie key; none: generated once and kept in the database.
     session_secret: str | None = field(default=None, repr=False)
@@ -146,10 +146,8 @@ class Settings:
                 "(`mission-control dev` generates both for a local trial)"
             )
         _check_length("MC_ADMIN_TOKEN", self.admin_token)
-        _check_length("MC_SIGNING_SECRET", self.signing_secret)
         _check_length("MC_SESSION_SECRET", self.session_secret)
-        for key in self.encryption_keys:
-            _check_length("MC_ENCRYPTION_KEY", key)
+        self.require_signing_secret()
 
     def require_signing_secret(self) -> None:
         """What a worker needs: it signs every trigger, and an unsigned request must never go out."""

@@ -45,8 +45,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 USER_AGENT = "mission-control"
-# A refused mission input's message kept with the run (it quotes the input, which is user data).
-MAX_START_ERROR_CHARS = 500
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -152,7 +150,7 @@ def start_mission_for_run(job: str, run_id: int, start: MissionStart, ctx: Execu
     except DefinitionNotFound:
         status, answer = 422, {"error": f"no mission definition named {start.definition!r}"}
     except PayloadInvalid as exc:
-        status, answer = 422, {"error": str(exc)[:MAX_START_ERROR_CHARS]}
+        status, answer = 422, {"error": str(exc)}  # bounded by PayloadInvalid: it quotes the input
     except DBAPIError as exc:  # the database failed us: retried per the job's policy
         return HttpOutcome(
             kind="error",

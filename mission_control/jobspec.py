@@ -30,6 +30,7 @@ from pydantic import (
 
 from mission_control import schedules
 from mission_control.schedules import Schedule, ScheduleError
+from mission_control.signing import SignatureScheme
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
@@ -72,13 +73,9 @@ def _is_none(value: object) -> bool:
 
 
 def _reading_stored(info: ValidationInfo) -> bool:
-    """Whether this validation reads back a spec stored earlier (``context={"stored": True}``).
-
-    Rules added later must not make stored jobs unreadable. The registry's read context predates the
-    ``stored`` key and is recognised by its unbounded body limit.
-    """
-    context = info.context or {}
-    return context.get("stored") is True or context.get("max_target_body_bytes") == float("inf")
+    """Whether this validation reads back a spec stored earlier (``context={"stored": True}``, as the
+    registry and the mission store read them): rules added later must not make stored ones unreadable."""
+    return bool((info.context or {}).get("stored"))
 
 
 def _no_surrounding_whitespace(value: str, info: ValidationInfo) -> str:
@@ -191,7 +188,7 @@ class TargetSpec(StrictModel):
         description="extra request headers; values must not begin or end with whitespace",
     )
     body: JsonValue = Field(None, description="JSON body sent with the request; null sends none")
-    signature: Literal["mission-control", "standard-webhooks"] = Field(
+    signature: SignatureScheme = Field(
         "mission-control",
         description=(
             "signature headers: X-Mission-Control-Signature (binds method, URL, Idempotency-Key and body), "

@@ -37,9 +37,12 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping, Sequence
+from typing import Literal
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 SIGNATURE_HEADER = "X-Mission-Control-Signature"
+# The header sets a job may ask for (``target.signature``).
+SignatureScheme = Literal["mission-control", "standard-webhooks"]
 DEFAULT_TOLERANCE_S = 300
 # Standard Webhooks (https://www.standardwebhooks.com/): header names and the secret's prefix.
 WEBHOOK_ID = "webhook-id"
@@ -121,12 +124,9 @@ def sign(
     return ",".join([f"t={timestamp}", *(f"v2={digest}" for digest in digests)])
 
 
-SCHEMES = ("mission-control", "standard-webhooks")
-
-
 def signature_headers(
     secrets: str | Sequence[str],
-    scheme: str,
+    scheme: SignatureScheme,
     *,
     method: str,
     url: str,
@@ -134,7 +134,7 @@ def signature_headers(
     body: bytes,
     timestamp: int,
 ) -> dict[str, str]:
-    """The signature headers of one outgoing request in ``scheme`` (one of :data:`SCHEMES`)."""
+    """The signature headers of one outgoing request in ``scheme``."""
     if scheme == "standard-webhooks":
         return standard_webhooks_headers(secrets, message_id=idempotency_key, body=body, timestamp=timestamp)
     value = sign(

@@ -5,8 +5,8 @@ whole requests read in its selector loop before a thread takes them, so slow or 
 hold the threads (``--read-timeout``/WEB_READ_TIMEOUT bounds how long a request may take to arrive).
 
 Forwarded headers are the app's business, not gunicorn's: with MC_PROXY_HOPS > 0 werkzeug's
-``ProxyFix`` takes the client address, scheme and host from that many trusted proxies'
-X-Forwarded-For/-Proto/-Host (see :func:`mission_control.api.create_app`). gunicorn is told to trust no
+``ProxyFix`` takes the client address and scheme from that many trusted proxies'
+X-Forwarded-For/-Proto (see :func:`mission_control.api.create_app`). gunicorn is told to trust no
 peer's forwarded headers (``forwarded_allow_ips`` empty), so the two are never applied twice or
 disagree; FORWARDED_ALLOW_IPS, which gunicorn would otherwise read, is ignored with a warning.
 """
