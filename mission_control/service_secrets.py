@@ -12,8 +12,9 @@ new one signs. At most ``MAX_LIVE`` secrets are live at once: rotating again and
 retires the oldest early rather than letting headers grow.
 
 Secrets are stored sealed by :class:`~mission_control.secretbox.SecretBox`, shown once when issued,
-and never listed. Workers read them through :class:`SigningKeys`, a per-process cache (a few seconds)
-so signing costs no query per request; a rotation or revocation reaches every worker within it.
+and never listed. Workers read them through :class:`SigningKeys`, a per-process copy of every live
+secret refreshed every few seconds, so signing costs no query per request; a rotation or revocation
+reaches every worker within that.
 """
 
 from __future__ import annotations
@@ -148,24 +149,30 @@ class ServiceSigningSecrets:
             )
         return result.rowcount == 1
 
-    def live_secrets(self, service: str, default: str) -> list[str]:
-        """The secrets that sign this service's requests now, newest first; ``[default]`` if it has none."""
+    def live_ciphertexts(self) -> dict[str, list[str]]:
+        """Every service's live secrets, sealed, newest first: one query for the whole fleet (only
+        services that have their own secrets have rows)."""
         now = self.clock.now()
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(table.c.ciphertext)
-                .where(table.c.service == service, _live(now))
-                .order_by(table.c.id.desc())
+                select(table.c.service, table.c.ciphertext)
+                .where(_live(now))
+                .order_by(table.c.service, table.c.id.desc())
             ).all()
-        if not rows:
-            return [default]
-        return [
-            default if row.ciphertext == DEFAULT_MARKER else self.box.open(row.ciphertext) for row in rows
-        ]
+        live: dict[str, list[str]] = {}
+        for row in rows:
+            live.setdefault(row.service, []).append(row.ciphertext)
+        return live
 
 
 class SigningKeys:
-    """The secrets to sign a service's requests with, cached per process for ``ttl_s`` seconds."""
+    """The secrets to sign a service's requests with, as one worker process sees them.
+
+    The whole set of live secrets is read at most every ``ttl_s`` seconds, in one query, and each
+    sealed secret is opened once: a lookup costs no query and no decryption however many services
+    the worker fires for (one query per service had cost every trigger a round trip). A rotation or
+    revocation therefore reaches a worker within ``ttl_s``.
+    """
 
     def __init__(
         self,
@@ -175,33 +182,38 @@ class SigningKeys:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
-        self._default = default
+        self._default = [default]
         self._ttl_s = ttl_s
         self._monotonic = monotonic
-        self._cache: dict[str, tuple[float, list[str]]] = {}
+        self._live: dict[str, list[str]] = {}
+        self._fresh_until = float("-inf")
+        self._opened: dict[str, str] = {}  # ciphertext -> secret
         self._lock = threading.Lock()
 
-    @property
-    def default(self) -> str:
-        return self._default
-
     def for_service(self, service: str) -> list[str]:
-        now = self._monotonic()
+        """The service's live secrets, newest first; ``[MC_SIGNING_SECRET]`` if it has none."""
+        if self._monotonic() >= self._fresh_until:
+            self._refresh()
+        return self._live.get(service, self._default)
+
+    def _refresh(self) -> None:
         with self._lock:
-            hit = self._cache.get(service)
-            if hit is not None and hit[0] > now:
-                return hit[1]
-        value = self._store.live_secrets(service, self._default)
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[service] = (now + self._ttl_s, value)
-        return value
+            now = self._monotonic()
+            if now < self._fresh_until:
+                return  # another thread refreshed meanwhile
+            sealed = self._store.live_ciphertexts()
+            opened = {c: self._opened.get(c) or self._open(c) for cs in sealed.values() for c in cs}
+            self._live = {service: [opened[c] for c in cs] for service, cs in sealed.items()}
+            self._opened = opened  # secrets no longer live are forgotten
+            self._fresh_until = now + self._ttl_s
+
+    def _open(self, ciphertext: str) -> str:
+        return self._default[0] if ciphertext == DEFAULT_MARKER else self._store.box.open(ciphertext)
 
 
-def signing_keys(engine: Engine, clock: Clock, settings: Settings) -> SigningKeys:
+def signing_keys(engine: Engine, clock: Clock, settings: Settings, ttl_s: float = 5.0) -> SigningKeys:
     """The signing keys of a process that sends requests: its services' own secrets, else
     MC_SIGNING_SECRET. Build one per process and share it, so its cache serves every request."""
     assert settings.signing_secret, "processes that sign refuse to start without MC_SIGNING_SECRET"
     box = SecretBox(settings.encryption_keys, settings.signing_secret)
-    return SigningKeys(ServiceSigningSecrets(engine, clock, box), settings.signing_secret)
+    return SigningKeys(ServiceSigningSecrets(engine, clock, box), settings.signing_secret, ttl_s)

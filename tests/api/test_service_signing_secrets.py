@@ -4,11 +4,10 @@ window, sealed at rest, and used by workers for that service's requests only (is
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from mission_control.claiming import create_manual_run
 from mission_control.config import Settings
@@ -18,7 +17,13 @@ from mission_control.http_trigger import make_session
 from mission_control.registry import JobRegistry
 from mission_control.runtime import Runtime
 from mission_control.secretbox import SecretBox
-from mission_control.service_secrets import DEFAULT_MARKER, MAX_LIVE, ServiceSigningSecrets, SigningKeys
+from mission_control.service_secrets import (
+    DEFAULT_MARKER,
+    MAX_LIVE,
+    ServiceSigningSecrets,
+    SigningKeys,
+    signing_keys,
+)
 from mission_control.signing import verify_standard_webhooks
 from tests.api.conftest import AUTH
 from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET
@@ -29,10 +34,9 @@ from tests.factories import job_spec
 def ctx(engine, clock):
     settings = Settings(admin_token=ADMIN_TOKEN, signing_secret=SIGNING_SECRET)
     session = make_session()
-    context = ExecutionContext(engine=engine, clock=clock, settings=settings, session=session)
     # No cache between the API's change and the next request, so each step below is seen at once.
-    assert context.signing_keys is not None
-    yield replace(context, signing_keys=SigningKeys(context.signing_keys._store, SIGNING_SECRET, ttl_s=0))
+    keys = signing_keys(engine, clock, settings, ttl_s=0)
+    yield ExecutionContext(engine=engine, clock=clock, settings=settings, session=session, signing_keys=keys)
     session.close()
 
 
@@ -144,7 +148,7 @@ def test_concurrent_rotations_leave_one_current_secret(engine, clock):
     assert len([row for row in rows if row.expires_at is None]) == 1
     assert len([row for row in rows if row.ciphertext == DEFAULT_MARKER]) <= 1
     # Seven secrets were current at some point (the default and six rotations): the newest four sign.
-    assert len(store.live_secrets("billing", SIGNING_SECRET)) == MAX_LIVE
+    assert len(store.live_ciphertexts()["billing"]) == MAX_LIVE
 
 
 def test_a_worker_shares_one_cache_of_signing_keys_across_its_runs(engine, clock):
@@ -158,3 +162,33 @@ def test_a_worker_shares_one_cache_of_signing_keys_across_its_runs(engine, clock
     finally:
         if runtime._session is not None:
             runtime._session.close()
+
+
+def test_a_worker_reads_every_service_s_secrets_in_one_query_per_refresh(engine, clock):
+    store = ServiceSigningSecrets(engine, clock, SecretBox((), SIGNING_SECRET))
+    own = {f"svc-{i}": store.rotate(f"svc-{i}", overlap_s=0) for i in range(5)}
+    ticks = [0.0]
+    keys = SigningKeys(store, SIGNING_SECRET, ttl_s=5, monotonic=lambda: ticks[0])
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):  # SQLite's engine also sends BEGIN
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for _ in range(3):  # a fleet of 50 services, each fired three times within the refresh period
+            for i in range(50):
+                expected = [own[f"svc-{i}"].secret] if i < 5 else [SIGNING_SECRET]
+                assert keys.for_service(f"svc-{i}") == expected
+        assert len(statements) == 1
+        assert store.revoke("svc-0", own["svc-0"].id)
+        statements.clear()
+        assert keys.for_service("svc-0") == [own["svc-0"].secret]  # seen at the next refresh, not before
+        assert statements == []
+        ticks[0] = 5.0
+        assert keys.for_service("svc-0") == [SIGNING_SECRET]
+        assert keys.for_service("svc-1") == [own["svc-1"].secret]
+        assert len(statements) == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
