@@ -27,6 +27,7 @@ from mission_control.clock import FrozenClock
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
 from mission_control.db.tables import metadata
+from tests.network_guard import loopback_only
 from tests.targets import ForbiddenServer, TargetServer
 
 PG_ADMIN_URL = os.environ.get(
@@ -35,6 +36,18 @@ PG_ADMIN_URL = os.environ.get(
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _connect_only_to_this_machine() -> Iterator[None]:
+    """Refuse, before any packet, a connection this process makes beyond loopback (see
+    tests/network_guard.py): a regression that would reach out fails its test instead."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", loopback_only(socket.socket.connect))
+        patch.setattr(
+            socket.socket, "connect_ex", loopback_only(socket.socket.connect_ex, returns_errno=True)
+        )
+        yield
 
 
 class PostgresDatabases:
