@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, jsonify
 
 from mission_control.alerts import AlertFilter, AlertState, acknowledge, get_alert, list_alerts, summarize
-from mission_control.api.bodies import json_object, query, validate
+from mission_control.api.bodies import optional_body, query
 from mission_control.api.errors import ApiError
 from mission_control.api.openapi import ApiBlueprint
 from mission_control.api.responses import keyset_page
@@ -77,9 +77,7 @@ def get_one_alert(alert_id: int) -> Response:
     errors=(409,),
 )
 def acknowledge_alert(alert_id: int) -> Response:
-    comment = None
-    if request.content_length:
-        comment = validate(AcknowledgeIn, json_object(), strict=True).comment
+    comment = optional_body(AcknowledgeIn).comment
     state = current_app.extensions["mission_control"]
     row = acknowledge(state.engine, alert_id, state.clock.now(), comment)
     if row is None:

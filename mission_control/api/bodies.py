@@ -121,6 +121,12 @@ def validate(model: type[M], data: Any, *, strict: bool | None = None) -> M:
         raise from_validation_error(exc) from None
 
 
+def optional_body(model: type[M]) -> M:
+    """The request's JSON object as ``model``, or ``model``'s defaults when the request has no body
+    (for operations whose body is optional: every field of ``model`` has a default)."""
+    return validate(model, json_object() if request.content_length else {}, strict=True)
+
+
 def query(model: type[M]) -> M:
     """Validate the query string; unknown parameters are errors, as a misspelt filter must not match all."""
     args: dict[str, Any] = {}

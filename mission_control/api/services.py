@@ -6,9 +6,9 @@ only, and revoked one at a time by id (a leaked token need not cost the service 
 
 from __future__ import annotations
 
-from flask import Response, current_app, request
+from flask import Response, current_app
 
-from mission_control.api.bodies import json_object, query, validate
+from mission_control.api.bodies import json_object, optional_body, query, validate
 from mission_control.api.errors import ApiError
 from mission_control.api.openapi import ApiBlueprint
 from mission_control.api.responses import check_name, json_response, keyset_page
@@ -127,9 +127,7 @@ def resume_service(name: str) -> Response:
 )
 def create_token(name: str) -> Response:
     check_name(name)
-    label = None
-    if request.content_length:
-        label = validate(TokenIn, json_object(), strict=True).label
+    label = optional_body(TokenIn).label
     try:
         issued = _services().create_token(name, label)
     except ServiceNotFound:

@@ -7,9 +7,9 @@ and it is the jobs' requests that these secrets sign. See :mod:`mission_control.
 
 from __future__ import annotations
 
-from flask import Response, current_app, request
+from flask import Response, current_app
 
-from mission_control.api.bodies import json_object, validate
+from mission_control.api.bodies import optional_body
 from mission_control.api.errors import ApiError
 from mission_control.api.openapi import ApiBlueprint
 from mission_control.api.responses import check_name, json_response
@@ -20,7 +20,7 @@ from mission_control.api.schemas import (
     SigningSecretOut,
 )
 from mission_control.secretbox import SecretBox
-from mission_control.service_secrets import DEFAULT_OVERLAP_S, ServiceSigningSecrets
+from mission_control.service_secrets import ServiceSigningSecrets
 
 bp = ApiBlueprint("signing_secrets", __name__, tag="services")
 SECRET_ID = "<id:secret_id>"
@@ -42,10 +42,7 @@ def _store() -> ServiceSigningSecrets:
 )
 def rotate_signing_secret(name: str) -> Response:
     check_name(name)
-    overlap_s: float = DEFAULT_OVERLAP_S
-    if request.content_length:
-        overlap_s = validate(SigningSecretIn, json_object(), strict=True).overlap_s
-    issued = _store().rotate(name, overlap_s)
+    issued = _store().rotate(name, optional_body(SigningSecretIn).overlap_s)
     response = json_response(
         SigningSecretIssued(
             id=issued.id,
