@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from flask import request
 
 from mission_control.api import create_app
 from mission_control.api.limits import TokenBuckets
@@ -158,6 +159,26 @@ def test_without_trusted_proxies_x_forwarded_for_is_ignored(app, ticks) -> None:
     spoofed = {**WRONG, "X-Forwarded-For": "198.51.100.200", "X-Real-IP": "198.51.100.201"}
     assert client.get("/api/v1/jobs", headers=spoofed).status_code == 429
     assert client.get("/api/v1/jobs", headers={**AUTH, "X-Forwarded-For": "198.51.100.1"}).status_code == 200
+
+
+def test_a_trusted_proxy_is_believed_for_the_client_and_scheme_not_the_host(app, ticks) -> None:
+    # A proxy that does not set X-Forwarded-Host would pass on whatever the client sent there.
+    proxied = proxied_app(app, 1, ticks)
+
+    @proxied.get("/_seen")
+    def seen() -> dict[str, str]:
+        return {"remote_addr": request.remote_addr or "", "scheme": request.scheme, "host": request.host}
+
+    answer = proxied.test_client().get(
+        "/_seen",
+        headers={
+            "X-Forwarded-For": "203.0.113.5",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "evil.example",
+        },
+        environ_base={"REMOTE_ADDR": "10.0.0.2"},
+    )
+    assert answer.get_json() == {"remote_addr": "203.0.113.5", "scheme": "https", "host": "localhost"}
 
 
 def test_heartbeats_are_limited_per_service_token(app, ticks) -> None:
