@@ -67,7 +67,9 @@ def test_a_redis_restart_loses_no_queued_run(stack, e2e_engine, redis_server, ta
     stack.stop("beat")
     queued = {run.id for run in runs_of(e2e_engine)}
     client = redis.Redis.from_url(redis_server.url)
-    assert client.llen("triggers") == len(queued)
+    # A run's row is committed before its message is sent, so a beat stopped between the two leaves a
+    # run with no message yet; the requeue below must recover that one as well as the lost ones.
+    assert 0 < client.llen("triggers") <= len(queued)
     client.close()
 
     redis_server.restart()  # keeps nothing on disk: every queued message is gone
