@@ -6,7 +6,7 @@ dies mid-task has its message redelivered.
 """
 
 from beat_schedule import BEAT_SCHEDULE
-from mission_control.config import Settings
+from mission_control.base.config import Settings
 
 _settings = Settings.from_env()
 
@@ -14,7 +14,7 @@ broker_url = _settings.broker_url
 if broker_url.startswith("sqla+"):
     # The serverless dev broker: kombu's SQL transport, with a polling interval fit for a demo.
     broker_url = broker_url.removeprefix("sqla+")
-    broker_transport = "mission_control.dev_transport:Transport"
+    broker_transport = "mission_control.runtime.dev_transport:Transport"
 broker_connection_retry_on_startup = True
 
 task_serializer = "json"

@@ -79,7 +79,7 @@ def job_template(url: str, every_s: int, concurrency: str = "forbid") -> dict[st
     Imported here, not at the top: a beat never loads pydantic's models, so neither may the process
     whose RSS stands for the beat's.
     """
-    from mission_control.jobspec import JobSpec
+    from mission_control.jobs.spec import JobSpec
 
     spec = JobSpec.model_validate(
         {

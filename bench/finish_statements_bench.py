@@ -10,14 +10,14 @@ import time
 
 from sqlalchemy import create_engine, event, text
 
-from mission_control.claiming import create_manual_run
-from mission_control.clock import SYSTEM_CLOCK
-from mission_control.config import Settings
+from mission_control.base.clock import SYSTEM_CLOCK
+from mission_control.base.config import Settings
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
-from mission_control.executor import ExecutionContext, execute_run
-from mission_control.http_trigger import make_session
-from mission_control.registry import JobRegistry
+from mission_control.execution.executor import ExecutionContext, execute_run
+from mission_control.jobs.registry import JobRegistry
+from mission_control.outbound.sender import make_session
+from mission_control.scheduling.claiming import create_manual_run
 from tests.factories import job_spec
 from tests.targets import TargetServer
 

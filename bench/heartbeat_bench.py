@@ -69,11 +69,11 @@ from e2e_bench import CODE, Stack, free_port, machine_cpu_s, process_cpu_s
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
 
-from mission_control.clock import SYSTEM_CLOCK
+from mission_control.base.clock import SYSTEM_CLOCK
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
 from mission_control.db.tables import services
-from mission_control.services import ServiceConfig, ServiceRegistry
+from mission_control.monitoring.services import ServiceConfig, ServiceRegistry
 
 HOUR_S = 3600.0
 MC_WEB = str(Path(sys.executable).parent / "mission-control")

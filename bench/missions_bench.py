@@ -36,15 +36,15 @@ import e2e_bench
 from celery import Celery
 from sqlalchemy import func, insert, select
 
-from mission_control.claiming import next_wakeup
-from mission_control.clock import SYSTEM_CLOCK
+from mission_control.base.clock import SYSTEM_CLOCK
 from mission_control.db import migrate
 from mission_control.db.engine import make_autocommit_engine, make_engine
 from mission_control.db.tables import missions
-from mission_control.mission_wakeups import NEXT_MISSION_WAKE
 from mission_control.missions import machine, mission
 from mission_control.missions.store import MissionStore
-from mission_control.queueing import enqueue_missions
+from mission_control.scheduling.claiming import next_wakeup
+from mission_control.scheduling.queueing import enqueue_missions
+from mission_control.scheduling.wakeups import NEXT_MISSION_WAKE
 
 
 def throughput(args: argparse.Namespace) -> dict[str, Any]:

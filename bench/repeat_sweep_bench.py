@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import create_engine, event, text
 
-from mission_control.alerts import AlertKind, open_alert
 from mission_control.db import migrate
+from mission_control.db.alerts import AlertKind, open_alert
 from mission_control.db.engine import make_engine
-from mission_control.notifications.notices import ChannelSpec, create_channel, due_repeats, route
+from mission_control.monitoring.notifications.notices import ChannelSpec, create_channel, due_repeats, route
 
 N = int(sys.argv[1])
 admin = create_engine("postgresql://postgres@127.0.0.1/postgres", isolation_level="AUTOCOMMIT")

@@ -77,10 +77,10 @@ def configure_env(database_url: str, broker: str) -> None:
 
 def build_scheduler(database_url: str, broker: str, batch: int | None = None) -> Any:
     """A RegistryScheduler wired as the brief says: explicit Runtime, our broker, no housekeeping."""
-    from mission_control.celery_app import app
-    from mission_control.config import Settings
-    from mission_control.runtime import Runtime
-    from mission_control.scheduler import RegistryScheduler
+    from mission_control.base.config import Settings
+    from mission_control.runtime.app import app
+    from mission_control.runtime.beat import RegistryScheduler
+    from mission_control.runtime.context import Runtime
 
     app.conf.broker_url = broker
     app.conf.beat_schedule = {}
@@ -130,7 +130,7 @@ def populate(database_url: str, n: int, k: int, now_iso: str, done: Any) -> None
 
 def concurrent_beat(database_url: str, broker: str, batch: int, barrier: Any, results: Any) -> None:
     """One of two beats ticking over the same overdue slots; reports the run ids it enqueued."""
-    import mission_control.scheduler as scheduler_module
+    import mission_control.runtime.beat as scheduler_module
 
     configure_env(database_url, broker)
     sched = build_scheduler(database_url, broker, batch=batch)
@@ -197,7 +197,7 @@ def measure_burst(sched: Any, engine: Any, args: argparse.Namespace, out: dict[s
 
 
 def measure_idle(sched: Any, args: argparse.Namespace, out: dict[str, Any]) -> None:
-    from mission_control.claiming import claim_due_retries, claim_due_slots, next_wakeup
+    from mission_control.scheduling.claiming import claim_due_retries, claim_due_slots, next_wakeup
 
     per = []
     for _ in range(args.idle_ticks):

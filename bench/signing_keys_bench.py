@@ -22,12 +22,12 @@ from sqlalchemy import event
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mission_control.clock import SYSTEM_CLOCK
-from mission_control.config import Settings
+from mission_control.base.clock import SYSTEM_CLOCK
+from mission_control.base.config import Settings
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
-from mission_control.secretbox import SecretBox
-from mission_control.service_secrets import ServiceSigningSecrets, signing_keys
+from mission_control.outbound.secretbox import SecretBox
+from mission_control.outbound.service_secrets import ServiceSigningSecrets, signing_keys
 from tests.conftest import PG_ADMIN_URL, PostgresDatabases
 
 SIGNING_SECRET = "bench-signing-secret-0123456789abcdef"

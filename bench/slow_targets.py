@@ -26,7 +26,7 @@ from sqlalchemy import select
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
 from mission_control.db.tables import attempts, runs
-from mission_control.registry import JobRegistry
+from mission_control.jobs.registry import JobRegistry
 from tests.conftest import PG_ADMIN_URL, PostgresDatabases
 from tests.e2e.conftest import RedisServer, Stack
 from tests.factories import job_spec

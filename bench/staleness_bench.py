@@ -67,12 +67,12 @@ from heartbeat_bench import backend_pids, code_digest, postgres_cpu_s
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Engine, make_url
 
-from mission_control.clock import SYSTEM_CLOCK
+from mission_control.base.clock import SYSTEM_CLOCK
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
 from mission_control.db.tables import alerts, channels, notices, service_flips, services
-from mission_control.notifications.notices import ChannelSpec, create_channel
-from mission_control.service_state import health_at
+from mission_control.monitoring.notifications.notices import ChannelSpec, create_channel
+from mission_control.monitoring.service_state import health_at
 
 HERE = Path(__file__).resolve().parent
 INSERT_CHUNK = 2000

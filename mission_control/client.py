@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import requests
 
-from mission_control.signing import SIGNATURE_HEADER, verify
+from mission_control.outbound.signing import SIGNATURE_HEADER, verify
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mission_control.clock import FrozenClock
+from mission_control.base.clock import FrozenClock
 from mission_control.missions import machine
 from mission_control.missions.callables import StepCallable, registered
 from mission_control.missions.definition import MissionDefinition, check_definition

@@ -23,7 +23,7 @@ import requests
 from sqlalchemy import create_engine, delete
 from sqlalchemy.engine import Engine, make_url
 
-from mission_control.clock import FrozenClock
+from mission_control.base.clock import FrozenClock
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
 from mission_control.db.tables import metadata

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mission_control.jobspec import JobSpec
+from mission_control.jobs.spec import JobSpec
 
 
 def job_body(name: str = "nightly-report", **overrides: Any) -> dict[str, Any]:

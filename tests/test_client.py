@@ -7,7 +7,7 @@ import time
 import pytest
 
 from mission_control.client import MissionControl, verify_signature
-from mission_control.signing import SIGNATURE_HEADER, sign
+from mission_control.outbound.signing import SIGNATURE_HEADER, sign
 
 SECRET = "a-signing-secret-for-tests"
 

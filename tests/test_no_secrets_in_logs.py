@@ -14,17 +14,17 @@ from typing import Any
 
 import pytest
 
-from mission_control.api import create_app
-from mission_control.claiming import create_manual_run
-from mission_control.clock import FrozenClock
-from mission_control.config import Settings
+from mission_control.base.clock import FrozenClock
+from mission_control.base.config import Settings
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
-from mission_control.executor import ExecutionContext, execute_run
-from mission_control.http_trigger import make_session
+from mission_control.execution.executor import ExecutionContext, execute_run
 from mission_control.missions.engine import advance_mission
 from mission_control.missions.steps import StepRunner
 from mission_control.missions.store import MissionStore
+from mission_control.outbound.sender import make_session
+from mission_control.scheduling.claiming import create_manual_run
+from mission_control.web.api import create_app
 from tests.conftest import T0, TargetServer
 
 ADMIN = "admin-token-MARKER-A1-0123456789"

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mission_control.api import create_app
+from mission_control.base.config import MIN_SECRET_LENGTHS, ConfigError, Settings
 from mission_control.cli import main
 from mission_control.cli.dev import _saved_secret
-from mission_control.config import MIN_SECRET_LENGTHS, ConfigError, Settings
+from mission_control.web.api import create_app
 
 GOOD = {"admin_token": "a" * 16, "signing_secret": "s" * 32}
 SHORT_SIGNING = "short-signing-SECRET-value-31ch"  # 31 characters

@@ -26,7 +26,7 @@ when its ``ok`` is true.
 The harness also acts as the process supervisor a Procfile platform provides: a process that exits
 without being killed by it is started again and counted in ``unexpected_exits`` (by kind). Any count
 there fails ``ok`` as well: a process that dies of a fault it was meant to ride out (as workers did
-on a Redis restart before ``mission_control/redis_transport.py``) needs a supervisor to keep the
+on a Redis restart before ``mission_control/runtime/redis_transport.py``) needs a supervisor to keep the
 fleet running, even when nothing is lost.
 
 ``MC_REQUEUE_AFTER_S`` is 5 (default 30) so a message lost with Redis is sent again within the settle
@@ -63,8 +63,8 @@ from sqlalchemy import func, select  # noqa: E402
 from mission_control.db import migrate  # noqa: E402
 from mission_control.db.engine import make_engine  # noqa: E402
 from mission_control.db.tables import runs  # noqa: E402
-from mission_control.jobspec import JobSpec  # noqa: E402
-from mission_control.registry import JobRegistry  # noqa: E402
+from mission_control.jobs.registry import JobRegistry  # noqa: E402
+from mission_control.jobs.spec import JobSpec  # noqa: E402
 from tests.e2e.test_database_outage import PrivatePostgres  # noqa: E402
 
 WORKERS = ("worker1", "worker2", "worker3")

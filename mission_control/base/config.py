@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from mission_control.outbound import IPNetwork, OutboundPolicy, parse_networks
+from mission_control.outbound.policy import IPNetwork, OutboundPolicy, parse_networks
 
 DEFAULT_DATABASE_URL = "sqlite:///mission-control.db"
 DEFAULT_BROKER_URL = "sqla+sqlite:///mission-control-broker.db"
@@ -58,7 +58,7 @@ class Settings:
     # Serve POST /demo/echo, the target of `mission-control dev`'s demo job.
     demo_echo: bool = False
     # Outgoing requests (SSRF guard): networks denied besides the defaults (link-local, cloud
-    # metadata), and networks allowed even when denied. See mission_control/outbound.py.
+    # metadata), and networks allowed even when denied. See mission_control/outbound/policy.py.
     outbound_deny: tuple[IPNetwork, ...] = ()
     outbound_allow: tuple[IPNetwork, ...] = ()
     # Rate limits (per web process): refused credentials per client address per minute, and
@@ -71,7 +71,7 @@ class Settings:
     # The dashboard's session-cookie key; none: generated once and kept in the database.
     session_secret: str | None = field(default=None, repr=False)
     # Keys that encrypt per-service signing secrets at rest, newest first (the first encrypts, all
-    # decrypt); none: one derived from MC_SIGNING_SECRET. See mission_control/secretbox.py.
+    # decrypt); none: one derived from MC_SIGNING_SECRET. See mission_control/outbound/secretbox.py.
     encryption_keys: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod

@@ -22,6 +22,6 @@ SCHEDULER = "mission_control.scheduler:RegistryScheduler"
 )
 def beat(loglevel: str) -> None:
     """Run the scheduler: claim due slots from the registry and enqueue their runs (any number may run)."""
-    from mission_control.celery_app import app
+    from mission_control.runtime.app import app
 
     app.Beat(scheduler=SCHEDULER, loglevel=loglevel.upper()).run()

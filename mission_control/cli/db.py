@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mission_control.config import Settings
+from mission_control.base.config import Settings
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import click
 from honcho.manager import Manager
 
-from mission_control.config import MIN_SECRET_LENGTHS, ConfigError, Settings
+from mission_control.base.config import MIN_SECRET_LENGTHS, ConfigError, Settings
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
-from mission_control.jobspec import JobSpec
-from mission_control.registry import JobRegistry
+from mission_control.jobs.registry import JobRegistry
+from mission_control.jobs.spec import JobSpec
 
 STATE_DIR = Path(".mission-control")
 

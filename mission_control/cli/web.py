@@ -6,7 +6,7 @@ hold the threads (``--read-timeout``/WEB_READ_TIMEOUT bounds how long a request 
 
 Forwarded headers are the app's business, not gunicorn's: with MC_PROXY_HOPS > 0 werkzeug's
 ``ProxyFix`` takes the client address and scheme from that many trusted proxies'
-X-Forwarded-For/-Proto (see :func:`mission_control.api.create_app`). gunicorn is told to trust no
+X-Forwarded-For/-Proto (see :func:`mission_control.web.api.create_app`). gunicorn is told to trust no
 peer's forwarded headers (``forwarded_allow_ips`` empty), so the two are never applied twice or
 disagree; FORWARDED_ALLOW_IPS, which gunicorn would otherwise read, is ignored with a warning.
 """
@@ -19,8 +19,8 @@ from typing import Any
 import click
 from gunicorn.app.base import BaseApplication
 
+from mission_control.base.config import ConfigError, Settings
 from mission_control.cli.serving import BufferingThreadWorker
-from mission_control.config import ConfigError, Settings
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -35,7 +35,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        from mission_control.api import create_app
+        from mission_control.web.api import create_app
 
         return create_app()
 

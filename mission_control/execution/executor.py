@@ -27,19 +27,20 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from mission_control import metrics, run_transitions
-from mission_control.alerts import AlertChange, AlertKind, open_alert, resolve_alerts
-from mission_control.clock import Clock
-from mission_control.config import Settings
+from mission_control.base.clock import Clock
+from mission_control.base.config import Settings
+from mission_control.db.alerts import AlertChange, AlertKind, open_alert, resolve_alerts
 from mission_control.db.outage import retry_while_unreachable
 from mission_control.db.tables import attempts, jobs, runs
-from mission_control.http_trigger import HttpOutcome, send
-from mission_control.jobspec import JobSpec, MissionStart
-from mission_control.registry import spec_columns, spec_from_row
-from mission_control.retry import RetryPolicy
-from mission_control.runstate import AttemptStatus, Reason, RunStatus, Trigger
-from mission_control.service_secrets import SigningKeys, signing_keys
-from mission_control.signing import signature_headers
+from mission_control.execution import run_transitions
+from mission_control.jobs.registry import spec_columns, spec_from_row
+from mission_control.jobs.retry import RetryPolicy
+from mission_control.jobs.runstate import AttemptStatus, Reason, RunStatus, Trigger
+from mission_control.jobs.spec import JobSpec, MissionStart
+from mission_control.outbound.sender import HttpOutcome, send
+from mission_control.outbound.service_secrets import SigningKeys, signing_keys
+from mission_control.outbound.signing import signature_headers
+from mission_control.runtime import metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

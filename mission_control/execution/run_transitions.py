@@ -7,7 +7,7 @@ A run costs the database two statements on PostgreSQL: one that claims it (lease
 attempt a dead worker left open, open the new attempt, and return the job's spec) and one that
 records the attempt's end and the run's next state. PostgreSQL runs data-modifying CTEs of one
 statement against one snapshot, so each transition stays atomic without a round trip per table.
-The general claim in :mod:`mission_control.executor` (SELECT, then conditional UPDATEs) handles
+The general claim in :mod:`mission_control.execution.executor` (SELECT, then conditional UPDATEs) handles
 everything the one-statement claim declines: duplicates, paused or deleted jobs, and any other backend.
 """
 
@@ -18,8 +18,8 @@ from sqlalchemy.sql import Select, Update
 
 from mission_control.db.tables import alerts, attempts, jobs, runs
 from mission_control.db.types import UTCDateTime
-from mission_control.registry import spec_columns
-from mission_control.runstate import AttemptStatus, RunStatus, Trigger
+from mission_control.jobs.registry import spec_columns
+from mission_control.jobs.runstate import AttemptStatus, RunStatus, Trigger
 
 
 def params(**values: object) -> dict[str, object]:

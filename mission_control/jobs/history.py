@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Engine
 
 from mission_control.db.tables import attempts, runs
-from mission_control.runstate import TERMINAL
+from mission_control.jobs.runstate import TERMINAL
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from mission_control.clock import SYSTEM_CLOCK, Clock
+from mission_control.base.clock import SYSTEM_CLOCK, Clock
 from mission_control.db.tables import jobs
-from mission_control.jobspec import JobSpec, check_registrable
+from mission_control.jobs.spec import JobSpec, check_registrable
 
 # Stored specs were validated when written; a later, lower body limit must not make them unreadable.
 _READ_CONTEXT = {"max_target_body_bytes": float("inf"), "stored": True}

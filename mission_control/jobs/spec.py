@@ -28,9 +28,9 @@ from pydantic import (
     model_validator,
 )
 
-from mission_control import schedules
-from mission_control.schedules import Schedule, ScheduleError
-from mission_control.signing import SignatureScheme
+from mission_control.jobs import schedules
+from mission_control.jobs.schedules import Schedule, ScheduleError
+from mission_control.outbound.signing import SignatureScheme
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]

@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 import jsonschema_rs
 from pydantic import ConfigDict, Field, JsonValue, ValidationError, ValidationInfo, model_validator
 
-from mission_control.jobspec import NAME_PATTERN, Name, StrictModel, TargetSpec
+from mission_control.jobs.spec import NAME_PATTERN, Name, StrictModel, TargetSpec
 from mission_control.missions import templates
 from mission_control.missions.bounds import bounded
 

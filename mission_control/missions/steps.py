@@ -17,11 +17,11 @@ from typing import Any
 
 import requests
 
-from mission_control.clock import Clock
-from mission_control.http_trigger import send
+from mission_control.base.clock import Clock
 from mission_control.missions.callables import StepCallable, StepFailed
 from mission_control.missions.machine import StepOutcome, StepRequest
-from mission_control.signing import SIGNATURE_HEADER, sign
+from mission_control.outbound.sender import send
+from mission_control.outbound.signing import SIGNATURE_HEADER, sign
 
 USER_AGENT = "mission-control"
 DEFAULT_MAX_OUTPUT_BYTES = 256 * 1024

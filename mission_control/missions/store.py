@@ -27,7 +27,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, updat
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from mission_control.clock import Clock
+from mission_control.base.clock import Clock
 from mission_control.db.tables import mission_definitions, missions
 from mission_control.missions import machine
 from mission_control.missions.definition import MissionDefinition

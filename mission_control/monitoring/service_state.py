@@ -1,8 +1,8 @@
 """A service's health as a pure function of its last heartbeat and ``now``.
 
-Stored states change only through conditional UPDATEs (see :mod:`mission_control.services`), but what
-the state *should* be is decided here, once, so the heartbeat handler, the staleness check and the
-dashboard can never disagree.
+Stored states change only through conditional UPDATEs (see :mod:`mission_control.monitoring.services`),
+but what the state *should* be is decided here, once, so the heartbeat handler, the staleness check and
+the dashboard can never disagree.
 """
 
 from __future__ import annotations

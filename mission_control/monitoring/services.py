@@ -36,11 +36,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
-from mission_control.alerts import AlertChange, AlertKind, open_alert, resolve_alerts
-from mission_control.clock import Clock
+from mission_control.base.clock import Clock
+from mission_control.db.alerts import AlertChange, AlertKind, open_alert, resolve_alerts
 from mission_control.db.tables import heartbeats, service_flips, service_tokens, services
 from mission_control.db.types import UTCDateTime
-from mission_control.service_state import ServiceState, health_at
+from mission_control.monitoring.service_state import ServiceState, health_at
 
 TOKEN_PREFIX = "mcs_"
 

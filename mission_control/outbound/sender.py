@@ -8,7 +8,7 @@ process shuts those sockets down when the deadline passes. Whatever the request 
 ``timed_out``. That lets a thread pool serve hundreds of slow targets without any of them holding a
 thread past its ``timeout_s`` (plus the watchdog's reaction time, milliseconds).
 
-The same connection classes enforce the outbound policy (:mod:`mission_control.outbound`, the SSRF
+The same connection classes enforce the outbound policy (:mod:`mission_control.outbound.policy`, the SSRF
 guard): a host is resolved, every address it resolves to is judged, and the socket connects only to an
 allowed one, so the address checked is the address used. Nothing else opens these sessions' sockets.
 """
@@ -44,7 +44,7 @@ from urllib3.exceptions import (
 from urllib3.util.connection import allowed_gai_family
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
-from mission_control.outbound import DEFAULT_POLICY, DestinationRefused, OutboundPolicy
+from mission_control.outbound.policy import DEFAULT_POLICY, DestinationRefused, OutboundPolicy
 
 # urllib3 logs every request line, query string included, at DEBUG; query strings carry credentials
 # (tokens in webhook URLs, API keys in trigger URLs), so its pool logger never goes below INFO, even

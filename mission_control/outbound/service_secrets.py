@@ -11,7 +11,7 @@ that still holds the old secret and one already updated both verify; once the wi
 new one signs. At most ``MAX_LIVE`` secrets are live at once: rotating again and again inside a window
 retires the oldest early rather than letting headers grow.
 
-Secrets are stored sealed by :class:`~mission_control.secretbox.SecretBox`, shown once when issued,
+Secrets are stored sealed by :class:`~mission_control.outbound.secretbox.SecretBox`, shown once when issued,
 and never listed. Workers read them through :class:`SigningKeys`, a per-process copy of every live
 secret refreshed every few seconds, so signing costs no query per request; a rotation or revocation
 reaches every worker within that.
@@ -31,11 +31,11 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, or_, select, text, update
 from sqlalchemy.engine import Engine
 
-from mission_control.clock import Clock
-from mission_control.config import Settings
+from mission_control.base.clock import Clock
+from mission_control.base.config import Settings
 from mission_control.db.tables import service_signing_secrets as table
-from mission_control.secretbox import SecretBox
-from mission_control.signing import WHSEC_PREFIX
+from mission_control.outbound.secretbox import SecretBox
+from mission_control.outbound.signing import WHSEC_PREFIX
 
 # A row standing for MC_SIGNING_SECRET during the overlap of a service's first own secret.
 DEFAULT_MARKER = "@default"

@@ -10,13 +10,13 @@ from typing import Any
 
 from celery import Celery, signals
 
-from mission_control import redis_transport
-from mission_control.config import ConfigError, Settings
+from mission_control.base.config import ConfigError, Settings
+from mission_control.runtime import redis_transport
 
 redis_transport.install()  # before any connection: a Redis restart must not end a worker
 app = Celery("mission_control")
 app.config_from_object("celeryconfig")
-app.conf.include = ["mission_control.tasks"]
+app.conf.include = ["mission_control.runtime.tasks"]
 
 
 @signals.worker_init.connect
@@ -35,7 +35,7 @@ def _refuse_to_start_without_secrets(**_: Any) -> None:
 def _json_logs(logger: Any, **_: Any) -> None:
     # One JSON object per line (MC_LOG_FORMAT=text for Celery's own format), so a log pipeline can
     # select every line of a run by its run_id and job.
-    from mission_control.logs import json_logs_wanted, use_json
+    from mission_control.runtime.logs import json_logs_wanted, use_json
 
     if json_logs_wanted():
         use_json(logger)

@@ -3,7 +3,7 @@
 Use it as ``mission-control beat`` (or ``celery -A mission_control.celery_app beat -S
 mission_control.scheduler:RegistryScheduler``).
 Each tick claims due slots, due retries and missions due a look (timers, retries, deadlines) in short
-transactions (see :mod:`mission_control.claiming`),
+transactions (see :mod:`mission_control.scheduling.claiming`),
 then enqueues the committed run ids. It sleeps until the next due instant but never longer than one
 second, so a registry edit takes effect within a second at any registry size, and it reads only what
 is due, so an idle tick costs a couple of indexed queries however many jobs are registered. Any number
@@ -21,13 +21,13 @@ from typing import Any
 from celery.beat import Scheduler
 from sqlalchemy.exc import SQLAlchemyError
 
-from mission_control.claiming import claim_due_retries, claim_due_slots, next_wakeup
 from mission_control.db.engine import make_autocommit_engine
-from mission_control.metrics import TICK_SECONDS
-from mission_control.mission_wakeups import claim_due
-from mission_control.notifications.dispatch import send_notices
-from mission_control.queueing import enqueue_missions, enqueue_runs
-from mission_control.runtime import Runtime, get_runtime
+from mission_control.runtime.context import Runtime, get_runtime
+from mission_control.runtime.metrics import TICK_SECONDS
+from mission_control.runtime.notify import send_notices
+from mission_control.scheduling.claiming import claim_due_retries, claim_due_slots, next_wakeup
+from mission_control.scheduling.queueing import enqueue_missions, enqueue_runs
+from mission_control.scheduling.wakeups import claim_due
 
 log = logging.getLogger(__name__)
 

@@ -14,18 +14,18 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
-from mission_control.clock import SYSTEM_CLOCK, Clock
-from mission_control.config import Settings
+from mission_control.base.clock import SYSTEM_CLOCK, Clock
+from mission_control.base.config import Settings
 from mission_control.db.engine import make_engine
 
 if TYPE_CHECKING:
     import requests
 
-    from mission_control.executor import ExecutionContext
+    from mission_control.execution.executor import ExecutionContext
     from mission_control.missions.steps import StepRunner
     from mission_control.missions.store import MissionStore
-    from mission_control.notifications.notices import DeliveryContext
-    from mission_control.service_secrets import SigningKeys
+    from mission_control.monitoring.notifications.notices import DeliveryContext
+    from mission_control.outbound.service_secrets import SigningKeys
 
 
 @dataclass
@@ -51,10 +51,10 @@ class Runtime:
     def execution_context(self) -> ExecutionContext:
         # Imported here, not at the top: beat shares this module and must not carry the executor's
         # HTTP and validation stack (pydantic, requests) in its memory.
-        from mission_control.executor import ExecutionContext
-        from mission_control.http_trigger import make_session
-        from mission_control.notifications import dispatch
-        from mission_control.service_secrets import signing_keys
+        from mission_control.execution.executor import ExecutionContext
+        from mission_control.outbound.sender import make_session
+        from mission_control.outbound.service_secrets import signing_keys
+        from mission_control.runtime import notify as dispatch
 
         with self._lock:
             if self._session is None:
@@ -101,8 +101,8 @@ class Runtime:
             return self._runner
 
     def delivery_context(self) -> DeliveryContext:
-        from mission_control.notifications.notices import DeliveryContext
-        from mission_control.notifications.senders import SmtpServer
+        from mission_control.monitoring.notifications.notices import DeliveryContext
+        from mission_control.monitoring.notifications.senders import SmtpServer
 
         self.execution_context()  # makes the shared HTTP session
         assert self._session is not None
@@ -121,8 +121,8 @@ class Runtime:
 
 
 def _enqueue_missions(mission_ids: object) -> int:
-    from mission_control.celery_app import app
-    from mission_control.queueing import enqueue_missions
+    from mission_control.runtime.app import app
+    from mission_control.scheduling.queueing import enqueue_missions
 
     return enqueue_missions(app, list(mission_ids))  # type: ignore[call-overload]
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from celery import Celery
 
-from mission_control.alerts import AlertChange
+from mission_control.db.alerts import AlertChange
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +34,14 @@ def send_deliveries(app: Celery, groups: Sequence[Sequence[int]]) -> int:
 
 def notify(changes: Sequence[AlertChange]) -> int:
     """``send_notices`` through this process's Celery app: what web and worker hand alert changes to."""
-    from mission_control.celery_app import app
+    from mission_control.runtime.app import app
 
     return send_notices(app, changes)
 
 
 def deliver(groups: Sequence[Sequence[int]]) -> int:
     """``send_deliveries`` through this process's Celery app."""
-    from mission_control.celery_app import app
+    from mission_control.runtime.app import app
 
     return send_deliveries(app, groups)
 

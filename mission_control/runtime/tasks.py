@@ -10,15 +10,15 @@ from typing import Any
 
 from celery import shared_task
 
-from mission_control.celery_app import app
-from mission_control.queueing import MISSION_TASK, TRIGGER_TASK, enqueue_runs
-from mission_control.runtime import get_runtime
+from mission_control.runtime.app import app
+from mission_control.runtime.context import get_runtime
+from mission_control.scheduling.queueing import MISSION_TASK, TRIGGER_TASK, enqueue_runs
 
 
 @shared_task(name=TRIGGER_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def trigger(run_id: int) -> str:
     """Execute one attempt of a run; duplicates and stale deliveries are no-ops."""
-    from mission_control.executor import execute_run
+    from mission_control.execution.executor import execute_run
 
     return execute_run(run_id, get_runtime().execution_context())
 
@@ -28,7 +28,7 @@ def advance_mission(mission_id: str) -> str:
     """Move one mission on as far as it goes without waiting; duplicates find nothing to do."""
     import uuid
 
-    from mission_control.executor import WORKER_NAME
+    from mission_control.execution.executor import WORKER_NAME
     from mission_control.missions.engine import advance_mission as advance
 
     runtime = get_runtime()
@@ -44,7 +44,7 @@ def advance_mission(mission_id: str) -> str:
 @shared_task(name="mission_control.reconcile", ignore_result=True)
 def reconcile_runs() -> dict[str, Any]:
     """Re-enqueue overdue queued runs; retry or fail runs whose worker was lost; flag late starts."""
-    from mission_control.reconciler import reconcile
+    from mission_control.scheduling.reconciler import reconcile
 
     runtime = get_runtime()
     settings = runtime.settings
@@ -56,7 +56,7 @@ def reconcile_runs() -> dict[str, Any]:
     )
     enqueue_runs(app, result.requeue)
     if result.alerts:
-        from mission_control.notifications.dispatch import send_notices
+        from mission_control.runtime.notify import send_notices
 
         send_notices(app, result.alerts)
     return {"requeued": len(result.requeue), "retried": len(result.retried), "failed": len(result.failed)}
@@ -69,8 +69,8 @@ FLIPS_KEPT_PER_SERVICE = 1000
 def prune_old_runs() -> int:
     """Apply the retention settings to finished runs and missions (MC_RUN_RETENTION_DAYS); keep each
     service's last 1,000 state changes."""
-    from mission_control.history import prune_runs
-    from mission_control.services import ServiceRegistry
+    from mission_control.jobs.history import prune_runs
+    from mission_control.monitoring.services import ServiceRegistry
 
     runtime = get_runtime()
     pruned = prune_runs(
@@ -87,8 +87,8 @@ def prune_old_runs() -> int:
 @shared_task(name="mission_control.check_services", ignore_result=True)
 def check_services() -> dict[str, Any]:
     """Flag services whose heartbeat deadline passed (up -> late -> down) and open their alerts."""
-    from mission_control.notifications.dispatch import send_notices
-    from mission_control.services import ServiceRegistry
+    from mission_control.monitoring.services import ServiceRegistry
+    from mission_control.runtime.notify import send_notices
 
     runtime = get_runtime()
     result = ServiceRegistry(runtime.engine, runtime.clock).check_stale()
@@ -99,8 +99,8 @@ def check_services() -> dict[str, Any]:
 @shared_task(name="mission_control.route_alerts", acks_late=True, ignore_result=True)
 def route_alerts(changes: list[list[Any]]) -> int:
     """Turn alert changes into notices per matching channel; each channel's are delivered together."""
-    from mission_control.notifications.dispatch import send_deliveries
-    from mission_control.notifications.notices import group_by_channel, route
+    from mission_control.monitoring.notifications.notices import group_by_channel, route
+    from mission_control.runtime.notify import send_deliveries
 
     runtime = get_runtime()
     notice_ids = route(
@@ -121,7 +121,7 @@ NOTICE_RETRIES = 5
 )
 def deliver_notices(self: Any, notice_ids: list[int]) -> str:
     """One delivery attempt of one channel's notices; transient failures retry with backoff (5 s .. 5 min)."""
-    from mission_control.notifications.notices import deliver
+    from mission_control.monitoring.notifications.notices import deliver
 
     runtime = get_runtime()
     final = self.request.retries >= NOTICE_RETRIES
@@ -135,8 +135,8 @@ def deliver_notices(self: Any, notice_ids: list[int]) -> str:
 def repeat_notices() -> int:
     """Notify again about alerts still open and unacknowledged past their channel's repeat interval,
     and route alerts whose first notice was lost to a broker outage."""
-    from mission_control.notifications.dispatch import send_deliveries
-    from mission_control.notifications.notices import due_repeats, group_by_channel
+    from mission_control.monitoring.notifications.notices import due_repeats, group_by_channel
+    from mission_control.runtime.notify import send_deliveries
 
     runtime = get_runtime()
     return send_deliveries(

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from mission_control.alerts import UNRESOLVED_STATES, AlertChange, AlertKind, open_alert
+from mission_control.db.alerts import UNRESOLVED_STATES, AlertChange, AlertKind, open_alert
 from mission_control.db.tables import alerts, runs
-from mission_control.executor import close_lost_attempts
-from mission_control.runstate import Reason, RunStatus, Trigger
+from mission_control.execution.executor import close_lost_attempts
+from mission_control.jobs.runstate import Reason, RunStatus, Trigger
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from mission_control.api import create_app
-from mission_control.config import Settings
+from mission_control.base.config import Settings
+from mission_control.web.api import create_app
 from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from mission_control.claiming import create_manual_run
-from mission_control.registry import JobRegistry
+from mission_control.jobs.registry import JobRegistry
+from mission_control.scheduling.claiming import create_manual_run
 from tests.api.conftest import AUTH
 from tests.conftest import ADMIN_TOKEN, T0
 from tests.factories import job_spec

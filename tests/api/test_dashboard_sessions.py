@@ -18,10 +18,10 @@ import pytest
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import func, select
 
-from mission_control.api import create_app
 from mission_control.db.engine import make_engine
 from mission_control.db.tables import app_secrets, dashboard_sessions
-from mission_control.registry import JobRegistry
+from mission_control.jobs.registry import JobRegistry
+from mission_control.web.api import create_app
 from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET
 from tests.factories import job_spec
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from mission_control.api import create_app
-from mission_control.signing import SIGNATURE_HEADER, sign
+from mission_control.outbound.signing import SIGNATURE_HEADER, sign
+from mission_control.web.api import create_app
 from tests.conftest import SIGNING_SECRET
 
 

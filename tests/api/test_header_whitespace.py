@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from mission_control.jobspec import JobSpec
-from mission_control.registry import JobRegistry
+from mission_control.jobs.registry import JobRegistry
+from mission_control.jobs.spec import JobSpec
 from tests.factories import job_body
 
 SECRET = "sk_live_SECRET123"

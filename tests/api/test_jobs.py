@@ -122,8 +122,8 @@ def test_readyz_says_when_the_schema_is_behind(app, engine):
 
 
 def test_readyz_says_when_the_broker_is_unreachable(engine, clock):
-    from mission_control.api import create_app
-    from mission_control.config import Settings
+    from mission_control.base.config import Settings
+    from mission_control.web.api import create_app
     from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET, free_port
 
     settings = Settings(

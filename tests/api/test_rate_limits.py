@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 from flask import request
 
-from mission_control.api import create_app
-from mission_control.api.limits import TokenBuckets
+from mission_control.web.api import create_app
+from mission_control.web.api.limits import TokenBuckets
 from tests.api.conftest import AUTH
 
 WRONG = {"Authorization": "Bearer not-the-admin-token-at-all"}

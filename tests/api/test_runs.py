@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from mission_control.claiming import claim_due_slots
-from mission_control.config import Settings
-from mission_control.executor import ExecutionContext, execute_run
-from mission_control.http_trigger import make_session
+from mission_control.base.config import Settings
+from mission_control.execution.executor import ExecutionContext, execute_run
+from mission_control.outbound.sender import make_session
+from mission_control.scheduling.claiming import claim_due_slots
 from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET, T0
 from tests.factories import job_body
 

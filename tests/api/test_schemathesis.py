@@ -21,11 +21,11 @@ import schemathesis
 from flask import Flask
 from schemathesis.config import SchemathesisConfig
 
-from mission_control.api import create_app
-from mission_control.clock import FrozenClock
-from mission_control.config import Settings
+from mission_control.base.clock import FrozenClock
+from mission_control.base.config import Settings
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
+from mission_control.web.api import create_app
 from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET, T0
 
 # Operations whose valid-looking requests the API may still refuse with a documented 422 for rules the
@@ -51,7 +51,7 @@ CONFIG = SchemathesisConfig.from_dict(
             "deterministic": True,
             "database": "none",
             # Every JSON string the API stores refuses NUL (PostgreSQL cannot hold it; see
-            # mission_control/api/bodies.py), a rule no per-field schema states; tests/api/test_fuzz.py
+            # mission_control/web/api/bodies.py), a rule no per-field schema states; tests/api/test_fuzz.py
             # and test_bad_input.py send NULs on purpose.
             "allow-x00": False,
         },

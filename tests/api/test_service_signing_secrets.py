@@ -9,22 +9,22 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, select
 
-from mission_control.claiming import create_manual_run
-from mission_control.config import Settings
+from mission_control.base.config import Settings
 from mission_control.db.tables import service_signing_secrets
-from mission_control.executor import ExecutionContext, execute_run
-from mission_control.http_trigger import make_session
-from mission_control.registry import JobRegistry
-from mission_control.runtime import Runtime
-from mission_control.secretbox import SecretBox
-from mission_control.service_secrets import (
+from mission_control.execution.executor import ExecutionContext, execute_run
+from mission_control.jobs.registry import JobRegistry
+from mission_control.outbound.secretbox import SecretBox
+from mission_control.outbound.sender import make_session
+from mission_control.outbound.service_secrets import (
     DEFAULT_MARKER,
     MAX_LIVE,
     ServiceSigningSecrets,
     SigningKeys,
     signing_keys,
 )
-from mission_control.signing import verify_standard_webhooks
+from mission_control.outbound.signing import verify_standard_webhooks
+from mission_control.runtime.context import Runtime
+from mission_control.scheduling.claiming import create_manual_run
 from tests.api.conftest import AUTH
 from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET
 from tests.factories import job_spec

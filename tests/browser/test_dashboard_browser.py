@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from mission_control.claiming import create_manual_run
+from mission_control.base.config import Settings
 from mission_control.client import MissionControl
-from mission_control.config import Settings
 from mission_control.db.engine import make_engine
-from mission_control.executor import ExecutionContext, execute_run
-from mission_control.http_trigger import make_session
-from mission_control.registry import JobRegistry
+from mission_control.execution.executor import ExecutionContext, execute_run
+from mission_control.jobs.registry import JobRegistry
+from mission_control.outbound.sender import make_session
+from mission_control.scheduling.claiming import create_manual_run
 from tests.conftest import SIGNING_SECRET
 from tests.factories import job_spec
 

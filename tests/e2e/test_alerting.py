@@ -11,14 +11,14 @@ from datetime import timedelta
 import pytest
 from celery import Celery
 
-from mission_control.alerts import AlertFilter, list_alerts
-from mission_control.claiming import create_manual_run
-from mission_control.clock import SYSTEM_CLOCK
-from mission_control.notifications.dispatch import send_notices
-from mission_control.notifications.notices import ChannelSpec, create_channel
-from mission_control.queueing import enqueue_runs
-from mission_control.registry import JobRegistry
-from mission_control.services import ServiceConfig, ServiceRegistry
+from mission_control.base.clock import SYSTEM_CLOCK
+from mission_control.db.alerts import AlertFilter, list_alerts
+from mission_control.jobs.registry import JobRegistry
+from mission_control.monitoring.notifications.notices import ChannelSpec, create_channel
+from mission_control.monitoring.services import ServiceConfig, ServiceRegistry
+from mission_control.runtime.notify import send_notices
+from mission_control.scheduling.claiming import create_manual_run
+from mission_control.scheduling.queueing import enqueue_runs
 from tests.conftest import wait_until
 from tests.factories import job_spec
 

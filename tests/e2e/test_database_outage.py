@@ -18,7 +18,7 @@ import requests
 
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
-from mission_control.registry import JobRegistry
+from mission_control.jobs.registry import JobRegistry
 from tests.conftest import ADMIN_TOKEN, free_port, wait_until
 from tests.e2e.conftest import Stack, runs_of
 from tests.factories import job_spec

@@ -11,7 +11,7 @@ import redis
 from sqlalchemy import update
 
 from mission_control.db.tables import jobs as jobs_table
-from mission_control.registry import JobRegistry
+from mission_control.jobs.registry import JobRegistry
 from tests.conftest import wait_until
 from tests.e2e.conftest import attempts_of, runs_of
 from tests.e2e.test_fire_and_record import in_seconds

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import update
 
 from mission_control.db.tables import jobs
-from mission_control.registry import JobRegistry
+from mission_control.jobs.registry import JobRegistry
 from tests.conftest import SIGNING_SECRET, wait_until
 from tests.e2e.conftest import attempts_of, runs_of
 from tests.factories import job_spec

@@ -8,7 +8,7 @@ import json
 import redis
 from celery import Celery
 
-from mission_control.queueing import PUBLISH_BATCH, TRIGGER_QUEUE, TRIGGER_TASK, enqueue_runs
+from mission_control.scheduling.queueing import PUBLISH_BATCH, TRIGGER_QUEUE, TRIGGER_TASK, enqueue_runs
 
 
 def celery_on(url: str) -> Celery:

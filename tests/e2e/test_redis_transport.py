@@ -12,7 +12,7 @@ import pytest
 from kombu import Connection, Exchange, Producer, Queue
 from kombu.transport import redis as stock
 
-from mission_control import redis_transport
+from mission_control.runtime import redis_transport
 from tests.e2e.conftest import SentinelServer
 
 
@@ -99,7 +99,7 @@ def test_an_attached_channel_still_restores_its_unacknowledged_message(broker: B
     ],
 )
 def test_every_process_that_loads_the_app_serves_redis_urls_with_it(url: str, ours: type) -> None:
-    import mission_control.celery_app  # noqa: F401  (installs the transports, as in every process)
+    import mission_control.runtime.app  # noqa: F401  (installs the transports, as in every process)
 
     connection = Connection(url)
     assert type(connection.transport) is ours

@@ -9,13 +9,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from mission_control.alerts import AlertFilter, list_alerts
-from mission_control.claiming import claim_due_retries, create_manual_run
-from mission_control.config import Settings
+from mission_control.base.config import Settings
+from mission_control.db.alerts import AlertFilter, list_alerts
 from mission_control.db.tables import attempts, runs
-from mission_control.executor import ExecutionContext, execute_run
-from mission_control.http_trigger import make_session
-from mission_control.registry import JobRegistry
+from mission_control.execution.executor import ExecutionContext, execute_run
+from mission_control.jobs.registry import JobRegistry
+from mission_control.outbound.sender import make_session
+from mission_control.scheduling.claiming import claim_due_retries, create_manual_run
 from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET, T0
 from tests.factories import job_spec
 
@@ -267,7 +267,7 @@ def test_a_scheduled_run_of_a_paused_job_is_skipped_but_a_manual_one_runs(engine
 
 
 def test_a_fired_one_shot_is_disabled_but_its_run_still_goes_out(engine, registry, ctx, target):
-    from mission_control.claiming import claim_due_slots
+    from mission_control.scheduling.claiming import claim_due_slots
 
     register(registry, target, "/ok", schedule={"at": (T0 + timedelta(seconds=1)).isoformat()})
     [run_id] = claim_due_slots(engine, T0 + timedelta(seconds=1), batch=10, grace_s=15).run_ids
@@ -341,9 +341,9 @@ def test_a_slow_run_opens_job_slow(engine, registry, target, clock, ctx, notifie
 def test_every_executor_log_line_names_its_run_and_job(engine, registry, ctx, target, caplog):
     register(registry, target, "/status/500", retry={"max_attempts": 1})
     run_id = create_manual_run(engine, "nightly-report", T0)
-    with caplog.at_level("INFO", logger="mission_control.executor"):
+    with caplog.at_level("INFO", logger="mission_control.execution.executor"):
         execute_run(run_id, ctx)
-    lines = [r for r in caplog.records if r.name == "mission_control.executor"]
+    lines = [r for r in caplog.records if r.name == "mission_control.execution.executor"]
     assert len(lines) >= 2
     assert all((r.run_id, r.job) == (run_id, "nightly-report") for r in lines)
     assert all(target.url not in r.getMessage() for r in lines)  # URLs (and their query strings) stay out
@@ -352,8 +352,8 @@ def test_every_executor_log_line_names_its_run_and_job(engine, registry, ctx, ta
 def test_a_scheduled_success_resolves_job_missed_but_a_manual_one_does_not(
     engine, registry, ctx, target, notified
 ):
-    from mission_control.alerts import AlertKind, open_alert
-    from mission_control.claiming import claim_due_slots
+    from mission_control.db.alerts import AlertKind, open_alert
+    from mission_control.scheduling.claiming import claim_due_slots
 
     register(registry, target, "/ok", schedule={"every_s": 60})
     with engine.begin() as conn:
@@ -370,8 +370,8 @@ def test_a_scheduled_success_resolves_job_missed_but_a_manual_one_does_not(
 
 def test_a_late_scheduled_success_leaves_job_missed_open(engine, registry, ctx, target, clock):
     """A run drained from a backlog proves nothing about the schedule: only an on-time one resolves."""
-    from mission_control.alerts import AlertKind, open_alert
-    from mission_control.claiming import claim_due_slots
+    from mission_control.db.alerts import AlertKind, open_alert
+    from mission_control.scheduling.claiming import claim_due_slots
 
     register(registry, target, "/ok", schedule={"every_s": 60})
     with engine.begin() as conn:

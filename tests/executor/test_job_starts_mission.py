@@ -7,15 +7,15 @@ import json
 import pytest
 from sqlalchemy import select
 
-from mission_control.claiming import create_manual_run
-from mission_control.config import Settings
+from mission_control.base.config import Settings
 from mission_control.db.tables import attempts, runs
-from mission_control.executor import ExecutionContext, execute_run
-from mission_control.http_trigger import make_session
-from mission_control.jobspec import JobSpec
+from mission_control.execution.executor import ExecutionContext, execute_run
+from mission_control.jobs.registry import JobRegistry
+from mission_control.jobs.spec import JobSpec
 from mission_control.missions import mission
 from mission_control.missions.store import MissionStore
-from mission_control.registry import JobRegistry
+from mission_control.outbound.sender import make_session
+from mission_control.scheduling.claiming import create_manual_run
 from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET
 from tests.factories import job_body, job_spec
 
@@ -65,7 +65,7 @@ def test_a_run_starts_its_mission_once(engine, clock, ctx, sent):
     assert json.loads(tries[0].response_excerpt) == {"id": mission_id, "status": "running"}
 
     # A second attempt of the same run (its worker lost after the start) finds the mission, starts none.
-    from mission_control.executor import start_mission_for_run
+    from mission_control.execution.executor import start_mission_for_run
 
     again = start_mission_for_run("close-books", run_id, registry.get("close-books").spec.target.mission, ctx)
     assert again.status == 200 and json.loads(again.excerpt or "")["id"] == mission_id

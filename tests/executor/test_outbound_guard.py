@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from mission_control.claiming import create_manual_run
-from mission_control.config import Settings
+from mission_control.base.config import Settings
 from mission_control.db.tables import attempts, runs
-from mission_control.executor import ExecutionContext, execute_run
-from mission_control.http_trigger import make_session
-from mission_control.registry import JobRegistry
-from mission_control.runtime import Runtime
+from mission_control.execution.executor import ExecutionContext, execute_run
+from mission_control.jobs.registry import JobRegistry
+from mission_control.outbound.sender import make_session
+from mission_control.runtime.context import Runtime
+from mission_control.scheduling.claiming import create_manual_run
 from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET, T0
 from tests.factories import job_spec
 

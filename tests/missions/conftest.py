@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 
-from mission_control.clock import FrozenClock
+from mission_control.base.clock import FrozenClock
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
 from mission_control.db.tables import mission_definitions, missions

@@ -18,15 +18,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from mission_control.clock import FrozenClock
+from mission_control.base.clock import FrozenClock
 from mission_control.db.tables import missions
-from mission_control.http_trigger import make_session
-from mission_control.mission_wakeups import NEXT_MISSION_WAKE, claim_due
 from mission_control.missions.callables import StepCallable
 from mission_control.missions.definition import MissionDefinition
 from mission_control.missions.engine import advance_mission
 from mission_control.missions.steps import StepRunner
 from mission_control.missions.store import MissionStore, public_view
+from mission_control.outbound.sender import make_session
+from mission_control.scheduling.wakeups import NEXT_MISSION_WAKE, claim_due
 from mission_control.testing import HttpCall, HttpReply, MissionTestEngine
 
 Handler = Callable[[HttpCall], HttpReply]

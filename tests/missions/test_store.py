@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select
 
-from mission_control.clock import FrozenClock
+from mission_control.base.clock import FrozenClock
 from mission_control.db.tables import mission_definitions, missions
-from mission_control.mission_wakeups import claim_due
 from mission_control.missions import mission
 from mission_control.missions.engine import advance_mission
 from mission_control.missions.store import MissionNotFound, MissionStore
+from mission_control.scheduling.wakeups import claim_due
 from tests.conftest import T0
 
 

@@ -8,15 +8,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from mission_control.claiming import (
+from mission_control.db.tables import jobs, runs
+from mission_control.jobs.registry import JobRegistry
+from mission_control.scheduling.claiming import (
     RunInProgress,
     claim_due_retries,
     claim_due_slots,
     create_manual_run,
     next_wakeup,
 )
-from mission_control.db.tables import jobs, runs
-from mission_control.registry import JobRegistry
 from tests.conftest import T0
 from tests.factories import job_spec
 
@@ -191,7 +191,7 @@ def test_concurrent_claimers_record_each_slot_exactly_once(engine, registry):
 
 
 def test_missed_slots_open_one_job_missed_alert_per_job(engine, registry):
-    from mission_control.alerts import AlertFilter, list_alerts
+    from mission_control.db.alerts import AlertFilter, list_alerts
 
     registry.put(job_spec("catch-up", schedule={"every_s": 60}, misfire="run_once"))
     registry.put(job_spec("skipper", schedule={"every_s": 60}, misfire="skip"))

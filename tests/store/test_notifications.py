@@ -9,9 +9,8 @@ import time
 import pytest
 from aiosmtpd.controller import Controller
 
-from mission_control.alerts import AlertKind, open_alert, resolve_alerts
-from mission_control.http_trigger import make_session
-from mission_control.notifications.notices import (
+from mission_control.db.alerts import AlertKind, open_alert, resolve_alerts
+from mission_control.monitoring.notifications.notices import (
     ChannelSpec,
     DeliveryContext,
     add_test_notice,
@@ -21,7 +20,8 @@ from mission_control.notifications.notices import (
     list_notices,
     route,
 )
-from mission_control.notifications.senders import SmtpServer
+from mission_control.monitoring.notifications.senders import SmtpServer
+from mission_control.outbound.sender import make_session
 from tests.conftest import SIGNING_SECRET, free_port
 
 
@@ -190,7 +190,7 @@ def test_repeats_follow_the_interval_until_acknowledged_or_resolved(engine, cloc
     clock.advance(600)
     assert len(due_repeats(engine, clock.now())) == 1
 
-    from mission_control.alerts import acknowledge
+    from mission_control.db.alerts import acknowledge
 
     acknowledge(engine, change.alert_id, clock.now(), "mine")
     clock.advance(3600)
@@ -209,7 +209,7 @@ def test_a_test_notice_needs_no_alert(engine, clock, target, delivery):
 
 
 def test_many_alerts_at_once_become_one_message_per_channel(engine, clock, target, smtp, delivery):
-    from mission_control.notifications.notices import group_by_channel
+    from mission_control.monitoring.notifications.notices import group_by_channel
 
     _, inbox = smtp
     channel(engine, clock, "hook", "webhook", {"url": f"{target.url}/echo?ch=many"})
@@ -229,7 +229,7 @@ def test_many_alerts_at_once_become_one_message_per_channel(engine, clock, targe
 
 
 def test_an_alert_whose_routing_was_lost_is_routed_by_the_sweep(engine, clock, target):
-    from mission_control.notifications.notices import unrouted
+    from mission_control.monitoring.notifications.notices import unrouted
 
     channel(engine, clock, "hook", "webhook", {"url": f"{target.url}/echo?ch=late"})
     change = open_one(engine, clock)  # opened, but its routing task never reached a worker

@@ -6,11 +6,11 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from mission_control.claiming import claim_due_slots, create_manual_run
 from mission_control.db.tables import attempts, runs
-from mission_control.history import prune_runs
-from mission_control.reconciler import reconcile
-from mission_control.registry import JobRegistry
+from mission_control.jobs.history import prune_runs
+from mission_control.jobs.registry import JobRegistry
+from mission_control.scheduling.claiming import claim_due_slots, create_manual_run
+from mission_control.scheduling.reconciler import reconcile
 from tests.conftest import T0
 from tests.factories import job_spec
 
@@ -95,7 +95,7 @@ def test_retention_prunes_old_and_surplus_finished_runs_but_never_unfinished_one
 
 
 def test_a_scheduled_run_not_started_within_the_grace_opens_job_missed_once(engine, clock):
-    from mission_control.claiming import claim_due_slots
+    from mission_control.scheduling.claiming import claim_due_slots
 
     JobRegistry(engine, clock).put(job_spec(schedule={"every_s": 60}))
     claim_due_slots(engine, T0 + timedelta(seconds=60), batch=10, grace_s=15)  # queued, nobody runs it

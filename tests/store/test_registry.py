@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from mission_control.clock import FrozenClock
+from mission_control.base.clock import FrozenClock
 from mission_control.db.tables import jobs
-from mission_control.jobspec import SpecError
-from mission_control.registry import JobExists, JobNotFound, JobRegistry
+from mission_control.jobs.registry import JobExists, JobNotFound, JobRegistry
+from mission_control.jobs.spec import SpecError
 from tests.conftest import T0
 from tests.factories import job_spec
 

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from mission_control.alerts import AlertFilter, acknowledge, list_alerts, summarize
+from mission_control.db.alerts import AlertFilter, acknowledge, list_alerts, summarize
 from mission_control.db.tables import alerts, heartbeats, service_flips
-from mission_control.services import ServiceConfig, ServiceNotFound, ServiceRegistry
+from mission_control.monitoring.services import ServiceConfig, ServiceNotFound, ServiceRegistry
 from tests.conftest import T0
 
 CONFIG = ServiceConfig(interval_s=60, grace_s=30)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mission_control.notifications.notices import destination, redacted_url
+from mission_control.monitoring.notifications.notices import destination, redacted_url
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from sqlalchemy import insert, select
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
 from mission_control.db.tables import alerts, attempts, jobs, runs, services
-from mission_control.registry import JobRegistry
+from mission_control.jobs.registry import JobRegistry
 from tests.conftest import sqlite_url
 from tests.factories import job_spec
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import logging
 
-from mission_control.logs import JsonFormatter
+from mission_control.runtime.logs import JsonFormatter
 
 
 def test_a_log_line_is_one_json_object_with_the_run_context_and_nothing_unlisted():
     record = logging.LogRecord(
-        "mission_control.executor", logging.INFO, __file__, 1, "run %s done", (7,), None
+        "mission_control.execution.executor", logging.INFO, __file__, 1, "run %s done", (7,), None
     )
     record.__dict__.update(
         run_id=7, job="billing.export", attempt=2, headers={"Authorization": "x"}, body="s"

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from mission_control.clock import FrozenClock
-from mission_control.config import ConfigError, Settings
-from mission_control.http_trigger import make_session, send
+from mission_control.base.clock import FrozenClock
+from mission_control.base.config import ConfigError, Settings
 from mission_control.missions.machine import StepRequest
 from mission_control.missions.steps import StepRunner
-from mission_control.notifications.senders import post_json
-from mission_control.outbound import DEFAULT_POLICY, DestinationRefused, OutboundPolicy, parse_networks
+from mission_control.monitoring.notifications.senders import post_json
+from mission_control.outbound.policy import DEFAULT_POLICY, DestinationRefused, OutboundPolicy, parse_networks
+from mission_control.outbound.sender import make_session, send
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 METADATA_URL = "http://169.254.169.254/latest/meta-data/iam/security-credentials/?token=s3cret"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mission_control.retry import MAX_RETRY_AFTER_S, RetryPolicy
+from mission_control.jobs.retry import MAX_RETRY_AFTER_S, RetryPolicy
 
 POLICY = RetryPolicy(max_attempts=5, backoff_s=2, backoff_max_s=60, jitter=0.0)
 

@@ -7,8 +7,8 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mission_control.jobs.retry import MAX_RETRY_AFTER_S, RetryPolicy
 from mission_control.missions.definition import StepRetry
-from mission_control.retry import MAX_RETRY_AFTER_S, RetryPolicy
 
 seconds = st.floats(min_value=0, max_value=86_400, allow_nan=False)
 

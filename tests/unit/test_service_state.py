@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mission_control.service_state import ServiceState, health_at
+from mission_control.monitoring.service_state import ServiceState, health_at
 
 SEEN = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

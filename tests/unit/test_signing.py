@@ -15,7 +15,7 @@ from flask import Flask, request
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mission_control.signing import (
+from mission_control.outbound.signing import (
     SIGNATURE_HEADER,
     canonical_url,
     sign,

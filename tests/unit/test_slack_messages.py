@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mission_control.notifications import messages
+from mission_control.monitoring.notifications import messages
 
 OPENED = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 HOSTILE = "<!channel> <https://evil.example/login|click here> & <@U012AB3CD> <!subteam^S1|ops>"

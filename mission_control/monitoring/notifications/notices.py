@@ -20,10 +20,10 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
-from mission_control.alerts import AlertState
+from mission_control.db.alerts import AlertState
 from mission_control.db.tables import alerts, channels, notice_attempts, notices
-from mission_control.notifications import messages
-from mission_control.notifications.senders import Delivery, SmtpServer, post_json, send_email
+from mission_control.monitoring.notifications import messages
+from mission_control.monitoring.notifications.senders import Delivery, SmtpServer, post_json, send_email
 
 GROUP_SIZE = 100  # notices per message at most
 

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import requests
 
-from mission_control.outbound import DestinationRefused
-from mission_control.signing import SIGNATURE_HEADER, sign
+from mission_control.outbound.policy import DestinationRefused
+from mission_control.outbound.signing import SIGNATURE_HEADER, sign
 
 Outcome = Literal["sent", "transient", "permanent"]
 TIMEOUT_S = 10.0

@@ -9,8 +9,16 @@ from flask import Flask, Response, current_app, jsonify, request
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from mission_control.alerts import AlertChange
-from mission_control.api import (
+from mission_control.base.clock import SYSTEM_CLOCK, Clock
+from mission_control.base.config import Settings
+from mission_control.db import migrate
+from mission_control.db.alerts import AlertChange
+from mission_control.db.engine import make_engine
+from mission_control.jobs.registry import JobRegistry
+from mission_control.missions.store import MissionStore
+from mission_control.monitoring.services import ServiceRegistry
+from mission_control.runtime import notify as dispatch
+from mission_control.web.api import (
     alerts,
     channels,
     demo,
@@ -23,18 +31,10 @@ from mission_control.api import (
     services,
     signing_secrets,
 )
-from mission_control.api.auth import require_admin, token_digest
-from mission_control.api.errors import register_error_handlers
-from mission_control.api.limits import TokenBuckets
-from mission_control.api.openapi import ApiBlueprint, build_openapi, public_endpoints
-from mission_control.clock import SYSTEM_CLOCK, Clock
-from mission_control.config import Settings
-from mission_control.db import migrate
-from mission_control.db.engine import make_engine
-from mission_control.missions.store import MissionStore
-from mission_control.notifications import dispatch
-from mission_control.registry import JobRegistry
-from mission_control.services import ServiceRegistry
+from mission_control.web.api.auth import require_admin, token_digest
+from mission_control.web.api.errors import register_error_handlers
+from mission_control.web.api.limits import TokenBuckets
+from mission_control.web.api.openapi import ApiBlueprint, build_openapi, public_endpoints
 
 API_PREFIX = "/api/v1"
 
@@ -140,8 +140,8 @@ def create_app(
     app.register_blueprint(missions.bp, url_prefix=API_PREFIX)
     if settings.demo_echo:
         app.register_blueprint(demo.bp)
-    from mission_control import dashboard
-    from mission_control.dashboard import session as dashboard_session
+    from mission_control.web import dashboard
+    from mission_control.web.dashboard import session as dashboard_session
 
     dashboard_session.configure(app, engine, settings.session_secret, settings.admin_token)
     app.register_blueprint(dashboard.bp)
@@ -157,15 +157,15 @@ def create_app(
 
 
 def _celery_enqueue(run_ids: Sequence[int]) -> int:
-    from mission_control.celery_app import app as celery_app
-    from mission_control.queueing import enqueue_runs
+    from mission_control.runtime.app import app as celery_app
+    from mission_control.scheduling.queueing import enqueue_runs
 
     return enqueue_runs(celery_app, run_ids)
 
 
 def _celery_enqueue_missions(mission_ids: Sequence[str]) -> int:
-    from mission_control.celery_app import app as celery_app
-    from mission_control.queueing import enqueue_missions
+    from mission_control.runtime.app import app as celery_app
+    from mission_control.scheduling.queueing import enqueue_missions
 
     return enqueue_missions(celery_app, mission_ids)
 

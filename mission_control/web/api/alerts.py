@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from flask import Response, current_app, jsonify
 
-from mission_control.alerts import AlertFilter, AlertState, acknowledge, get_alert, list_alerts, summarize
-from mission_control.api.bodies import optional_body, query
-from mission_control.api.errors import ApiError
-from mission_control.api.openapi import ApiBlueprint
-from mission_control.api.responses import keyset_page
-from mission_control.api.schemas import (
+from mission_control.db.alerts import AlertFilter, AlertState, acknowledge, get_alert, list_alerts, summarize
+from mission_control.web.api.bodies import optional_body, query
+from mission_control.web.api.errors import ApiError
+from mission_control.web.api.openapi import ApiBlueprint
+from mission_control.web.api.responses import keyset_page
+from mission_control.web.api.schemas import (
     AcknowledgeIn,
     AlertList,
     AlertListQuery,

@@ -4,11 +4,11 @@ Tokens are compared as SHA-256 digests with :func:`hmac.compare_digest`: the com
 time whatever the input, and hashing first means it does not even leak the token's length.
 
 A refused credential spends its client address's failed-authentication budget (401, then 429 once it
-is spent; MC_AUTH_FAILURES_PER_MIN, see :mod:`mission_control.api.limits`, which says what that does
+is spent; MC_AUTH_FAILURES_PER_MIN, see :mod:`mission_control.web.api.limits`, which says what that does
 and does not bound). The credential is checked first, so a valid token is never refused because
 others from the same address (every client behind one proxy, say) guessed wrong. The address is
 ``request.remote_addr``: the peer, or with MC_PROXY_HOPS > 0 the client that many trusted proxies
-back (werkzeug's ``ProxyFix`` around the app, see :func:`mission_control.api.create_app`).
+back (werkzeug's ``ProxyFix`` around the app, see :func:`mission_control.web.api.create_app`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import hmac
 
 from flask import current_app, request
 
-from mission_control.api.errors import ApiError
-from mission_control.api.limits import too_many
+from mission_control.web.api.errors import ApiError
+from mission_control.web.api.limits import too_many
 
 
 def token_digest(token: str) -> bytes:

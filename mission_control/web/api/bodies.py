@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 from flask import current_app, request
 from pydantic import BaseModel, ValidationError
 
-from mission_control.api.errors import ApiError, from_validation_error
-from mission_control.jobspec import READ_ONLY_FIELDS
+from mission_control.jobs.spec import READ_ONLY_FIELDS
+from mission_control.web.api.errors import ApiError, from_validation_error
 
 M = TypeVar("M", bound=BaseModel)
 

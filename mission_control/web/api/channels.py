@@ -8,11 +8,7 @@ from __future__ import annotations
 
 from flask import Response, current_app, jsonify
 
-from mission_control.api.bodies import json_object, validate
-from mission_control.api.errors import ApiError
-from mission_control.api.openapi import ApiBlueprint
-from mission_control.api.schemas import ChannelIn, ChannelList, ChannelOut, NoticeList, NoticeOut
-from mission_control.notifications.notices import (
+from mission_control.monitoring.notifications.notices import (
     ChannelExists,
     ChannelSpec,
     add_test_notice,
@@ -22,6 +18,10 @@ from mission_control.notifications.notices import (
     list_channels,
     list_notices,
 )
+from mission_control.web.api.bodies import json_object, validate
+from mission_control.web.api.errors import ApiError
+from mission_control.web.api.openapi import ApiBlueprint
+from mission_control.web.api.schemas import ChannelIn, ChannelList, ChannelOut, NoticeList, NoticeOut
 
 bp = ApiBlueprint("channels", __name__, tag="channels")
 CHANNEL_ID = "<id:channel_id>"

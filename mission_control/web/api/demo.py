@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from mission_control.services import ServiceConfig
-from mission_control.signing import SIGNATURE_HEADER, verify
+from mission_control.monitoring.services import ServiceConfig
+from mission_control.outbound.signing import SIGNATURE_HEADER, verify
 
 bp = Blueprint("demo", __name__)
 DEMO_SERVICE = "demo"

@@ -9,9 +9,9 @@ from kombu import Connection
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from mission_control.api.openapi import ApiBlueprint
-from mission_control.api.schemas import Health
 from mission_control.db import migrate
+from mission_control.web.api.openapi import ApiBlueprint
+from mission_control.web.api.schemas import Health
 
 bp = ApiBlueprint("health", __name__, tag="health")
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def readyz() -> Response:
 def _broker_check(url: str) -> str:
     """Whether a trigger could be enqueued now; a web node that cannot should leave the load balancer."""
     if url.startswith("sqla+"):  # the serverless dev broker, a SQLite file beside the registry
-        url, transport = url.removeprefix("sqla+"), "mission_control.dev_transport:Transport"
+        url, transport = url.removeprefix("sqla+"), "mission_control.runtime.dev_transport:Transport"
     else:
         transport = None
     try:

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 from flask import Response, current_app, jsonify, request
 
-from mission_control.api.auth import bearer_token, is_admin, refused, token_digest
-from mission_control.api.bodies import json_object, query, validate
-from mission_control.api.errors import ApiError
-from mission_control.api.limits import too_many
-from mission_control.api.openapi import ApiBlueprint
-from mission_control.api.responses import check_name
-from mission_control.api.schemas import HeartbeatAccepted, HeartbeatIn, HeartbeatQuery
-from mission_control.metrics import HEARTBEATS
-from mission_control.services import ServiceConfig, ServiceNotFound
+from mission_control.monitoring.services import ServiceConfig, ServiceNotFound
+from mission_control.runtime.metrics import HEARTBEATS
+from mission_control.web.api.auth import bearer_token, is_admin, refused, token_digest
+from mission_control.web.api.bodies import json_object, query, validate
+from mission_control.web.api.errors import ApiError
+from mission_control.web.api.limits import too_many
+from mission_control.web.api.openapi import ApiBlueprint
+from mission_control.web.api.responses import check_name
+from mission_control.web.api.schemas import HeartbeatAccepted, HeartbeatIn, HeartbeatQuery
 
 bp = ApiBlueprint("heartbeats", __name__, tag="heartbeats")
 

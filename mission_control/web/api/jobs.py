@@ -7,15 +7,15 @@ from typing import Any
 
 from flask import Response, current_app
 
-from mission_control.api.bodies import json_object, query, reject_read_only, validate
-from mission_control.api.errors import ApiError
-from mission_control.api.openapi import ApiBlueprint
-from mission_control.api.responses import check_name, json_response, keyset_page
-from mission_control.api.schemas import JobList, JobListQuery, JobOut, JobPatch, JobPut, RunOut
-from mission_control.claiming import RunInProgress, create_manual_run
-from mission_control.history import get_run, last_runs
-from mission_control.jobspec import JobSpec, SpecError, merge_patch
-from mission_control.registry import JobExists, JobNotFound, JobRecord, JobRegistry
+from mission_control.jobs.history import get_run, last_runs
+from mission_control.jobs.registry import JobExists, JobNotFound, JobRecord, JobRegistry
+from mission_control.jobs.spec import JobSpec, SpecError, merge_patch
+from mission_control.scheduling.claiming import RunInProgress, create_manual_run
+from mission_control.web.api.bodies import json_object, query, reject_read_only, validate
+from mission_control.web.api.errors import ApiError
+from mission_control.web.api.openapi import ApiBlueprint
+from mission_control.web.api.responses import check_name, json_response, keyset_page
+from mission_control.web.api.schemas import JobList, JobListQuery, JobOut, JobPatch, JobPut, RunOut
 
 bp = ApiBlueprint("jobs", __name__, tag="jobs")
 

@@ -27,7 +27,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from mission_control.api.errors import ApiError
+from mission_control.web.api.errors import ApiError
 
 # Buckets kept per limiter; the least recently used beyond this are forgotten (a full bucket again).
 MAX_KEYS = 100_000

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from mission_control.api.auth import require_admin
-from mission_control.api.openapi import ApiBlueprint
-from mission_control.metrics import exposition
+from mission_control.runtime.metrics import exposition
+from mission_control.web.api.auth import require_admin
+from mission_control.web.api.openapi import ApiBlueprint
 
 bp = ApiBlueprint("metrics", __name__, tag="metrics")
 

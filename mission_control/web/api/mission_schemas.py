@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 
-from mission_control.jobspec import Name
+from mission_control.jobs.spec import Name
 from mission_control.missions.definition import MissionDefinition
 from mission_control.missions.store import MISSION_ID_PATTERN
 

@@ -7,21 +7,6 @@ from typing import Any
 
 from flask import Response, current_app, jsonify
 
-from mission_control.api.bodies import json_object, json_value, query, validate
-from mission_control.api.errors import ApiError
-from mission_control.api.mission_schemas import (
-    CancelIn,
-    DefinitionList,
-    DefinitionOut,
-    DefinitionQuery,
-    MissionList,
-    MissionListQuery,
-    MissionOut,
-    StartIn,
-    definition_out,
-)
-from mission_control.api.openapi import ApiBlueprint
-from mission_control.api.responses import check_name
 from mission_control.missions.definition import DefinitionError, MissionDefinition, parse_definition
 from mission_control.missions.machine import MissionConflict, PayloadInvalid
 from mission_control.missions.store import (
@@ -32,6 +17,21 @@ from mission_control.missions.store import (
     MissionStore,
     public_view,
 )
+from mission_control.web.api.bodies import json_object, json_value, query, validate
+from mission_control.web.api.errors import ApiError
+from mission_control.web.api.mission_schemas import (
+    CancelIn,
+    DefinitionList,
+    DefinitionOut,
+    DefinitionQuery,
+    MissionList,
+    MissionListQuery,
+    MissionOut,
+    StartIn,
+    definition_out,
+)
+from mission_control.web.api.openapi import ApiBlueprint
+from mission_control.web.api.responses import check_name
 
 bp = ApiBlueprint("missions", __name__, tag="missions")
 

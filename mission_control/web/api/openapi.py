@@ -20,9 +20,9 @@ from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter, Map, ValidationError
 
 from mission_control import __version__
-from mission_control.api.errors import ErrorBody
-from mission_control.jobspec import NAME_PATTERN
+from mission_control.jobs.spec import NAME_PATTERN
 from mission_control.missions.store import MISSION_ID_PATTERN
+from mission_control.web.api.errors import ErrorBody
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 from flask import Response, jsonify
 from pydantic import BaseModel
 
-from mission_control.api.errors import ApiError
-from mission_control.jobspec import NAME_PATTERN
+from mission_control.jobs.spec import NAME_PATTERN
+from mission_control.web.api.errors import ApiError
 
 T = TypeVar("T")
 

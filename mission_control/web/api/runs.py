@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from flask import Response, current_app, jsonify
 
-from mission_control.api.bodies import query
-from mission_control.api.errors import ApiError
-from mission_control.api.openapi import ApiBlueprint
-from mission_control.api.responses import keyset_page
-from mission_control.api.schemas import RunDetail, RunList, RunListQuery, RunOut
-from mission_control.history import RunFilter, get_run, list_runs
+from mission_control.jobs.history import RunFilter, get_run, list_runs
+from mission_control.web.api.bodies import query
+from mission_control.web.api.errors import ApiError
+from mission_control.web.api.openapi import ApiBlueprint
+from mission_control.web.api.responses import keyset_page
+from mission_control.web.api.schemas import RunDetail, RunList, RunListQuery, RunOut
 
 bp = ApiBlueprint("runs", __name__, tag="runs")
 

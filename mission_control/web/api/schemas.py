@@ -17,10 +17,10 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from mission_control.jobspec import NAME_PATTERN, JobSpec, Name, ScheduleSpec
-from mission_control.notifications.notices import destination
-from mission_control.registry import JobRecord
-from mission_control.service_secrets import DEFAULT_OVERLAP_S, MAX_OVERLAP_S
+from mission_control.jobs.registry import JobRecord
+from mission_control.jobs.spec import NAME_PATTERN, JobSpec, Name, ScheduleSpec
+from mission_control.monitoring.notifications.notices import destination
+from mission_control.outbound.service_secrets import DEFAULT_OVERLAP_S, MAX_OVERLAP_S
 
 
 class JobPut(JobSpec):

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from flask import Response, current_app
 
-from mission_control.api.bodies import json_object, optional_body, query, validate
-from mission_control.api.errors import ApiError
-from mission_control.api.openapi import ApiBlueprint
-from mission_control.api.responses import check_name, json_response, keyset_page
-from mission_control.api.schemas import (
+from mission_control.monitoring.services import ServiceConfig, ServiceNotFound, ServiceRegistry
+from mission_control.web.api.bodies import json_object, optional_body, query, validate
+from mission_control.web.api.errors import ApiError
+from mission_control.web.api.openapi import ApiBlueprint
+from mission_control.web.api.responses import check_name, json_response, keyset_page
+from mission_control.web.api.schemas import (
     FlipOut,
     HeartbeatOut,
     ServiceDetail,
@@ -25,7 +26,6 @@ from mission_control.api.schemas import (
     TokenInfo,
     TokenList,
 )
-from mission_control.services import ServiceConfig, ServiceNotFound, ServiceRegistry
 
 bp = ApiBlueprint("services", __name__, tag="services")
 TOKEN_ID = "<id:token_id>"

@@ -2,25 +2,25 @@
 
 The secret is answered once, when issued (``Cache-Control: no-store``); listings show ids and
 lifetimes only. The service need not be registered for heartbeats: jobs name their service freely,
-and it is the jobs' requests that these secrets sign. See :mod:`mission_control.service_secrets`.
+and it is the jobs' requests that these secrets sign. See :mod:`mission_control.outbound.service_secrets`.
 """
 
 from __future__ import annotations
 
 from flask import Response, current_app
 
-from mission_control.api.bodies import optional_body
-from mission_control.api.errors import ApiError
-from mission_control.api.openapi import ApiBlueprint
-from mission_control.api.responses import check_name, json_response
-from mission_control.api.schemas import (
+from mission_control.outbound.secretbox import SecretBox
+from mission_control.outbound.service_secrets import ServiceSigningSecrets
+from mission_control.web.api.bodies import optional_body
+from mission_control.web.api.errors import ApiError
+from mission_control.web.api.openapi import ApiBlueprint
+from mission_control.web.api.responses import check_name, json_response
+from mission_control.web.api.schemas import (
     SigningSecretIn,
     SigningSecretIssued,
     SigningSecretList,
     SigningSecretOut,
 )
-from mission_control.secretbox import SecretBox
-from mission_control.service_secrets import ServiceSigningSecrets
 
 bp = ApiBlueprint("signing_secrets", __name__, tag="services")
 SECRET_ID = "<id:secret_id>"

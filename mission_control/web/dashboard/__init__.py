@@ -3,7 +3,7 @@
 Pages read without JavaScript; ``static/refresh.js`` re-fetches the page's ``<main>`` every few
 seconds (``X-Fragment: 1`` answers only that part) so it stays live without a reload. Every asset is
 served from here, so the Content-Security-Policy allows nothing else. Sign-in is the admin token,
-exchanged once for a session cookie (:mod:`mission_control.dashboard.session`).
+exchanged once for a session cookie (:mod:`mission_control.web.dashboard.session`).
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 
-from mission_control.alerts import AlertFilter, acknowledge, list_alerts, summarize
-from mission_control.api.auth import is_admin, spend_auth_budget
-from mission_control.claiming import RunInProgress, create_manual_run
-from mission_control.dashboard import session as auth
-from mission_control.history import RunFilter, get_run, last_runs, list_runs, recent_runs
+from mission_control.db.alerts import AlertFilter, acknowledge, list_alerts, summarize
+from mission_control.jobs.history import RunFilter, get_run, last_runs, list_runs, recent_runs
+from mission_control.jobs.registry import JobNotFound
 from mission_control.missions.machine import STATUSES as MISSION_STATUSES
 from mission_control.missions.machine import MissionConflict
 from mission_control.missions.store import MissionNotFound, public_view
-from mission_control.registry import JobNotFound
+from mission_control.scheduling.claiming import RunInProgress, create_manual_run
+from mission_control.web.api.auth import is_admin, spend_auth_budget
+from mission_control.web.dashboard import session as auth
 
 bp = Blueprint(
     "dashboard", __name__, template_folder="templates", static_folder="static", static_url_path="/assets"
