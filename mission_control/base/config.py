@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from mission_control.outbound.policy import IPNetwork, OutboundPolicy, parse_networks
+from mission_control.base.networks import IPNetwork, parse_networks
 
 DEFAULT_DATABASE_URL = "sqlite:///mission-control.db"
 DEFAULT_BROKER_URL = "sqla+sqlite:///mission-control-broker.db"
@@ -119,11 +119,6 @@ class Settings:
                 k.strip() for k in env.get("MC_ENCRYPTION_KEY", "").split(",") if k.strip()
             ),
         )
-
-    def outbound_policy(self) -> OutboundPolicy:
-        """Where this process's requests may go: the default denials plus ``MC_OUTBOUND_DENY``, with
-        ``MC_OUTBOUND_ALLOW`` as exceptions. Every session that sends triggers is built with it."""
-        return OutboundPolicy.with_defaults(deny=self.outbound_deny, allow=self.outbound_allow)
 
     def require_secrets(self) -> None:
         """Refuse to serve without the secrets that make the defaults safe (DESIGN.md invariant 7).

@@ -27,6 +27,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from mission_control.base import instruments as metrics
 from mission_control.base.clock import Clock
 from mission_control.base.config import Settings
 from mission_control.db.alerts import AlertChange, AlertKind, open_alert, resolve_alerts
@@ -40,7 +41,6 @@ from mission_control.jobs.spec import JobSpec, MissionStart
 from mission_control.outbound.sender import HttpOutcome, send
 from mission_control.outbound.service_secrets import SigningKeys, signing_keys
 from mission_control.outbound.signing import signature_headers
-from mission_control.runtime import metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -21,7 +21,8 @@ IPv4 addresses that are denied themselves (``64:ff9b::a9fe:a9fe`` is still 169.2
 The policy judges *addresses*, never host names: ``http_trigger`` asks it about every address a host
 resolves to and connects only to one it allows, so neither a DNS name pointing at a metadata address
 nor a record that changes between check and connect (DNS rebinding) gets through. This module is pure
-(standard library only) so configuration can parse and validate its networks at start-up.
+(standard library only); configuration parses the networks it adds with
+:func:`mission_control.base.networks.parse_networks`, and :func:`policy_from` builds a process's policy.
 """
 
 from __future__ import annotations
@@ -29,9 +30,14 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mission_control.base.networks import IPNetwork, parse_networks
+
+if TYPE_CHECKING:
+    from mission_control.base.config import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # IPv6 forms that embed an IPv4 address in their last 32 bits (RFC 4291 section 2.5.5, RFC 6052).
 IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
@@ -121,23 +127,20 @@ class OutboundPolicy:
 
 DEFAULT_POLICY = OutboundPolicy()
 
+__all__ = [
+    "DEFAULT_POLICY",
+    "DestinationRefused",
+    "IPNetwork",
+    "OutboundPolicy",
+    "parse_networks",
+    "policy_from",
+]
 
-def parse_networks(raw: str | None, name: str) -> tuple[IPNetwork, ...]:
-    """Comma-separated networks in CIDR notation (a bare address is a /32 or /128).
 
-    Raises ``ValueError`` naming ``name`` and the offending item; host bits set (``10.1.2.3/8``) count
-    as a mistake, since the operator's intent (a host or the whole network?) cannot be told.
-    """
-    networks: list[IPNetwork] = []
-    for item in (raw or "").split(","):
-        item = item.strip()
-        if not item:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(item, strict=True))
-        except ValueError as exc:
-            raise ValueError(f"{name}: {item!r} is not a network in CIDR notation ({exc})") from None
-    return tuple(networks)
+def policy_from(settings: Settings) -> OutboundPolicy:
+    """Where this process's requests may go: the default denials plus ``MC_OUTBOUND_DENY``, with
+    ``MC_OUTBOUND_ALLOW`` as exceptions. Every session that sends triggers is built with it."""
+    return OutboundPolicy.with_defaults(deny=settings.outbound_deny, allow=settings.outbound_allow)
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:

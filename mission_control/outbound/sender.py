@@ -289,7 +289,7 @@ def make_session(pool_size: int = 64, policy: OutboundPolicy = DEFAULT_POLICY) -
 
     ``trust_env`` is off so a worker's environment (proxy variables, ~/.netrc credentials) cannot
     silently change where triggers go or what they carry. Processes pass
-    ``Settings.outbound_policy()``; the default keeps the SSRF guard on for any other caller.
+    ``policy_from(settings)``; the default keeps the SSRF guard on for any other caller.
     """
     session = requests.Session()
     session.trust_env = False

@@ -21,9 +21,9 @@ from typing import Any
 from celery.beat import Scheduler
 from sqlalchemy.exc import SQLAlchemyError
 
+from mission_control.base.instruments import TICK_SECONDS
 from mission_control.db.engine import make_autocommit_engine
 from mission_control.runtime.context import Runtime, get_runtime
-from mission_control.runtime.metrics import TICK_SECONDS
 from mission_control.runtime.notify import send_notices
 from mission_control.scheduling.claiming import claim_due_retries, claim_due_slots, next_wakeup
 from mission_control.scheduling.queueing import enqueue_missions, enqueue_runs

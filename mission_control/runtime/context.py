@@ -52,6 +52,7 @@ class Runtime:
         # Imported here, not at the top: beat shares this module and must not carry the executor's
         # HTTP and validation stack (pydantic, requests) in its memory.
         from mission_control.execution.executor import ExecutionContext
+        from mission_control.outbound.policy import policy_from
         from mission_control.outbound.sender import make_session
         from mission_control.outbound.service_secrets import signing_keys
         from mission_control.runtime import notify as dispatch
@@ -59,7 +60,7 @@ class Runtime:
         with self._lock:
             if self._session is None:
                 pool = int(os.environ.get("MC_HTTP_POOL_SIZE", "128"))
-                self._session = make_session(pool_size=pool, policy=self.settings.outbound_policy())
+                self._session = make_session(pool_size=pool, policy=policy_from(self.settings))
             if self._signing_keys is None:
                 # One per process, so its cache serves every run (a context is made per task).
                 self._signing_keys = signing_keys(self.engine, self.clock, self.settings)

@@ -15,32 +15,29 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from mission_control.db.tables import alerts, jobs, runs, services
 
-RUNS_FINISHED = Counter(
-    "mc_runs_total", "Runs by job and the state an attempt left them in", ["job", "status"]
+__all__ = [
+    "ATTEMPT_SECONDS",
+    "FIRING_LAG_SECONDS",
+    "HEARTBEATS",
+    "RUNS_FINISHED",
+    "TICK_SECONDS",
+    "exposition",
+]
+
+from mission_control.base.instruments import (
+    ATTEMPT_SECONDS,
+    FIRING_LAG_SECONDS,
+    HEARTBEATS,
+    RUNS_FINISHED,
+    TICK_SECONDS,
 )
-ATTEMPT_SECONDS = Histogram(
-    "mc_attempt_duration_seconds",
-    "Duration of HTTP attempts",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
-)
-FIRING_LAG_SECONDS = Histogram(
-    "mc_firing_lag_seconds",
-    "From a slot's instant to its first attempt's start",
-    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
-)
-TICK_SECONDS = Histogram(
-    "mc_scheduler_tick_seconds",
-    "Duration of one scheduler tick",
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
-)
-HEARTBEATS = Counter("mc_heartbeats_total", "Heartbeats recorded", ["status"])
 
 UNFINISHED_STATUSES = ("queued", "running", "retrying")
 

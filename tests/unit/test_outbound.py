@@ -15,7 +15,13 @@ from mission_control.base.config import ConfigError, Settings
 from mission_control.missions.machine import StepRequest
 from mission_control.missions.steps import StepRunner
 from mission_control.monitoring.notifications.senders import post_json
-from mission_control.outbound.policy import DEFAULT_POLICY, DestinationRefused, OutboundPolicy, parse_networks
+from mission_control.outbound.policy import (
+    DEFAULT_POLICY,
+    DestinationRefused,
+    OutboundPolicy,
+    parse_networks,
+    policy_from,
+)
 from mission_control.outbound.sender import make_session, send
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -49,7 +55,7 @@ def test_configured_denials_add_to_the_defaults_and_allowances_override_both() -
     settings = Settings.from_env(
         {"MC_OUTBOUND_DENY": "127.0.0.0/8, ::1/128", "MC_OUTBOUND_ALLOW": "127.0.0.2/32,169.254.10.0/24"}
     )
-    policy = settings.outbound_policy()
+    policy = policy_from(settings)
 
     assert not policy.allows("127.0.0.1")
     assert not policy.allows("::1")
@@ -122,7 +128,7 @@ POLICY_TABLE = [
 
 @pytest.mark.parametrize(("address", "deny", "allow", "allowed"), POLICY_TABLE)
 def test_the_policy_table(address: str, deny: str, allow: str, allowed: bool) -> None:
-    policy = Settings.from_env({"MC_OUTBOUND_DENY": deny, "MC_OUTBOUND_ALLOW": allow}).outbound_policy()
+    policy = policy_from(Settings.from_env({"MC_OUTBOUND_DENY": deny, "MC_OUTBOUND_ALLOW": allow}))
     assert policy.allows(address) is allowed
 
 
@@ -132,8 +138,8 @@ def test_the_refusal_message_says_what_is_denied_by_default() -> None:
 
 
 def test_without_configuration_the_settings_give_the_default_policy() -> None:
-    assert Settings.from_env({}).outbound_policy() == DEFAULT_POLICY
-    assert Settings().outbound_policy() == DEFAULT_POLICY
+    assert policy_from(Settings.from_env({})) == DEFAULT_POLICY
+    assert policy_from(Settings()) == DEFAULT_POLICY
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from flask import Response, current_app, jsonify, request
 
+from mission_control.base.instruments import HEARTBEATS
 from mission_control.monitoring.services import ServiceConfig, ServiceNotFound
-from mission_control.runtime.metrics import HEARTBEATS
 from mission_control.web.api.auth import bearer_token, is_admin, refused, token_digest
 from mission_control.web.api.bodies import json_object, query, validate
 from mission_control.web.api.errors import ApiError

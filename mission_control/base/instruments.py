@@ -1,0 +1,31 @@
+"""The counters and histograms processes add to as they work (prometheus-client instruments).
+
+They sit at the bottom because every part observes something (the executor runs and attempt durations,
+the beat its ticks, the web heartbeats) and none of those parts may import the runtime above them;
+reading them out (``/metrics``, with the multiprocess files and the gauges read from the database at
+scrape time) is :mod:`mission_control.runtime.metrics`' job.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+RUNS_FINISHED = Counter(
+    "mc_runs_total", "Runs by job and the state an attempt left them in", ["job", "status"]
+)
+ATTEMPT_SECONDS = Histogram(
+    "mc_attempt_duration_seconds",
+    "Duration of HTTP attempts",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+FIRING_LAG_SECONDS = Histogram(
+    "mc_firing_lag_seconds",
+    "From a slot's instant to its first attempt's start",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
+TICK_SECONDS = Histogram(
+    "mc_scheduler_tick_seconds",
+    "Duration of one scheduler tick",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+)
+HEARTBEATS = Counter("mc_heartbeats_total", "Heartbeats recorded", ["status"])
