@@ -18,9 +18,10 @@ unspecified address this host's loopback. Each must be allowed, so opening an IP
 ``MC_OUTBOUND_ALLOW`` (``64:ff9b::/96`` on an IPv6-only network behind DNS64, say) never opens the
 IPv4 addresses that are denied themselves (``64:ff9b::a9fe:a9fe`` is still 169.254.169.254).
 
-The policy judges *addresses*, never host names: ``http_trigger`` asks it about every address a host
-resolves to and connects only to one it allows, so neither a DNS name pointing at a metadata address
-nor a record that changes between check and connect (DNS rebinding) gets through. This module is pure
+The policy judges *addresses*, never host names: the sender (:mod:`mission_control.outbound.sender`)
+asks it about every address a host resolves to and connects only to one it allows, so neither a DNS
+name pointing at a metadata address nor a record that changes between check and connect (DNS
+rebinding) gets through. This module is pure
 (standard library only); configuration parses the networks it adds with
 :func:`mission_control.base.networks.parse_networks`, and :func:`policy_from` builds a process's policy.
 """
