@@ -8,6 +8,7 @@ a copy of the package that a forbidden import would be caught.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -88,3 +89,20 @@ def test_a_forbidden_import_breaks_its_contract(tmp_path, module, forbidden_impo
     broken = result.stdout.split("Broken contracts", 1)[1]
     assert contract in broken
     assert forbidden_import.split()[-1] in broken
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("mission_control.client", "MissionControl"),
+        ("mission_control.testing", None),
+        ("mission_control.missions", "mission"),
+        ("mission_control.signing", "verify"),
+        ("mission_control.celery_app", "app"),
+        ("mission_control.scheduler", "RegistryScheduler"),
+    ],
+)
+def test_the_public_import_paths_users_rely_on_still_work(module, name):
+    imported = importlib.import_module(module)
+    if name is not None:
+        assert getattr(imported, name) is not None
