@@ -150,6 +150,17 @@ class MissionControl:
             body={"interval_s": interval_s, "grace_s": grace_s},
         )
 
+    def delete_service(self, name: str) -> None:
+        """Remove a service with its tokens and history."""
+        self._call("DELETE", f"/api/v1/services/{quote(name, safe='')}")
+
+    def pause_service(self, name: str) -> dict:
+        """Silence a service: no staleness, no alerts until it is resumed."""
+        return self._call("POST", self._service_path(name, "pause"))
+
+    def resume_service(self, name: str) -> dict:
+        return self._call("POST", self._service_path(name, "resume"))
+
     def service_tokens(self, service: str) -> list[dict]:
         """The service's heartbeat tokens: id, label, created_at (never the tokens themselves)."""
         return self._call("GET", self._service_path(service, "tokens"))["tokens"]  # type: ignore[no-any-return]
@@ -191,9 +202,38 @@ class MissionControl:
         """The newest ``limit`` alerts (``state="unresolved"``: open or acknowledged), newest first."""
         return self._newest("/api/v1/alerts", "alerts", limit, state=state, kind=kind, subject=subject)
 
+    def alert(self, alert_id: int) -> dict:
+        return self._call("GET", f"/api/v1/alerts/{int(alert_id)}")
+
     def acknowledge(self, alert_id: int, comment: str | None = None) -> dict:
         body = {"comment": comment} if comment is not None else {}
         return self._call("POST", f"/api/v1/alerts/{int(alert_id)}/acknowledge", body=body)
+
+    # -- notification channels -------------------------------------------------------------------------
+
+    def channels(self) -> list[dict]:
+        """Every notification channel; a URL is shown only to its host (``destination``)."""
+        return self._call("GET", "/api/v1/channels")["channels"]  # type: ignore[no-any-return]
+
+    def channel(self, channel_id: int) -> dict:
+        return self._call("GET", f"/api/v1/channels/{int(channel_id)}")
+
+    def add_channel(self, spec: Mapping[str, Any]) -> dict:
+        """Add a channel (``name``, ``kind`` and ``url`` or ``to``; see ``ChannelIn`` in the API
+        document); a name already taken is refused (409), not updated."""
+        return self._call("POST", "/api/v1/channels", body=dict(spec))
+
+    def delete_channel(self, channel_id: int) -> None:
+        self._call("DELETE", f"/api/v1/channels/{int(channel_id)}")
+
+    def send_test_notice(self, channel_id: int) -> dict:
+        """Queue a test notice through the channel; the answer is the notice (its delivery follows)."""
+        return self._call("POST", f"/api/v1/channels/{int(channel_id)}/test")
+
+    def channel_notices(self, channel_id: int) -> list[dict]:
+        """The channel's recent notices, each with its delivery attempts."""
+        answer = self._call("GET", f"/api/v1/channels/{int(channel_id)}/notices")
+        return answer["notices"]  # type: ignore[no-any-return]
 
     # -- missions --------------------------------------------------------------------------------------
 
@@ -255,7 +295,16 @@ class MissionControl:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._request(method, path, **kwargs)
-        return None if response.status_code == 204 else response.json()
+        if response.status_code == 204:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise MissionControlError(
+                response.status_code,
+                "bad_response",
+                f"{self.url} answered HTTP {response.status_code} without JSON: is it Mission Control?",
+            ) from None
 
     def _request(
         self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None
@@ -270,7 +319,9 @@ class MissionControl:
                 method, self.url + path, params=params, data=data, headers=headers, timeout=self.timeout_s
             )
         except requests.RequestException as exc:
-            raise MissionControlError(None, "unreachable", f"cannot reach {self.url}: {exc}") from None
+            raise MissionControlError(
+                None, "unreachable", f"cannot reach {self.url} ({_why_unreachable(exc, self.timeout_s)})"
+            ) from None
         if response.status_code >= 400:
             try:
                 error = response.json()["error"]
@@ -278,7 +329,12 @@ class MissionControl:
                     response.status_code, error["code"], error["message"], error.get("field")
                 )
             except (ValueError, KeyError, TypeError):
-                raise MissionControlError(response.status_code, "http_error", response.text[:200]) from None
+                excerpt = " ".join(response.text[:200].split())
+                raise MissionControlError(
+                    response.status_code,
+                    "http_error",
+                    excerpt or f"{self.url} answered HTTP {response.status_code}",
+                ) from None
         return response
 
 
@@ -335,6 +391,25 @@ def verify_signature(
         now=int(time.time() if now is None else now),
         tolerance_s=tolerance_s,
     )
+
+
+def _why_unreachable(exc: requests.RequestException, timeout_s: float) -> str:
+    """The root cause of a failed request in a few words ("Connection refused", "Name or service not
+    known"), not urllib3's nested reprs."""
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {timeout_s:g} s"
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror
+        pending.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def _json_default(value: Any) -> Any:
