@@ -3,45 +3,41 @@
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import click
-import yaml
 
-from mission_control.client import MissionControl, MissionControlError
-
-DEFAULT_URL = "http://127.0.0.1:8001"
-
-
-def _client(ctx: click.Context) -> MissionControl:
-    return ctx.obj  # type: ignore[no-any-return]
-
-
-@click.group()
-@click.option(
-    "--url", envvar="MC_URL", default=DEFAULT_URL, show_default=True, help="API base URL [env: MC_URL]"
+from mission_control.cli.common import (
+    ApiGroup,
+    CliFailure,
+    ExitCode,
+    api_client,
+    exit_code_for,
+    fields,
+    output,
+    read_document,
+    table,
+    wants_json,
 )
-@click.option("--token", envvar="MC_ADMIN_TOKEN", required=True, help="Admin token [env: MC_ADMIN_TOKEN]")
-@click.pass_context
-def jobs(ctx: click.Context, url: str, token: str) -> None:
-    """List, show, register, pause, resume and remove jobs."""
-    ctx.obj = MissionControl(url, token)
+from mission_control.client import MissionControlError
+
+
+@click.group(cls=ApiGroup)
+def jobs() -> None:
+    """List, show, register, pause, resume, trigger and remove jobs."""
 
 
 @jobs.command("list")
 @click.option("--service", help="Only jobs of this service.")
 @click.option("--enabled/--paused", "enabled", default=None, help="Only enabled or only paused jobs.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (one array) instead of a table.")
-@click.pass_context
-def list_jobs(ctx: click.Context, service: str | None, enabled: bool | None, as_json: bool) -> None:
-    """List registered jobs."""
-    found = list(_api(lambda: list(_client(ctx).jobs(service=service, enabled=enabled))))
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-        return
+def list_jobs(service: str | None, enabled: bool | None) -> None:
+    """List registered jobs (--json: one array)."""
+    found = list(api_client().jobs(service=service, enabled=enabled))
+    output(found, lambda: _jobs_table(found))
+
+
+def _jobs_table(found: list[dict[str, Any]]) -> str:
     rows = [
         (
             job["name"],
@@ -52,19 +48,18 @@ def list_jobs(ctx: click.Context, service: str | None, enabled: bool | None, as_
         )
         for job in found
     ]
-    click.echo(_table(("NAME", "SERVICE", "SCHEDULE", "NEXT RUN (UTC)", "ENABLED"), rows))
+    return table(("NAME", "SERVICE", "SCHEDULE", "NEXT RUN (UTC)", "ENABLED"), rows)
 
 
 @jobs.command()
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_context
-def show(ctx: click.Context, name: str, as_json: bool) -> None:
+def show(name: str) -> None:
     """Show one job."""
-    job = _api(lambda: _client(ctx).job(name))
-    if as_json:
-        click.echo(json.dumps(job, indent=2))
-        return
+    job = api_client().job(name)
+    output(job, lambda: _job_fields(job))
+
+
+def _job_fields(job: dict[str, Any]) -> str:
     target = job["target"]
     retry = job["retry"]
     lines = [
@@ -94,116 +89,123 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
         ("revision", str(job["revision"])),
         ("updated", job["updated_at"]),
     ]
-    width = max(len(label) for label, _ in lines)
-    click.echo("\n".join(f"{label:<{width}}  {value}" for label, value in lines))
+    return fields(lines)
 
 
 @jobs.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--json", "as_json", is_flag=True, help="Print the stored jobs as JSON.")
-@click.pass_context
-def put(ctx: click.Context, files: Sequence[str], as_json: bool) -> None:
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, allow_dash=True)
+)
+def put(files: Sequence[str]) -> None:
     """Register or update the jobs in FILES (YAML or JSON; '-' reads stdin).
 
     A file holds one job, a list of jobs, or a mapping with a `jobs` list. Each job is one idempotent
-    PUT, so running this on every deploy is safe: unchanged jobs keep their next slot.
+    PUT, so running this on every deploy is safe: unchanged jobs keep their next slot. Jobs that are
+    refused are named on stderr and the others are still registered (--json: the stored ones).
     """
     specs = [spec for path in files for spec in _load_specs(path)]
-    client = _client(ctx)
-    stored, failed = [], 0
+    client = api_client()
+    stored: list[dict[str, Any]] = []
+    failures: list[tuple[str, MissionControlError]] = []
     for spec in specs:
         try:
             job, created = client.put_job(spec)
         except MissionControlError as exc:
-            failed += 1
-            click.echo(f"{spec.get('name', '?')}: {exc.message}", err=True)
+            if exit_code_for(exc) in (ExitCode.UNREACHABLE, ExitCode.UNAUTHORIZED):
+                raise  # no job would fare better
+            failures.append((str(spec.get("name", "?")), exc))
+            if not wants_json():
+                click.echo(f"{spec.get('name', '?')}: {exc.message}", err=True)
             continue
         stored.append(job)
-        if not as_json:
+        if not wants_json():
             outcome = "created" if created else "registered"
             click.echo(f"{job['name']}: {outcome} (next run {job['next_run_at'] or '-'})")
-    if as_json:
+    if wants_json():
         click.echo(json.dumps(stored, indent=2))
-    if failed:
-        raise click.ClickException(f"{failed} of {len(specs)} jobs were not registered")
+    if failures:
+        codes = {exit_code_for(exc) for _, exc in failures}
+        raise CliFailure(
+            f"{len(failures)} of {len(specs)} jobs were not registered",
+            codes.pop() if len(codes) == 1 else ExitCode.ERROR,
+            code="not_registered",
+            details=[
+                {
+                    "name": name,
+                    "code": exc.code,
+                    "message": exc.message,
+                    "field": exc.field,
+                    "status": exc.status,
+                }
+                for name, exc in failures
+            ],
+        )
 
 
 @jobs.command()
 @click.argument("names", nargs=-1, required=True)
-@click.pass_context
-def rm(ctx: click.Context, names: Sequence[str]) -> None:
-    """Remove jobs."""
+def rm(names: Sequence[str]) -> None:
+    """Remove jobs (--json: {"ok": true, "removed": [names]})."""
+    client = api_client()
     for name in names:
-        _api(lambda name=name: _client(ctx).delete_job(name))
-        click.echo(f"{name}: removed")
+        client.delete_job(name)
+        if not wants_json():
+            click.echo(f"{name}: removed")
+    output({"ok": True, "removed": list(names)}, "")
 
 
 @jobs.command()
 @click.argument("names", nargs=-1, required=True)
-@click.pass_context
-def pause(ctx: click.Context, names: Sequence[str]) -> None:
-    """Pause jobs: nothing fires until they are resumed."""
+def pause(names: Sequence[str]) -> None:
+    """Pause jobs: nothing fires until they are resumed (--json: the jobs, one array)."""
+    client = api_client()
+    paused = []
     for name in names:
-        _api(lambda name=name: _client(ctx).pause_job(name))
-        click.echo(f"{name}: paused")
+        paused.append(client.pause_job(name))
+        if not wants_json():
+            click.echo(f"{name}: paused")
+    output(paused, "")
 
 
 @jobs.command()
 @click.argument("names", nargs=-1, required=True)
-@click.pass_context
-def resume(ctx: click.Context, names: Sequence[str]) -> None:
-    """Resume jobs at their next slot."""
+def resume(names: Sequence[str]) -> None:
+    """Resume jobs at their next slot (--json: the jobs, one array)."""
+    client = api_client()
+    resumed = []
     for name in names:
-        job = _api(lambda name=name: _client(ctx).resume_job(name))
-        click.echo(f"{name}: resumed (next run {job['next_run_at'] or '-'})")
+        job = client.resume_job(name)
+        resumed.append(job)
+        if not wants_json():
+            click.echo(f"{name}: resumed (next run {job['next_run_at'] or '-'})")
+    output(resumed, "")
 
 
 @jobs.command()
 @click.argument("name")
 @click.option("--wait", is_flag=True, help="Wait until the run ends; exit 1 unless it succeeded.")
 @click.option("--timeout", "timeout_s", type=float, default=300, show_default=True, help="Seconds to wait.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
-@click.pass_context
-def trigger(ctx: click.Context, name: str, wait: bool, timeout_s: float, as_json: bool) -> None:
-    """Run a job now."""
-    run = _api(lambda: _client(ctx).trigger(name, wait=wait, timeout_s=timeout_s))
-    if as_json:
-        click.echo(json.dumps(run, indent=2))
-    else:
-        click.echo(
-            f"{name}: run {run['id']} {run['status']}" + (f" ({run['reason']})" if run.get("reason") else "")
-        )
+def trigger(name: str, wait: bool, timeout_s: float) -> None:
+    """Run a job now (--json: the run)."""
+    run = api_client().trigger(name, wait=wait, timeout_s=timeout_s)
+    output(
+        run,
+        f"{name}: run {run['id']} {run['status']}" + (f" ({run['reason']})" if run.get("reason") else ""),
+    )
     if wait and run["status"] != "succeeded":
-        ctx.exit(1)
-
-
-def _api(call: Any) -> Any:
-    try:
-        return call()
-    except MissionControlError as exc:
-        raise click.ClickException(exc.message) from None
+        raise CliFailure(f"run {run['id']} of {name} ended {run['status']}", code=f"run_{run['status']}")
 
 
 def _load_specs(path: str) -> list[dict[str, Any]]:
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    try:
-        data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise click.ClickException(f"{path}: cannot parse: {exc}") from None
+    data = read_document(path)
     if isinstance(data, dict) and isinstance(data.get("jobs"), list):
         data = data["jobs"]
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-        raise click.ClickException(f"{path}: expected a job, a list of jobs, or a mapping with a 'jobs' list")
+        raise CliFailure(
+            f"{path}: expected a job, a list of jobs, or a mapping with a 'jobs' list",
+            ExitCode.REFUSED,
+            code="invalid_file",
+        )
     return data
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    rows = [tuple(str(cell) for cell in row) for row in rows]
-    widths = [max([len(header)] + [len(row[i]) for row in rows]) for i, header in enumerate(headers)]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in [tuple(headers), *rows]
-    ]
-    return "\n".join(lines)

@@ -8,10 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
-from mission_control.cli.jobs import DEFAULT_URL, _api, _table
-from mission_control.client import MissionControl
+from mission_control.cli.common import (
+    ApiGroup,
+    CliFailure,
+    ExitCode,
+    api_client,
+    output,
+    read_document,
+    table,
+)
 
 STATUSES = ["running", "waiting", "completed", "failed", "cancelled"]
 
@@ -22,115 +28,99 @@ def _json_arg(value: str | None, what: str) -> Any:
         return None
     text = value
     if value.startswith("@"):
-        text = sys.stdin.read() if value == "@-" else Path(value[1:]).read_text()
+        try:
+            text = sys.stdin.read() if value == "@-" else Path(value[1:]).read_text()
+        except OSError as exc:
+            raise click.BadParameter(f"{what}: cannot read {value[1:]}: {exc.strerror or exc}") from None
     try:
         return json.loads(text)
     except ValueError as exc:
         raise click.BadParameter(f"{what} is not valid JSON: {exc}") from None
 
 
-@click.group()
-@click.option(
-    "--url", envvar="MC_URL", default=DEFAULT_URL, show_default=True, help="API base URL [env: MC_URL]"
-)
-@click.option("--token", envvar="MC_ADMIN_TOKEN", required=True, help="Admin token [env: MC_ADMIN_TOKEN]")
-@click.pass_context
-def missions(ctx: click.Context, url: str, token: str) -> None:
+@click.group(cls=ApiGroup)
+def missions() -> None:
     """Durable multi-step flows: register definitions, start, signal, cancel and inspect missions."""
-    ctx.obj = MissionControl(url, token)
 
 
 @missions.command()
-@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True))
-@click.pass_obj
-def define(client: MissionControl, path: str) -> None:
-    """Register a definition from a YAML or JSON file (- for stdin)."""
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    try:
-        data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise click.ClickException(f"{path}: cannot parse: {exc}") from None
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+def define(path: str) -> None:
+    """Register a definition from a YAML or JSON file (- for stdin); --json: the stored definition."""
+    data = read_document(path)
     if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-        raise click.ClickException(f"{path}: expected a mission definition with a name")
-    record, created = _api(lambda: client.put_mission_definition(data))
-    click.echo(f"{record['name']} version {record['version']} {'registered' if created else 'unchanged'}")
+        raise CliFailure(
+            f"{path}: expected a mission definition with a name", ExitCode.REFUSED, code="invalid_file"
+        )
+    record, created = api_client().put_mission_definition(data)
+    output(record, f"{record['name']} version {record['version']} {'registered' if created else 'unchanged'}")
 
 
 @missions.command()
 @click.argument("definition")
 @click.option("--input", "input_json", help="The input as JSON, or @FILE (@- for stdin).")
 @click.option("--id", "mission_id", help="A unique id of your choosing (generated when omitted).")
-@click.pass_obj
-def start(client: MissionControl, definition: str, input_json: str | None, mission_id: str | None) -> None:
-    """Start a mission of DEFINITION; prints its id and status."""
+def start(definition: str, input_json: str | None, mission_id: str | None) -> None:
+    """Start a mission of DEFINITION; prints its id and status (--json: the mission)."""
     data = _json_arg(input_json, "--input")
-    doc = _api(lambda: client.start_mission(definition, data, id=mission_id))
-    click.echo(f"{doc['id']} {_state(doc)}")
+    doc = api_client().start_mission(definition, data, id=mission_id)
+    output(doc, f"{doc['id']} {_state(doc)}")
 
 
 @missions.command()
 @click.argument("mission_id")
-@click.option("--json", "as_json", is_flag=True, help="Print the whole inspection document.")
-@click.pass_obj
-def show(client: MissionControl, mission_id: str, as_json: bool) -> None:
-    """Show a mission: state, steps and their outputs, history."""
-    doc = _api(lambda: client.mission(mission_id))
-    if as_json:
-        click.echo(json.dumps(doc, indent=2))
-        return
-    click.echo(f"{doc['id']}  {doc['definition']} v{doc['version']}  {_state(doc)}")
+def show(mission_id: str) -> None:
+    """Show a mission: state, steps and their outputs, history (--json: the whole inspection document)."""
+    doc = api_client().mission(mission_id)
+    output(doc, lambda: _mission_text(doc))
+
+
+def _mission_text(doc: dict[str, Any]) -> str:
+    lines = [f"{doc['id']}  {doc['definition']} v{doc['version']}  {_state(doc)}"]
     if doc.get("error"):
         error = doc["error"]
-        click.echo(f"error: {error['code']} at {error['at']}: {error['message']}")
+        lines.append(f"error: {error['code']} at {error['at']}: {error['message']}")
     if doc.get("cancel_reason"):
-        click.echo(f"cancelled: {doc['cancel_reason']}")
+        lines.append(f"cancelled: {doc['cancel_reason']}")
     steps = [
         (s["name"], s["kind"], s["status"], str(s["attempts"]), _short(s["output"])) for s in doc["steps"]
     ]
-    click.echo(_table(("STEP", "KIND", "STATUS", "ATTEMPTS", "OUTPUT"), steps))
-    click.echo("")
+    lines.append(table(("STEP", "KIND", "STATUS", "ATTEMPTS", "OUTPUT"), steps))
+    lines.append("")
     history = [(e["at"], e["event"], e.get("step", ""), _detail(e)) for e in doc["history"]]
-    click.echo(_table(("AT (UTC)", "EVENT", "STEP", "DETAIL"), history))
+    lines.append(table(("AT (UTC)", "EVENT", "STEP", "DETAIL"), history))
+    return "\n".join(lines)
 
 
 @missions.command()
 @click.argument("mission_id")
 @click.argument("name")
 @click.option("--payload", help="The signal's payload as JSON, or @FILE (@- for stdin).")
-@click.pass_obj
-def signal(client: MissionControl, mission_id: str, name: str, payload: str | None) -> None:
-    """Deliver signal NAME to a waiting mission."""
+def signal(mission_id: str, name: str, payload: str | None) -> None:
+    """Deliver signal NAME to a waiting mission (--json: the mission)."""
     data = _json_arg(payload, "--payload")
-    doc = _api(lambda: client.signal(mission_id, name, data))
-    click.echo(f"{doc['id']} {_state(doc)}")
+    doc = api_client().signal(mission_id, name, data)
+    output(doc, f"{doc['id']} {_state(doc)}")
 
 
 @missions.command()
 @click.argument("mission_id")
 @click.option("--reason", "-m", default="cancelled", show_default=True, help="Why; kept with the mission.")
-@click.pass_obj
-def cancel(client: MissionControl, mission_id: str, reason: str) -> None:
-    """Cancel a mission that has not finished."""
-    doc = _api(lambda: client.cancel_mission(mission_id, reason))
-    click.echo(f"{doc['id']} {_state(doc)}")
+def cancel(mission_id: str, reason: str) -> None:
+    """Cancel a mission that has not finished (--json: the mission)."""
+    doc = api_client().cancel_mission(mission_id, reason)
+    output(doc, f"{doc['id']} {_state(doc)}")
 
 
 @missions.command(name="list")
 @click.option("--status", type=click.Choice(STATUSES), help="Only missions in this status.")
 @click.option("--definition", help="Only missions of this definition.")
 @click.option("--limit", type=int, default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.pass_obj
-def list_missions(
-    client: MissionControl, status: str | None, definition: str | None, limit: int, as_json: bool
-) -> None:
+def list_missions(status: str | None, definition: str | None, limit: int) -> None:
     """List missions, newest first."""
-    found = _api(lambda: client.missions(status=status, definition=definition, limit=limit))
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-        return
+    found = api_client().missions(status=status, definition=definition, limit=limit)
     rows = [(m["id"], m["definition"], str(m["version"]), _state(m), m["created_at"]) for m in found]
-    click.echo(_table(("ID", "DEFINITION", "VERSION", "STATE", "CREATED (UTC)"), rows))
+    output(found, lambda: table(("ID", "DEFINITION", "VERSION", "STATE", "CREATED (UTC)"), rows))
 
 
 def _state(doc: dict[str, Any]) -> str:

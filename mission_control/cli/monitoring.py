@@ -1,47 +1,155 @@
 """``mission-control services | alerts | heartbeat``: services, their tokens and alerts over the HTTP API.
 
-``services tokens list|create|revoke SERVICE`` manages a service's heartbeat tokens one by one, so a
-leaked token is revoked without touching the others; ``services signing-secrets list|rotate|revoke
-SERVICE`` the secrets its jobs' requests are signed with.
+``services put|pause|resume|rm NAME`` registers and silences services; ``services tokens
+list|create|revoke SERVICE`` manages a service's heartbeat tokens one by one, so a leaked token is
+revoked without touching the others; ``services signing-secrets list|rotate|revoke SERVICE`` the
+secrets its jobs' requests are signed with.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import click
 
-from mission_control.cli.jobs import DEFAULT_URL, _api, _table
-from mission_control.client import MissionControl
-
-_URL = click.option(
-    "--url", envvar="MC_URL", default=DEFAULT_URL, show_default=True, help="API base URL [env: MC_URL]"
+from mission_control.cli.common import (
+    SERVICE_TOKEN_ENV,
+    ApiCommand,
+    ApiGroup,
+    api_client,
+    fields,
+    output,
+    table,
+    wants_json,
 )
-_ADMIN = click.option(
-    "--token", envvar="MC_ADMIN_TOKEN", required=True, help="Admin token [env: MC_ADMIN_TOKEN]"
-)
+
+SERVICE_STATES = ["new", "up", "late", "down", "paused"]
+ALERT_KINDS = ["service_down", "job_failed", "job_slow", "job_missed"]
 
 
-@click.group(invoke_without_command=True)
-@_URL
-@_ADMIN
-@click.option("--state", type=click.Choice(["new", "up", "late", "down", "paused"]), help="Only this state.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def _state_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--state", type=click.Choice(SERVICE_STATES), help="Only this state.")(command)
+
+
+@click.group(cls=ApiGroup, invoke_without_command=True)
+@_state_option
 @click.pass_context
-def services(ctx: click.Context, url: str, token: str, state: str | None, as_json: bool) -> None:
-    """List services with their state and last heartbeat; `services tokens` manages their tokens."""
-    ctx.obj = MissionControl(url, token)
-    if ctx.invoked_subcommand is not None:
-        return
-    found = _api(lambda: list(ctx.obj.services(state=state)))
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-        return
+def services(ctx: click.Context, state: str | None) -> None:
+    """List services (as `services list`); register, show, pause, resume and remove them, and manage
+    their tokens and signing secrets."""
+    if ctx.invoked_subcommand is None:
+        _list_services(state)
+
+
+@services.command("list")
+@_state_option
+def list_services(state: str | None) -> None:
+    """List services with their state and last heartbeat."""
+    _list_services(state)
+
+
+def _list_services(state: str | None) -> None:
+    found = list(api_client().services(state=state))
     rows = [
         (s["name"], s["state"], s["last_seen_at"] or "-", f"{s['interval_s']:g} s", f"{s['grace_s']:g} s")
         for s in found
     ]
-    click.echo(_table(("SERVICE", "STATE", "LAST SEEN (UTC)", "INTERVAL", "GRACE"), rows))
+    output(found, lambda: table(("SERVICE", "STATE", "LAST SEEN (UTC)", "INTERVAL", "GRACE"), rows))
+
+
+@services.command()
+@click.argument("name")
+def show(name: str) -> None:
+    """Show a service with its recent heartbeats and state changes."""
+    service = api_client().service(name)
+    output(service, lambda: _service_text(service))
+
+
+def _service_text(service: dict[str, Any]) -> str:
+    summary = fields(
+        [
+            ("name", service["name"]),
+            ("state", service["state"] + (" (paused)" if service["paused"] else "")),
+            ("interval", f"{service['interval_s']:g} s"),
+            ("grace", f"{service['grace_s']:g} s"),
+            ("last seen", service["last_seen_at"] or "-"),
+            ("last status", service["last_status"] or "-"),
+            ("last message", service["last_message"] or "-"),
+            ("next change", service["deadline_at"] or "-"),
+            ("heartbeats", service["heartbeat_count"]),
+        ]
+    )
+    parts = [summary]
+    if service.get("heartbeats"):
+        beats = [
+            (b["number"], b["received_at"], b["status"], (b["message"] or "")[:60])
+            for b in service["heartbeats"]
+        ]
+        parts.append(table(("HEARTBEAT", "RECEIVED (UTC)", "STATUS", "MESSAGE"), beats))
+    if service.get("flips"):
+        flips = [(f["at"], f"{f['from_state']} -> {f['to_state']}", f["reason"]) for f in service["flips"]]
+        parts.append(table(("CHANGED (UTC)", "STATE", "REASON"), flips))
+    return "\n\n".join(parts)
+
+
+@services.command()
+@click.argument("name")
+@click.option(
+    "--interval", "interval_s", type=click.FloatRange(min=0, min_open=True), required=True,
+    help="Seconds between expected heartbeats.",
+)  # fmt: skip
+@click.option(
+    "--grace", "grace_s", type=click.FloatRange(min=0), default=0, show_default=True,
+    help="Seconds a service may be late before it is down.",
+)  # fmt: skip
+def put(name: str, interval_s: float, grace_s: float) -> None:
+    """Register service NAME, or change its interval and grace (idempotent)."""
+    service = api_client().put_service(name, interval_s=interval_s, grace_s=grace_s)
+    output(
+        service,
+        f"{service['name']}: heartbeat every {service['interval_s']:g} s, grace {service['grace_s']:g} s "
+        f"({service['state']})",
+    )
+
+
+@services.command()
+@click.argument("names", nargs=-1, required=True)
+def pause(names: Sequence[str]) -> None:
+    """Silence services: no staleness, no alerts until resumed (--json: the services, one array)."""
+    client = api_client()
+    paused = []
+    for name in names:
+        paused.append(client.pause_service(name))
+        if not wants_json():
+            click.echo(f"{name}: paused")
+    output(paused, "")
+
+
+@services.command()
+@click.argument("names", nargs=-1, required=True)
+def resume(names: Sequence[str]) -> None:
+    """Watch paused services again (--json: the services, one array)."""
+    client = api_client()
+    resumed = []
+    for name in names:
+        service = client.resume_service(name)
+        resumed.append(service)
+        if not wants_json():
+            click.echo(f"{name}: resumed ({service['state']})")
+    output(resumed, "")
+
+
+@services.command()
+@click.argument("names", nargs=-1, required=True)
+def rm(names: Sequence[str]) -> None:
+    """Remove services with their tokens and history (--json: {"ok": true, "removed": [names]})."""
+    client = api_client()
+    for name in names:
+        client.delete_service(name)
+        if not wants_json():
+            click.echo(f"{name}: removed")
+    output({"ok": True, "removed": list(names)}, "")
 
 
 @services.group()
@@ -51,40 +159,34 @@ def tokens() -> None:
 
 @tokens.command("list")
 @click.argument("service")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.pass_context
-def list_tokens(ctx: click.Context, service: str, as_json: bool) -> None:
+def list_tokens(service: str) -> None:
     """List SERVICE's tokens: id, label and creation time (the tokens themselves are never shown again)."""
-    client: MissionControl = ctx.find_object(MissionControl)
-    found = _api(lambda: client.service_tokens(service))
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-        return
+    found = api_client().service_tokens(service)
     rows = [(str(t["id"]), t["label"] or "-", t["created_at"]) for t in found]
-    click.echo(_table(("ID", "LABEL", "CREATED (UTC)"), rows))
+    output(found, lambda: table(("ID", "LABEL", "CREATED (UTC)"), rows))
 
 
 @tokens.command("create")
 @click.argument("service")
 @click.option("--label", help="Where the token will be used, for people.")
-@click.pass_context
-def create_token(ctx: click.Context, service: str, label: str | None) -> None:
-    """Create a token that may send SERVICE's heartbeats only; printed once, on stdout."""
-    client: MissionControl = ctx.find_object(MissionControl)
-    created = _api(lambda: client.create_service_token(service, label))
-    click.echo(f"token {created['id']} for {created['service']} (shown once):", err=True)
-    click.echo(created["token"])
+def create_token(service: str, label: str | None) -> None:
+    """Create a token that may send SERVICE's heartbeats only; printed once, on stdout (--json: with its
+    id)."""
+    created = api_client().create_service_token(service, label)
+    if not wants_json():
+        click.echo(f"token {created['id']} for {created['service']} (shown once):", err=True)
+    output(created, created["token"])
 
 
 @tokens.command("revoke")
 @click.argument("service")
 @click.argument("token_id", type=int)
-@click.pass_context
-def revoke_token(ctx: click.Context, service: str, token_id: int) -> None:
+def revoke_token(service: str, token_id: int) -> None:
     """Revoke SERVICE's token TOKEN_ID: its next heartbeat is refused."""
-    client: MissionControl = ctx.find_object(MissionControl)
-    _api(lambda: client.revoke_service_token(service, token_id))
-    click.echo(f"token {token_id} of {service} is revoked")
+    api_client().revoke_service_token(service, token_id)
+    output(
+        {"ok": True, "service": service, "token_id": token_id}, f"token {token_id} of {service} is revoked"
+    )
 
 
 @services.group("signing-secrets")
@@ -94,17 +196,11 @@ def signing_secrets() -> None:
 
 @signing_secrets.command("list")
 @click.argument("service")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.pass_context
-def list_signing_secrets(ctx: click.Context, service: str, as_json: bool) -> None:
+def list_signing_secrets(service: str) -> None:
     """List the secrets signing SERVICE's requests now (none: MC_SIGNING_SECRET signs them)."""
-    client: MissionControl = ctx.find_object(MissionControl)
-    found = _api(lambda: client.signing_secrets(service))
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-        return
+    found = api_client().signing_secrets(service)
     rows = [(str(s["id"]), s["kind"], s["created_at"], s["expires_at"] or "current") for s in found]
-    click.echo(_table(("ID", "KIND", "CREATED (UTC)", "SIGNS UNTIL (UTC)"), rows))
+    output(found, lambda: table(("ID", "KIND", "CREATED (UTC)", "SIGNS UNTIL (UTC)"), rows))
 
 
 @signing_secrets.command("rotate")
@@ -113,47 +209,67 @@ def list_signing_secrets(ctx: click.Context, service: str, as_json: bool) -> Non
     "--overlap", "overlap_s", type=click.FloatRange(0, 30 * 86_400), default=None,
     help="Seconds the secrets it replaces keep signing (default: a day).",
 )  # fmt: skip
-@click.pass_context
-def rotate_signing_secret(ctx: click.Context, service: str, overlap_s: float | None) -> None:
+def rotate_signing_secret(service: str, overlap_s: float | None) -> None:
     """Issue SERVICE a new signing secret; printed once, on stdout. Give it to the service's receivers
     before the overlap ends."""
-    client: MissionControl = ctx.find_object(MissionControl)
-    issued = _api(lambda: client.rotate_signing_secret(service, overlap_s=overlap_s))
-    click.echo(
-        f"signing secret {issued['id']} for {issued['service']} (shown once); the previous ones sign "
-        f"until {issued['previous_expire_at']}:",
-        err=True,
-    )
-    click.echo(issued["secret"])
+    issued = api_client().rotate_signing_secret(service, overlap_s=overlap_s)
+    if not wants_json():
+        click.echo(
+            f"signing secret {issued['id']} for {issued['service']} (shown once); the previous ones sign "
+            f"until {issued['previous_expire_at']}:",
+            err=True,
+        )
+    output(issued, issued["secret"])
 
 
 @signing_secrets.command("revoke")
 @click.argument("service")
 @click.argument("secret_id", type=int)
-@click.pass_context
-def revoke_signing_secret(ctx: click.Context, service: str, secret_id: int) -> None:
+def revoke_signing_secret(service: str, secret_id: int) -> None:
     """Stop signing SERVICE's requests with secret SECRET_ID at once."""
-    client: MissionControl = ctx.find_object(MissionControl)
-    _api(lambda: client.revoke_signing_secret(service, secret_id))
-    click.echo(f"signing secret {secret_id} of {service} is revoked")
+    api_client().revoke_signing_secret(service, secret_id)
+    output(
+        {"ok": True, "service": service, "secret_id": secret_id},
+        f"signing secret {secret_id} of {service} is revoked",
+    )
 
 
-@click.group(invoke_without_command=True)
-@_URL
-@_ADMIN
-@click.option("--open", "only_open", is_flag=True, help="Only unresolved alerts (open or acknowledged).")
-@click.option("--limit", type=int, default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def _alert_filters(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(
+        [
+            click.option(
+                "--open", "only_open", is_flag=True, help="Only unresolved alerts (open or acknowledged)."
+            ),
+            click.option("--kind", type=click.Choice(ALERT_KINDS), help="Only alerts of this kind."),
+            click.option("--subject", help="Only alerts about this service or job."),
+            click.option("--limit", type=int, default=50, show_default=True),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@click.group(cls=ApiGroup, invoke_without_command=True)
+@_alert_filters
 @click.pass_context
-def alerts(ctx: click.Context, url: str, token: str, only_open: bool, limit: int, as_json: bool) -> None:
-    """List alerts, newest first; `alerts ack ID` acknowledges one."""
-    ctx.obj = MissionControl(url, token)
-    if ctx.invoked_subcommand is not None:
-        return
-    found = _api(lambda: ctx.obj.alerts(state="unresolved" if only_open else None, limit=limit))
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-        return
+def alerts(ctx: click.Context, only_open: bool, kind: str | None, subject: str | None, limit: int) -> None:
+    """List alerts, newest first (as `alerts list`); `alerts show ID` shows one, `alerts ack ID`
+    acknowledges it."""
+    if ctx.invoked_subcommand is None:
+        _list_alerts(only_open, kind, subject, limit)
+
+
+@alerts.command("list")
+@_alert_filters
+def list_alerts(only_open: bool, kind: str | None, subject: str | None, limit: int) -> None:
+    """List alerts, newest first."""
+    _list_alerts(only_open, kind, subject, limit)
+
+
+def _list_alerts(only_open: bool, kind: str | None, subject: str | None, limit: int) -> None:
+    found = api_client().alerts(
+        state="unresolved" if only_open else None, kind=kind, subject=subject, limit=limit
+    )
     rows = [
         (
             str(a["id"]),
@@ -166,35 +282,53 @@ def alerts(ctx: click.Context, url: str, token: str, only_open: bool, limit: int
         )
         for a in found
     ]
-    click.echo(_table(("ID", "STATE", "KIND", "SUBJECT", "OPENED (UTC)", "SEEN", "MESSAGE"), rows))
+    output(found, lambda: table(("ID", "STATE", "KIND", "SUBJECT", "OPENED (UTC)", "SEEN", "MESSAGE"), rows))
+
+
+@alerts.command("show")
+@click.argument("alert_id", type=int)
+def show_alert(alert_id: int) -> None:
+    """Show one alert."""
+    alert = api_client().alert(alert_id)
+    output(
+        alert,
+        lambda: fields(
+            [
+                ("id", alert["id"]),
+                ("kind", alert["kind"]),
+                ("subject", alert["subject"]),
+                ("state", alert["state"]),
+                ("message", alert["message"]),
+                ("opened", alert["opened_at"]),
+                ("last seen", alert["last_seen_at"]),
+                ("seen", f"{alert['occurrences']} times"),
+                ("acknowledged", alert["acknowledged_at"] or "-"),
+                ("comment", alert["ack_comment"] or "-"),
+                ("resolved", alert["resolved_at"] or "-"),
+            ]
+        ),
+    )
 
 
 @alerts.command()
 @click.argument("alert_id", type=int)
 @click.option("--comment", "-m", help="What is being done about it.")
-@click.pass_context
-def ack(ctx: click.Context, alert_id: int, comment: str | None) -> None:
+def ack(alert_id: int, comment: str | None) -> None:
     """Acknowledge an alert (stops its repeat notices)."""
-    alert = _api(lambda: ctx.obj.acknowledge(alert_id, comment))
-    click.echo(f"alert {alert['id']} ({alert['kind']} {alert['subject']}) is {alert['state']}")
+    alert = api_client().acknowledge(alert_id, comment)
+    output(alert, f"alert {alert['id']} ({alert['kind']} {alert['subject']}) is {alert['state']}")
 
 
-@click.command()
-@click.argument("service")
-@_URL
-@click.option(
-    "--token",
-    envvar=["MC_SERVICE_TOKEN", "MC_ADMIN_TOKEN"],
-    required=True,
-    help="This service's token or the admin token [env: MC_SERVICE_TOKEN, MC_ADMIN_TOKEN]",
+@click.command(
+    cls=ApiCommand,
+    token_env=SERVICE_TOKEN_ENV,
+    token_help="This service's token or the admin token",
 )
+@click.argument("service")
 @click.option("--fail", is_flag=True, help="Report failure: the service is down at once.")
 @click.option("--message", "-m", help="Kept with the heartbeat (cut past 10 KiB).")
-def heartbeat(service: str, url: str, token: str, fail: bool, message: str | None) -> None:
-    """Send one heartbeat, as a service's own cron line would (exit status 1 if it was not accepted)."""
-    result = _api(
-        lambda: MissionControl(url, token, timeout_s=5).heartbeat(
-            service, status="fail" if fail else "ok", message=message
-        )
-    )
-    click.echo(f"{result['service']}: {result['state']}")
+def heartbeat(service: str, fail: bool, message: str | None) -> None:
+    """Send one heartbeat, as a service's own cron line would (exit status other than 0 if it was not
+    accepted)."""
+    result = api_client(timeout_s=5).heartbeat(service, status="fail" if fail else "ok", message=message)
+    output(result, f"{result['service']}: {result['state']}")

@@ -46,7 +46,7 @@ def test_service_tokens_are_created_listed_and_revoked_from_the_command_line(web
     assert still.exit_code == 0, still.output
 
     again = runner.invoke(main, ["services", "tokens", "revoke", "cli-tokens", str(tokens[0]["id"])], env=env)
-    assert again.exit_code == 1 and "no token with id" in again.output
+    assert again.exit_code == 3 and "no token with id" in again.stderr
     assert runner.invoke(main, ["services", "--json"], env=env).exit_code == 0  # the listing still works
 
 

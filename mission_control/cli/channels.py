@@ -1,0 +1,166 @@
+"""``mission-control channels list|show|add|rm|test|notices``: where alert notices go, over the HTTP API.
+
+A channel is addressed by its id, as in the API. ``add`` creates one and refuses a name already taken
+(exit status 6), as ``POST /api/v1/channels`` does: the API has no update, so a channel is changed by
+removing it and adding it again. A channel's URL carries a credential and is never shown again, only
+its host (``destination``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from mission_control.cli.common import ApiGroup, api_client, fields, output, table
+from mission_control.cli.monitoring import ALERT_KINDS
+
+
+@click.group(cls=ApiGroup)
+def channels() -> None:
+    """Notification channels (webhook, Slack, email): list, show, add, remove, send a test notice."""
+
+
+@channels.command("list")
+def list_channels() -> None:
+    """List the channels."""
+    found = api_client().channels()
+    rows = [
+        (
+            c["id"],
+            c["name"],
+            c["kind"],
+            c["destination"],
+            ",".join(c["alert_kinds"] or ["all"]),
+            c["subject_pattern"],
+            "yes" if c["enabled"] else "no",
+        )
+        for c in found
+    ]
+    output(found, lambda: table(("ID", "NAME", "KIND", "DESTINATION", "ALERTS", "SUBJECTS", "ENABLED"), rows))
+
+
+@channels.command()
+@click.argument("channel_id", type=int)
+def show(channel_id: int) -> None:
+    """Show channel CHANNEL_ID."""
+    channel = api_client().channel(channel_id)
+    output(channel, lambda: _channel_fields(channel))
+
+
+def _channel_fields(channel: dict[str, Any]) -> str:
+    repeat = channel["repeat_interval_s"]
+    return fields(
+        [
+            ("id", channel["id"]),
+            ("name", channel["name"]),
+            ("kind", channel["kind"]),
+            ("destination", channel["destination"]),
+            ("alerts", ", ".join(channel["alert_kinds"] or ["all kinds"])),
+            ("subjects", channel["subject_pattern"]),
+            ("repeat", "never" if repeat is None else f"every {repeat:g} s while open"),
+            ("enabled", "yes" if channel["enabled"] else "no"),
+            ("created", channel["created_at"]),
+        ]
+    )
+
+
+@channels.command()
+@click.argument("name")
+@click.option(
+    "--kind", type=click.Choice(["webhook", "slack", "email"]), required=True, help="Where notices go."
+)
+@click.option(
+    "--webhook-url", "target_url", metavar="URL", help="The webhook's or Slack incoming webhook's URL."
+)
+@click.option("--to", "recipients", multiple=True, help="An email recipient (repeat for several).")
+@click.option(
+    "--alert-kind", "alert_kinds", multiple=True, type=click.Choice(ALERT_KINDS),
+    help="Only alerts of this kind (repeat for several; default: all).",
+)  # fmt: skip
+@click.option(
+    "--subjects", "subject_pattern", default="*", show_default=True,
+    help="Only alerts about services or jobs matching this pattern (e.g. billing-*).",
+)  # fmt: skip
+@click.option(
+    "--repeat", "repeat_interval_s", type=click.FloatRange(60, 7 * 86_400), default=None,
+    help="Notify again this many seconds apart while an alert is open and unacknowledged.",
+)  # fmt: skip
+@click.option("--disabled", is_flag=True, help="Add it switched off.")
+def add(
+    name: str,
+    kind: str,
+    target_url: str | None,
+    recipients: Sequence[str],
+    alert_kinds: Sequence[str],
+    subject_pattern: str,
+    repeat_interval_s: float | None,
+    disabled: bool,
+) -> None:
+    """Add channel NAME: a webhook or Slack channel takes --webhook-url, an email channel --to (--json:
+    the channel)."""
+    spec: dict[str, Any] = {
+        "name": name,
+        "kind": kind,
+        "subject_pattern": subject_pattern,
+        "enabled": not disabled,
+    }
+    if target_url is not None:
+        spec["url"] = target_url
+    if recipients:
+        spec["to"] = list(recipients)
+    if alert_kinds:
+        spec["alert_kinds"] = list(alert_kinds)
+    if repeat_interval_s is not None:
+        spec["repeat_interval_s"] = repeat_interval_s
+    channel = api_client().add_channel(spec)
+    output(
+        channel,
+        f"channel {channel['id']} ({channel['name']}, {channel['kind']} to {channel['destination']}) added",
+    )
+
+
+@channels.command()
+@click.argument("channel_ids", nargs=-1, required=True, type=int)
+def rm(channel_ids: Sequence[int]) -> None:
+    """Remove channels (--json: {"ok": true, "removed": [ids]})."""
+    client = api_client()
+    for channel_id in channel_ids:
+        client.delete_channel(channel_id)
+    output(
+        {"ok": True, "removed": list(channel_ids)},
+        lambda: "\n".join(f"channel {channel_id}: removed" for channel_id in channel_ids),
+    )
+
+
+@channels.command("test")
+@click.argument("channel_id", type=int)
+def send_test(channel_id: int) -> None:
+    """Send a test notice through channel CHANNEL_ID; `channels notices ID` shows how it went (--json:
+    the notice)."""
+    notice = api_client().send_test_notice(channel_id)
+    output(notice, f"test notice {notice['id']} for channel {channel_id}: {notice['status']}")
+
+
+@channels.command()
+@click.argument("channel_id", type=int)
+def notices(channel_id: int) -> None:
+    """List channel CHANNEL_ID's recent notices and how their delivery went."""
+    found = api_client().channel_notices(channel_id)
+    rows = [
+        (
+            n["id"],
+            n["event"],
+            "-" if n["alert_id"] is None else n["alert_id"],
+            n["status"],
+            n["attempts"],
+            n["created_at"],
+            (n["last_error"] or "")[:60],
+        )
+        for n in found
+    ]
+    output(
+        found,
+        lambda: table(("ID", "EVENT", "ALERT", "STATUS", "ATTEMPTS", "CREATED (UTC)", "LAST ERROR"), rows),
+    )
