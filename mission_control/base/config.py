@@ -1,124 +1,401 @@
-"""Settings read once from the environment.
+"""Settings read once from the environment, in this one place.
 
 Every process (web, worker, beat, CLI) builds one :class:`Settings` at start-up, so a misconfiguration
-fails loudly there rather than on the first request. Heroku-style aliases (``DATABASE_URL``,
-``REDIS_URL``, ``PORT``) are accepted so the Procfile runs unchanged on such platforms.
+fails loudly there rather than on the first request, and in one line naming the variable
+(:class:`ConfigError`). No other module reads the environment for its configuration: it takes a
+``Settings`` (or builds one with :meth:`Settings.from_env` where it has none at hand), so each variable
+is parsed one way everywhere, and README.md's table of variables is generated from the fields below
+(``python -m mission_control.base.settings_doc --write``; a test keeps the two in step).
+
+The invariants kept here:
+
+* A variable set to the empty string counts as unset (``MC_SMTP_HOST=`` means no SMTP server).
+* Booleans read ``true/false``, ``1/0``, ``yes/no``, ``on/off`` in any case; anything else is an error,
+  never a silent false.
+* Heroku-style aliases (``DATABASE_URL``, ``REDIS_URL``, ``PORT``) are accepted so the Procfile runs
+  unchanged on such platforms; the ``MC_`` name wins when both are set.
+* ``Settings(...)`` takes only its arguments (tests and benchmarks build one by hand); only
+  :meth:`Settings.from_env` reads an environment.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
 
-from mission_control.base.networks import IPNetwork, parse_networks
+from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from mission_control.base.networks import IPNetwork, parse_network
 
 DEFAULT_DATABASE_URL = "sqlite:///mission-control.db"
 DEFAULT_BROKER_URL = "sqla+sqlite:///mission-control-broker.db"
+# Connections an engine keeps, and adds on demand, per process (db.engine uses them without settings).
+DEFAULT_DB_POOL_SIZE = 20
+DEFAULT_DB_MAX_OVERFLOW = 0
+ENV_PREFIX = "MC_"
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
 
 
 class ConfigError(RuntimeError):
-    """The environment lacks something a process cannot run without."""
+    """The environment lacks something a process cannot run without, or holds a value it cannot use.
+
+    The message is one line that starts with the variable's name (``MC_X must be ...``) and never
+    shows a secret's value.
+    """
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Process configuration; see the table in README.md for each variable."""
+def _flag(value: object) -> object:
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+        raise ValueError(f"must be true or false (or 1/0, yes/no, on/off), got {value!r}")
+    return value
 
-    database_url: str = DEFAULT_DATABASE_URL
-    broker_url: str = DEFAULT_BROKER_URL
-    admin_token: str | None = field(default=None, repr=False)
-    signing_secret: str | None = field(default=None, repr=False)
-    port: int = 8001
-    max_request_bytes: int = 1024 * 1024
-    max_target_body_bytes: int = 64 * 1024
-    # Scheduler: a slot older than this when claimed counts as missed (the job's misfire policy applies).
-    misfire_grace_s: int = 15
-    scheduler_batch: int = 1000
-    # Executor: response bodies kept per attempt; a run's lease lasts its timeout plus this margin.
-    response_excerpt_bytes: int = 4096
-    lease_margin_s: int = 10
-    # Reconciler: a run still queued this long after it was enqueued is enqueued again.
-    requeue_after_s: int = 30
-    # Retention: runs older than this, or beyond this many per job, are pruned.
-    run_retention_days: int = 30
-    run_retention_per_job: int = 1000
-    # Services: defaults for a service a heartbeat registers; the heartbeat log kept per service.
-    service_interval_s: int = 60
-    service_grace_s: int = 60
-    heartbeat_log_size: int = 100
-    heartbeat_message_bytes: int = 10 * 1024
-    # Email notices: the SMTP server (none: email channels fail their notices as permanent errors).
-    smtp_host: str | None = None
-    smtp_port: int = 25
-    smtp_user: str | None = None
-    smtp_password: str | None = field(default=None, repr=False)
-    smtp_starttls: bool = False
-    smtp_from: str = "mission-control@localhost"
-    # Serve POST /demo/echo, the target of `mission-control dev`'s demo job.
-    demo_echo: bool = False
-    # Outgoing requests (SSRF guard): networks denied besides the defaults (link-local, cloud
-    # metadata), and networks allowed even when denied. See mission_control/outbound/policy.py.
-    outbound_deny: tuple[IPNetwork, ...] = ()
-    outbound_allow: tuple[IPNetwork, ...] = ()
-    # Rate limits (per web process): refused credentials per client address per minute, and
-    # heartbeats per second per service token (bursts of ten seconds' worth).
-    auth_failures_per_min: int = 30
-    heartbeats_per_s: float = 10.0
-    # Reverse proxies in front of the web app that are trusted to append to X-Forwarded-For (and
-    # -Proto): the client address rate limits key on is the one this many hops back.
-    proxy_hops: int = 0
-    # The dashboard's session-cookie key; none: generated once and kept in the database.
-    session_secret: str | None = field(default=None, repr=False)
+
+def _items(value: object) -> object:
+    """A comma-separated string as a tuple of its non-empty, stripped items (a sequence as it is)."""
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+def _networks(value: object) -> object:
+    # A typo here would silently leave a metadata service reachable (or a real target refused), so it
+    # stops the process at start-up instead.
+    items = _items(value)
+    if not isinstance(items, tuple | list):
+        return items
+    networks = []
+    for item in items:
+        try:
+            networks.append(item if isinstance(item, IPNetwork) else parse_network(str(item)))
+        except ValueError as exc:
+            raise ValueError(
+                f"must be comma-separated networks in CIDR notation; {str(item)!r} is not ({exc})"
+            ) from None
+    return tuple(networks)
+
+
+def _lower(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+Flag = Annotated[bool, BeforeValidator(_flag)]
+Names = Annotated[tuple[str, ...], BeforeValidator(_items)]
+Networks = Annotated[tuple[IPNetwork, ...], BeforeValidator(_networks)]
+LogFormat = Annotated[Literal["json", "text"], BeforeValidator(_lower)]
+
+_KIB = 1024
+_MIB = 1024 * 1024
+_DAY_S = 86_400
+
+
+class Settings(BaseSettings):
+    """Process configuration: one field per environment variable (see README.md's generated table).
+
+    A field's variable is ``MC_`` and its name in capitals unless ``validation_alias`` names it (a
+    tuple of choices: the first one set wins). The order of the fields is the order of the table.
+    """
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        env_prefix=ENV_PREFIX,
+        case_sensitive=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+    # --- where the state lives ---------------------------------------------------------------------
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        validation_alias=AliasChoices("MC_DATABASE_URL", "DATABASE_URL"),
+        description="SQLAlchemy URL of the registry; `postgres://` URLs are accepted",
+    )
+    broker_url: str = Field(
+        DEFAULT_BROKER_URL,
+        validation_alias=AliasChoices("MC_BROKER_URL", "REDIS_URL"),
+        description="Celery broker",
+    )
+    # --- secrets -------------------------------------------------------------------------------------
+    admin_token: str | None = Field(
+        None,
+        repr=False,
+        description="admin bearer token, at least 16 characters. Unset: `web` refuses to start "
+        "(`dev` generates one)",
+    )
+    signing_secret: str | None = Field(
+        None,
+        repr=False,
+        description="HMAC key for outgoing signatures of services without their own secret, at least 32 "
+        "characters. Unset: `web` and `worker` refuse to start (`dev` generates one)",
+    )
+    session_secret: str | None = Field(
+        None,
+        repr=False,
+        description="key of the dashboard's session cookie, at least 32 characters. Unset: one is "
+        "generated once and kept in the database",
+    )
     # Keys that encrypt per-service signing secrets at rest, newest first (the first encrypts, all
     # decrypt); none: one derived from MC_SIGNING_SECRET. See mission_control/outbound/secretbox.py.
-    encryption_keys: tuple[str, ...] = field(default=(), repr=False)
+    encryption_keys: Names = Field(
+        (),
+        repr=False,
+        validation_alias="MC_ENCRYPTION_KEY",
+        description="comma-separated keys (newest first; at least 32 characters each) that encrypt "
+        "per-service signing secrets at rest: the first encrypts, all decrypt. Unset: a key derived from "
+        "`MC_SIGNING_SECRET` (set one so that receivers holding `MC_SIGNING_SECRET` cannot read a copy "
+        "of the database's secrets)",
+    )
+    # --- the web process -----------------------------------------------------------------------------
+    port: int = Field(8001, ge=1, le=65535, validation_alias="PORT", description="HTTP port of `web`")
+    web_concurrency: int = Field(
+        2,
+        ge=1,
+        le=1024,
+        validation_alias="WEB_CONCURRENCY",
+        description="gunicorn processes of `web` (its `--workers` overrides)",
+    )
+    web_threads: int = Field(
+        16,
+        ge=1,
+        le=10_000,
+        validation_alias="WEB_THREADS",
+        description="threads per `web` process (its `--threads` overrides); requests wait on the "
+        "database, not the CPU",
+    )
+    web_read_timeout_s: float = Field(
+        10.0,
+        ge=0.5,
+        le=300,
+        allow_inf_nan=False,
+        validation_alias="WEB_READ_TIMEOUT",
+        description="seconds a request's head may take to arrive, and its body after that; slower "
+        "connections are answered 408 and closed (`--read-timeout` overrides)",
+    )
+    web_max_connections: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        validation_alias="WEB_MAX_CONNECTIONS",
+        description="open connections per `web` process; at the limit the one reading longest is "
+        "closed for a newcomer (`--max-connections` overrides)",
+    )
+    max_request_bytes: int = Field(
+        _MIB, ge=_KIB, le=64 * _MIB, description="largest request body the API reads"
+    )
+    max_target_body_bytes: int = Field(
+        64 * _KIB, ge=0, le=16 * _MIB, description="largest `target.body` a job may carry"
+    )
+    # Reverse proxies in front of the web app that are trusted to append to X-Forwarded-For (and
+    # -Proto): the client address rate limits key on is the one this many hops back.
+    proxy_hops: int = Field(
+        0,
+        ge=0,
+        le=10,
+        description="reverse proxies you control in front of `web` that append to `X-Forwarded-For` "
+        "(1 behind one load balancer); client address and scheme are taken that many hops back "
+        "(werkzeug `ProxyFix`; the Host header is never taken from `X-Forwarded-Host`). 0 trusts no "
+        "forwarded header",
+    )
+    forwarded_allow_ips: str | None = Field(
+        None,
+        validation_alias="FORWARDED_ALLOW_IPS",
+        description="ignored: gunicorn's own setting, which `web` overrides so that gunicorn trusts no "
+        "peer's forwarded headers (`MC_PROXY_HOPS` does that); `web` warns at start-up when it is set",
+    )
+    # Rate limits (per web process): refused credentials per client address per minute, and
+    # heartbeats per second per service token (bursts of ten seconds' worth).
+    auth_failures_per_min: int = Field(
+        30,
+        ge=1,
+        le=1_000_000,
+        description="refused credentials (API, heartbeats, dashboard sign-in) a client address may make "
+        "per minute, as a burst refilling over the minute; beyond it every refused credential from there "
+        "answers 429 with `Retry-After` (a valid one is never refused by it). Counted per web process",
+    )
+    heartbeats_per_s: float = Field(
+        10.0,
+        gt=0,
+        le=1_000_000,
+        allow_inf_nan=False,
+        description="heartbeats per second a service token may send (bursts of ten seconds' worth, at "
+        "least 10); beyond it 429 with `Retry-After`. The admin token is not limited. Per web process",
+    )
+    dashboard_insecure_cookie: Flag = Field(
+        False,
+        description="send the dashboard's session cookie without `Secure`, for plain HTTP to hosts "
+        "other than localhost; a production deployment never sets it",
+    )
+    # Serve POST /demo/echo, the target of `mission-control dev`'s demo job.
+    demo_echo: Flag = Field(
+        False, description="serve `POST /demo/echo`, the target of `mission-control dev`'s demo job"
+    )
+    # --- scheduler and executor ----------------------------------------------------------------------
+    # Scheduler: a slot older than this when claimed counts as missed (the job's misfire policy applies).
+    misfire_grace_s: int = Field(
+        15,
+        ge=1,
+        le=_DAY_S,
+        description="how late a slot may be claimed and still count as on time",
+    )
+    scheduler_batch: int = Field(1000, ge=1, le=100_000, description="jobs claimed per scheduler transaction")
+    # Executor: response bodies kept per attempt; a run's lease lasts its timeout plus this margin.
+    response_excerpt_bytes: int = Field(
+        4096, ge=0, le=_MIB, description="bytes of each answer kept with the attempt"
+    )
+    lease_margin_s: int = Field(
+        10, ge=1, le=3600, description="a run's (or mission step's) lease lasts `timeout_s` plus this"
+    )
+    # Reconciler: a run still queued this long after it was enqueued is enqueued again.
+    requeue_after_s: int = Field(
+        30,
+        ge=1,
+        le=_DAY_S,
+        description="a queued run, or a mission whose step message went unanswered, is enqueued again "
+        "after this long",
+    )
+    mission_modules: Names = Field(
+        (),
+        description="comma-separated modules a worker imports for `call` steps' `@step_function`s",
+    )
+    http_pool_size: int = Field(
+        128, ge=1, le=100_000, description="keep-alive connections per worker process"
+    )
+    # Outgoing requests (SSRF guard): networks denied besides the defaults (link-local, cloud
+    # metadata), and networks allowed even when denied. See mission_control/outbound/policy.py.
+    outbound_deny: Networks = Field(
+        (),
+        description="comma-separated networks (CIDR) no outgoing request may connect to, added to the "
+        "defaults and checked against every address a host resolves to (e.g. `127.0.0.0/8,10.0.0.0/8`); "
+        "an invalid one stops the process at start-up. Unset: only the defaults, link-local, the cloud "
+        'metadata addresses and the IPv4-embedding IPv6 forms listed under "Security" (loopback and '
+        "private ranges allowed)",
+    )
+    outbound_allow: Networks = Field(
+        (),
+        description="comma-separated networks (CIDR) allowed even when denied, e.g. a link-local target "
+        "an operator really means",
+    )
+    # --- retention -----------------------------------------------------------------------------------
+    # Retention: runs older than this, or beyond this many per job, are pruned.
+    run_retention_days: int = Field(
+        30, ge=1, le=3650, description="days of run history kept (finished missions: the same days)"
+    )
+    run_retention_per_job: int = Field(1000, ge=1, le=10_000_000, description="finished runs kept per job")
+    prune_interval_s: float = Field(
+        3600.0,
+        ge=1,
+        le=366 * _DAY_S,
+        allow_inf_nan=False,
+        description="how often beat sends the retention task",
+    )
+    # --- services and heartbeats ---------------------------------------------------------------------
+    # Services: defaults for a service a heartbeat registers; the heartbeat log kept per service.
+    service_interval_s: int = Field(
+        60,
+        ge=1,
+        le=366 * _DAY_S,
+        description="interval of a service its first (admin) heartbeat registers",
+    )
+    service_grace_s: int = Field(
+        60,
+        ge=0,
+        le=366 * _DAY_S,
+        description="grace of a service its first (admin) heartbeat registers",
+    )
+    heartbeat_log_size: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description="heartbeats kept per service (a ring: a flood overwrites, never grows)",
+    )
+    heartbeat_message_bytes: int = Field(
+        10 * _KIB,
+        ge=0,
+        le=_MIB,
+        description="heartbeat message kept; longer ones are cut and marked `truncated`",
+    )
+    # --- email notices -------------------------------------------------------------------------------
+    # Email notices: the SMTP server (none: email channels fail their notices as permanent errors).
+    smtp_host: str | None = Field(
+        None,
+        description="the SMTP server email channels send through. Unset: email notices fail as "
+        "permanent errors",
+    )
+    smtp_port: int = Field(25, ge=1, le=65535, description="port of the SMTP server")
+    smtp_user: str | None = Field(None, description="user name at the SMTP server, if it wants one")
+    smtp_password: str | None = Field(None, repr=False, description="password of `MC_SMTP_USER`")
+    smtp_starttls: Flag = Field(False, description="upgrade the SMTP connection with STARTTLS")
+    smtp_from: str = Field("mission-control@localhost", description="sender address of email notices")
+    # --- the processes' plumbing ---------------------------------------------------------------------
+    db_pool_size: int = Field(
+        DEFAULT_DB_POOL_SIZE,
+        ge=1,
+        le=10_000,
+        description="PostgreSQL connections kept per process (threads queue for a pooled connection)",
+    )
+    db_max_overflow: int = Field(
+        DEFAULT_DB_MAX_OVERFLOW,
+        ge=0,
+        le=10_000,
+        description="PostgreSQL connections added on demand per process beyond the pool (closed after use)",
+    )
+    log_format: LogFormat = Field(
+        "json",
+        description="worker and beat logs: `json` (one object per line; executor lines carry `run_id`, "
+        "`job`, `attempt`, outcome) or `text` (Celery's own; `mission-control dev` sets it)",
+    )
+    prometheus_multiproc_dir: str | None = Field(
+        None,
+        validation_alias="PROMETHEUS_MULTIPROC_DIR",
+        description="one empty directory shared by every process of a host, where each writes its "
+        "metrics for the web's `/metrics` to add up (prometheus-client's multiprocess mode, which "
+        "prometheus-client reads itself too; `mission-control dev` sets it). Unset: `/metrics` shows the "
+        "web process's own",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_driver(cls, url: str) -> str:
+        return normalize_database_url(url)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        return cls(
-            database_url=normalize_database_url(
-                env.get("MC_DATABASE_URL") or env.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-            ),
-            broker_url=env.get("MC_BROKER_URL") or env.get("REDIS_URL") or DEFAULT_BROKER_URL,
-            admin_token=env.get("MC_ADMIN_TOKEN") or None,
-            signing_secret=env.get("MC_SIGNING_SECRET") or None,
-            port=_int(env, "PORT", 8001, low=1, high=65535),
-            max_request_bytes=_int(env, "MC_MAX_REQUEST_BYTES", 1024 * 1024, low=1024, high=64 * 1024 * 1024),
-            max_target_body_bytes=_int(
-                env, "MC_MAX_TARGET_BODY_BYTES", 64 * 1024, low=0, high=16 * 1024 * 1024
-            ),
-            misfire_grace_s=_int(env, "MC_MISFIRE_GRACE_S", 15, low=1, high=86_400),
-            scheduler_batch=_int(env, "MC_SCHEDULER_BATCH", 1000, low=1, high=100_000),
-            response_excerpt_bytes=_int(env, "MC_RESPONSE_EXCERPT_BYTES", 4096, low=0, high=1024 * 1024),
-            lease_margin_s=_int(env, "MC_LEASE_MARGIN_S", 10, low=1, high=3600),
-            requeue_after_s=_int(env, "MC_REQUEUE_AFTER_S", 30, low=1, high=86_400),
-            run_retention_days=_int(env, "MC_RUN_RETENTION_DAYS", 30, low=1, high=3650),
-            run_retention_per_job=_int(env, "MC_RUN_RETENTION_PER_JOB", 1000, low=1, high=10_000_000),
-            service_interval_s=_int(env, "MC_SERVICE_INTERVAL_S", 60, low=1, high=366 * 86_400),
-            service_grace_s=_int(env, "MC_SERVICE_GRACE_S", 60, low=0, high=366 * 86_400),
-            heartbeat_log_size=_int(env, "MC_HEARTBEAT_LOG_SIZE", 100, low=1, high=100_000),
-            heartbeat_message_bytes=_int(
-                env, "MC_HEARTBEAT_MESSAGE_BYTES", 10 * 1024, low=0, high=1024 * 1024
-            ),
-            smtp_host=env.get("MC_SMTP_HOST") or None,
-            smtp_port=_int(env, "MC_SMTP_PORT", 25, low=1, high=65535),
-            smtp_user=env.get("MC_SMTP_USER") or None,
-            smtp_password=env.get("MC_SMTP_PASSWORD") or None,
-            smtp_starttls=env.get("MC_SMTP_STARTTLS", "") in ("1", "true", "yes"),
-            smtp_from=env.get("MC_SMTP_FROM") or "mission-control@localhost",
-            demo_echo=env.get("MC_DEMO_ECHO", "") in ("1", "true", "yes"),
-            outbound_deny=_networks(env, "MC_OUTBOUND_DENY"),
-            outbound_allow=_networks(env, "MC_OUTBOUND_ALLOW"),
-            auth_failures_per_min=_int(env, "MC_AUTH_FAILURES_PER_MIN", 30, low=1, high=1_000_000),
-            heartbeats_per_s=float(_int(env, "MC_HEARTBEATS_PER_S", 10, low=1, high=1_000_000)),
-            proxy_hops=_int(env, "MC_PROXY_HOPS", 0, low=0, high=10),
-            session_secret=env.get("MC_SESSION_SECRET") or None,
-            encryption_keys=tuple(
-                k.strip() for k in env.get("MC_ENCRYPTION_KEY", "").split(",") if k.strip()
-            ),
-        )
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only the arguments: an object built by hand never picks up the caller's environment.
+        return (init_settings,)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings of ``env`` (default: this process's environment).
+
+        Raises :class:`ConfigError` with one line naming each variable whose value cannot be used.
+        """
+        source = EnvironmentSource(cls, os.environ if env is None else env)
+        values = source()
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc, source.read_from)) from None
+
+    @classmethod
+    def env_names(cls, field_name: str) -> tuple[str, ...]:
+        """The variables a field is read from, in order of precedence."""
+        return env_names(field_name, cls.model_fields[field_name])
 
     def require_secrets(self) -> None:
         """Refuse to serve without the secrets that make the defaults safe (DESIGN.md invariant 7).
@@ -153,6 +430,110 @@ class Settings:
             _check_length("MC_ENCRYPTION_KEY", key)
 
 
+def env_names(field_name: str, field: FieldInfo) -> tuple[str, ...]:
+    """``validation_alias`` when the field has one (its choices in order), else ``MC_`` + the name."""
+    alias = field.validation_alias
+    if isinstance(alias, str):
+        return (alias,)
+    if isinstance(alias, AliasChoices):
+        return tuple(choice for choice in alias.choices if isinstance(choice, str))
+    return (ENV_PREFIX + field_name.upper(),)
+
+
+class EnvironmentSource(PydanticBaseSettingsSource):
+    """The values of one environment mapping as raw strings, keyed by field name.
+
+    pydantic-settings' own environment source reads only ``os.environ`` and decodes list-like fields
+    as JSON (``MC_OUTBOUND_DENY=10.0.0.0/8`` is a comma-separated list here); this one reads any
+    mapping (tests pass dicts), leaves every value to the field's own parsing, treats an empty value as
+    unset, and remembers which variable each value came from for error messages.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self.environ = environ
+        self.read_from: dict[str, str] = {}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        for name in env_names(field_name, field):
+            value = self.environ.get(name)
+            if value:
+                return value, name, False
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            value, name, _ = self.get_field_value(field, field_name)
+            if value is not None:
+                values[field_name] = value
+                self.read_from[field_name] = name
+        return values
+
+
+def _explain(exc: ValidationError, read_from: Mapping[str, str]) -> str:
+    """One line for every problem: the variable, what its value must be, and the value it got.
+
+    Secrets are plain strings, which never fail to parse, so no secret's value reaches a message.
+    """
+    fields = Settings.model_fields
+    by_name = {
+        name: field_name for field_name in fields for name in (field_name, *Settings.env_names(field_name))
+    }
+    problems = []
+    for error in exc.errors(include_url=False):
+        field_name = by_name.get(str(error["loc"][0]) if error["loc"] else "", "")
+        if not field_name:
+            problems.append(f"settings: {error['msg']}")
+            continue
+        variable = read_from.get(field_name) or Settings.env_names(field_name)[0]
+        problems.append(f"{variable} {_must(error, fields[field_name])}")
+    return "; ".join(problems)
+
+
+def _must(error: Any, field: FieldInfo) -> str:
+    kind = error["type"]
+    value = error.get("input")
+    shown = value if isinstance(value, str) and len(value) <= 80 else str(value)[:80] + "..."
+    if kind in ("int_parsing", "int_from_float", "int_type"):
+        return f"must be an integer, got {shown!r}"
+    if kind in ("float_parsing", "float_type"):
+        return f"must be a number, got {shown!r}"
+    if kind == "finite_number":
+        return f"must be a finite number, got {shown!r}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return f"must be {describe_bounds(field)}, got {shown}"
+    if kind == "literal_error":
+        return f"must be {error['ctx']['expected']}, got {shown!r}"
+    if kind == "value_error":
+        return str(error["ctx"]["error"])
+    return f"is not valid: {error['msg']}"
+
+
+def field_bounds(field: FieldInfo) -> dict[str, Any]:
+    """The numeric bounds a field declares, by kind: ``{"ge": 1, "le": 65535}``."""
+    return {
+        kind: getattr(item, kind)
+        for item in field.metadata
+        for kind in ("ge", "gt", "le", "lt")
+        if getattr(item, kind, None) is not None
+    }
+
+
+def describe_bounds(field: FieldInfo) -> str:
+    """``between 1 and 65535`` (both bounds inclusive), else each bound in words."""
+    bounds = field_bounds(field)
+    if set(bounds) == {"ge", "le"}:
+        return f"between {plain_number(bounds['ge'])} and {plain_number(bounds['le'])}"
+    words = {"ge": "at least", "gt": "greater than", "le": "at most", "lt": "less than"}
+    return " and ".join(f"{words[kind]} {plain_number(bound)}" for kind, bound in bounds.items())
+
+
+def plain_number(value: float) -> str:
+    """``1000000`` and ``0.5``, never ``1e+06`` or ``10.0``."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 # The shortest secret each variable takes: a guessable one would make the check it guards worthless.
 MIN_SECRET_LENGTHS = {
     "MC_ADMIN_TOKEN": 16,
@@ -178,25 +559,3 @@ def normalize_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix) :]
     return url
-
-
-def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
-def _networks(env: Mapping[str, str], name: str) -> tuple[IPNetwork, ...]:
-    # A typo here would silently leave a metadata service reachable (or a real target refused), so it
-    # stops the process at start-up instead.
-    try:
-        return parse_networks(env.get(name), name)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None

@@ -12,11 +12,19 @@ import ipaddress
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def parse_networks(raw: str | None, name: str) -> tuple[IPNetwork, ...]:
-    """Comma-separated networks in CIDR notation (a bare address is a /32 or /128).
+def parse_network(item: str) -> IPNetwork:
+    """One network in CIDR notation (a bare address is a /32 or /128).
 
-    Raises ``ValueError`` naming ``name`` and the offending item; host bits set (``10.1.2.3/8``) count
-    as a mistake, since the operator's intent (a host or the whole network?) cannot be told.
+    Raises ``ValueError`` saying what is wrong with it; host bits set (``10.1.2.3/8``) count as a
+    mistake, since the operator's intent (a host or the whole network?) cannot be told.
+    """
+    return ipaddress.ip_network(item.strip(), strict=True)
+
+
+def parse_networks(raw: str | None, name: str) -> tuple[IPNetwork, ...]:
+    """Comma-separated networks (see :func:`parse_network`); empty items are skipped.
+
+    Raises ``ValueError`` naming ``name`` and the offending item.
     """
     networks: list[IPNetwork] = []
     for item in (raw or "").split(","):
@@ -24,7 +32,7 @@ def parse_networks(raw: str | None, name: str) -> tuple[IPNetwork, ...]:
         if not item:
             continue
         try:
-            networks.append(ipaddress.ip_network(item, strict=True))
+            networks.append(parse_network(item))
         except ValueError as exc:
             raise ValueError(f"{name}: {item!r} is not a network in CIDR notation ({exc})") from None
     return tuple(networks)

@@ -6,7 +6,6 @@ import os
 import secrets
 import shutil
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -43,7 +42,9 @@ def dev(port: int | None, concurrency: int, no_demo: bool) -> None:
     try:
         settings = Settings.from_env()
         # Secrets given in the environment must meet the minimums too: web and worker would refuse them.
-        replace(settings, admin_token=admin_token, signing_secret=signing_secret).require_secrets()
+        settings.model_copy(
+            update={"admin_token": admin_token, "signing_secret": signing_secret}
+        ).require_secrets()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     port = port or settings.port

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -53,7 +52,7 @@ def _signed_in(client) -> bool:
 def _other_app(app, engine, clock, **changes):
     state = app.extensions["mission_control"]
     other = create_app(
-        replace(state.settings, **changes),
+        state.settings.model_copy(update=changes),
         clock=clock,
         engine=engine,
         enqueue=state.enqueue,
@@ -152,7 +151,7 @@ def test_a_session_cookie_does_not_break_probes_while_the_database_is_down(app, 
     state = app.extensions["mission_control"]
     down = make_engine(f"sqlite:///{tmp_path / 'missing' / 'registry.db'}")  # its directory does not exist
     broken = create_app(
-        replace(state.settings, database_url=str(down.url)),
+        state.settings.model_copy(update={"database_url": str(down.url)}),
         clock=state.clock,
         engine=down,
         enqueue=state.enqueue,

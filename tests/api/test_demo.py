@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 from mission_control.outbound.signing import SIGNATURE_HEADER, sign
@@ -11,7 +10,7 @@ from tests.conftest import SIGNING_SECRET
 
 
 def test_the_demo_echo_checks_signatures_and_beats_for_the_demo_service(app, engine, clock):
-    settings = dataclasses.replace(app.extensions["mission_control"].settings, demo_echo=True)
+    settings = app.extensions["mission_control"].settings.model_copy(update={"demo_echo": True})
     notified: list = []
     demo = create_app(settings, clock=clock, engine=engine, enqueue=lambda ids: None, notify=notified.extend)
     client = demo.test_client()

@@ -113,7 +113,7 @@ def proxied_app(app, hops: int, ticks: Ticks):
     """The test app rebuilt with MC_PROXY_HOPS = ``hops`` (same database, clock and callbacks)."""
     state = app.extensions["mission_control"]
     rebuilt = create_app(
-        dataclasses.replace(state.settings, proxy_hops=hops),
+        state.settings.model_copy(update={"proxy_hops": hops}),
         clock=state.clock,
         engine=state.engine,
         enqueue=state.enqueue,
