@@ -4,11 +4,13 @@ The registry's jobs are not listed here: RegistryScheduler reads them from the d
 holds Mission Control's own periodic work. Each task is idempotent, so several beats may send it.
 """
 
-import os
 from typing import Any
 
-# How often finished runs are pruned; a soak test shortens it to show growth levelling off.
-PRUNE_INTERVAL_S = float(os.environ.get("MC_PRUNE_INTERVAL_S", "3600"))
+from mission_control.base.config import Settings
+
+# How often finished runs are pruned (MC_PRUNE_INTERVAL_S); a soak test shortens it to show growth
+# levelling off.
+PRUNE_INTERVAL_S = Settings.from_env().prune_interval_s
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Re-enqueue runs whose message was lost; retry or fail runs whose worker died.

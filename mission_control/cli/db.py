@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import click
+from sqlalchemy.engine import Engine
 
-from mission_control.base.config import Settings
+from mission_control.base.config import ConfigError, Settings
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
 
@@ -14,11 +15,19 @@ def db() -> None:
     """Create and migrate the registry database (MC_DATABASE_URL)."""
 
 
+def _engine() -> Engine:
+    """The registry's engine; a setting that cannot be used ends the command with one line naming it."""
+    try:
+        return make_engine(Settings.from_env().database_url)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @db.command()
 @click.option("--revision", default="head", show_default=True, help="Alembic revision to upgrade to.")
 def upgrade(revision: str) -> None:
     """Apply migrations up to REVISION."""
-    engine = make_engine(Settings.from_env().database_url)
+    engine = _engine()
     try:
         before = migrate.current_revision(engine)
         migrate.upgrade(engine, revision)
@@ -32,7 +41,7 @@ def upgrade(revision: str) -> None:
 @click.argument("revision")
 def downgrade(revision: str) -> None:
     """Revert migrations down to REVISION ('base' empties the database)."""
-    engine = make_engine(Settings.from_env().database_url)
+    engine = _engine()
     try:
         migrate.downgrade(engine, revision)
         click.echo(f"database at revision {migrate.current_revision(engine) or 'base'}")
@@ -43,7 +52,7 @@ def downgrade(revision: str) -> None:
 @db.command()
 def current() -> None:
     """Print the database's revision and the latest one this code knows."""
-    engine = make_engine(Settings.from_env().database_url)
+    engine = _engine()
     try:
         click.echo(f"current: {migrate.current_revision(engine) or 'empty'}  head: {migrate.head_revision()}")
     finally:

@@ -13,7 +13,6 @@ disagree; FORWARDED_ALLOW_IPS, which gunicorn would otherwise read, is ignored w
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import click
@@ -47,49 +46,57 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 @click.option(
     "--threads",
     type=int,
-    default=lambda: int(os.environ.get("WEB_THREADS", "16")),
-    show_default="$WEB_THREADS or 16",
-    help="Threads per process (requests wait on the database, not the CPU).",
+    default=None,
+    help="Threads per process (requests wait on the database, not the CPU); default $WEB_THREADS or 16.",
 )
 @click.option(
     "--read-timeout",
     type=click.FloatRange(min=0.5, max=300),
-    default=lambda: float(os.environ.get("WEB_READ_TIMEOUT", "10")),
-    show_default="$WEB_READ_TIMEOUT or 10",
-    help="Seconds a request head may take to arrive, and its body after it; then the connection is closed.",
+    default=None,
+    help="Seconds a request head may take to arrive, and its body after it; then the connection is "
+    "closed. Default $WEB_READ_TIMEOUT or 10.",
 )
 @click.option(
     "--max-connections",
     type=click.IntRange(min=1, max=100_000),
-    default=lambda: int(os.environ.get("WEB_MAX_CONNECTIONS", "1000")),
-    show_default="$WEB_MAX_CONNECTIONS or 1000",
+    default=None,
     help="Open connections per process (gunicorn's worker_connections); at the limit the one reading "
-    "longest is closed for a newcomer.",
+    "longest is closed for a newcomer. Default $WEB_MAX_CONNECTIONS or 1000.",
 )
 def web(
-    host: str, port: int | None, workers: int | None, threads: int, read_timeout: float, max_connections: int
+    host: str,
+    port: int | None,
+    workers: int | None,
+    threads: int | None,
+    read_timeout: float | None,
+    max_connections: int | None,
 ) -> None:
-    """Serve the HTTP API (refuses to start without MC_ADMIN_TOKEN and MC_SIGNING_SECRET)."""
+    """Serve the HTTP API (refuses to start without MC_ADMIN_TOKEN and MC_SIGNING_SECRET).
+
+    An option given here wins over its variable; every variable is read through the settings, so a
+    value that cannot be used stops the command at once with one line naming it.
+    """
     try:
         settings = Settings.from_env()
         settings.require_secrets()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    if os.environ.get("FORWARDED_ALLOW_IPS"):
+    if settings.forwarded_allow_ips:
         click.echo(
             "warning: FORWARDED_ALLOW_IPS is ignored; set MC_PROXY_HOPS to the number of trusted proxies "
             "in front of mission-control web",
             err=True,
         )
     worker = BufferingThreadWorker.configured(
-        read_timeout_s=read_timeout, max_body_bytes=settings.max_request_bytes
+        read_timeout_s=read_timeout or settings.web_read_timeout_s,
+        max_body_bytes=settings.max_request_bytes,
     )
     options = {
         "bind": f"{host}:{port or settings.port}",
-        "workers": workers or int(os.environ.get("WEB_CONCURRENCY", "2")),
+        "workers": workers or settings.web_concurrency,
         "worker_class": worker,
-        "threads": threads,
-        "worker_connections": max_connections,
+        "threads": threads or settings.web_threads,
+        "worker_connections": max_connections or settings.web_max_connections,
         "timeout": 30,
         "graceful_timeout": 10,
         "accesslog": "-",

@@ -1,20 +1,42 @@
-"""Engines configured for how Mission Control uses each database."""
+"""Engines configured for how Mission Control uses each database.
+
+The pool sizes come from the process's settings (``MC_DB_POOL_SIZE``, ``MC_DB_MAX_OVERFLOW``) through
+:func:`engine_for`; :func:`make_engine` alone uses their defaults and reads no environment.
+"""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 
+from mission_control.base.config import DEFAULT_DB_MAX_OVERFLOW, DEFAULT_DB_POOL_SIZE, Settings
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+
+def engine_for(settings: Settings, **kwargs: Any) -> Engine:
+    """The registry's engine with the pool the settings ask for (``kwargs`` as :func:`make_engine`)."""
+    return make_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        **kwargs,
+    )
+
+
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = DEFAULT_DB_POOL_SIZE,
+    max_overflow: int = DEFAULT_DB_MAX_OVERFLOW,
+    **kwargs: Any,
+) -> Engine:
     """Create an engine; SQLite gets WAL and a busy timeout so web, worker and beat can share one file.
 
     SQLite's driver opens transactions lazily and never for reads, which would let two writers
     interleave a read-then-write; we take the write lock at BEGIN (``BEGIN IMMEDIATE``) instead, the
-    documented recipe, so a compare-and-set behaves as it does on PostgreSQL.
+    documented recipe, so a compare-and-set behaves as it does on PostgreSQL. ``pool_size`` and
+    ``max_overflow`` size a PostgreSQL engine's pool; a SQLite engine keeps SQLAlchemy's own.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -24,13 +46,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     # Batch UPDATE executemany (one claim advances up to a thousand jobs) into a few round trips.
     kwargs.setdefault("executemany_mode", "values_plus_batch")
+    kwargs.setdefault("pool_recycle", 1800)
     # Threads hold a connection only for one short transaction (never while a request is in flight),
     # so a fixed pool they queue for serves hundreds of threads. Overflow connections would be closed
     # on return, and under load each would cost PostgreSQL a backend fork per run.
-    kwargs.setdefault("pool_size", int(os.environ.get("MC_DB_POOL_SIZE", "20")))
-    kwargs.setdefault("max_overflow", int(os.environ.get("MC_DB_MAX_OVERFLOW", "0")))
-    kwargs.setdefault("pool_recycle", 1800)
-    return create_engine(url, **kwargs)
+    return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, **kwargs)
 
 
 def make_autocommit_engine(url: str) -> Engine:

@@ -9,8 +9,7 @@ at once, any other exception is retried per the step's policy.
 from __future__ import annotations
 
 import importlib
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 StepCallable = Callable[[Any], Any]
@@ -44,8 +43,8 @@ def registered() -> dict[str, StepCallable]:
     return dict(_REGISTRY)
 
 
-def import_modules(spec: str | None = None) -> None:
-    """Import the modules named in MC_MISSION_MODULES (comma-separated), where step functions live."""
-    spec = os.environ.get("MC_MISSION_MODULES", "") if spec is None else spec
-    for module in filter(None, (part.strip() for part in spec.split(","))):
+def import_modules(modules: Iterable[str]) -> None:
+    """Import the modules where step functions live (a worker's ``Settings.mission_modules``, which
+    ``MC_MISSION_MODULES`` lists)."""
+    for module in modules:
         importlib.import_module(module)

@@ -19,6 +19,18 @@ app.config_from_object("celeryconfig")
 app.conf.include = ["mission_control.runtime.tasks"]
 
 
+@app.on_configure.connect
+def _refuse_to_start_with_bad_settings(**_: Any) -> None:
+    # Sent before celeryconfig (which reads the settings) is imported, when a process of this app
+    # (worker, beat, flower) first needs its configuration, i.e. at start-up: a variable it cannot use
+    # stops it with one line naming the variable, not a traceback through Celery's CLI. Celery logs and
+    # swallows an Exception raised by a signal handler, so the refusal leaves as SystemExit (status 1).
+    try:
+        Settings.from_env()
+    except ConfigError as exc:
+        raise SystemExit(f"Error: {exc}") from None
+
+
 @signals.worker_init.connect
 def _refuse_to_start_without_secrets(**_: Any) -> None:
     # Workers sign every trigger; an unsigned request must never go out (DESIGN.md invariant 7). Celery
@@ -37,5 +49,5 @@ def _json_logs(logger: Any, **_: Any) -> None:
     # select every line of a run by its run_id and job.
     from mission_control.runtime.logs import json_logs_wanted, use_json
 
-    if json_logs_wanted():
+    if json_logs_wanted(Settings.from_env()):
         use_json(logger)

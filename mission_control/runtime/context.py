@@ -1,4 +1,4 @@
-"""Process-wide resources of worker and beat processes, built once from the environment.
+"""Process-wide resources of worker and beat processes, built once from the settings.
 
 Web requests get theirs from the Flask app; Celery tasks and the beat scheduler have no app object to
 hang them on, so they share one :class:`Runtime` per process, created on first use (after any fork).
@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from mission_control.base.clock import SYSTEM_CLOCK, Clock
 from mission_control.base.config import Settings
-from mission_control.db.engine import make_engine
+from mission_control.db.engine import engine_for
 
 if TYPE_CHECKING:
     import requests
@@ -44,9 +44,7 @@ class Runtime:
     def from_settings(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Runtime:
         # No pre-ping (a round trip per checkout, twice per run): the executor retries a transition
         # once on a dead connection and beat backs off and retries its tick.
-        return cls(
-            settings=settings, engine=make_engine(settings.database_url, pool_pre_ping=False), clock=clock
-        )
+        return cls(settings=settings, engine=engine_for(settings, pool_pre_ping=False), clock=clock)
 
     def execution_context(self) -> ExecutionContext:
         # Imported here, not at the top: beat shares this module and must not carry the executor's
@@ -59,8 +57,9 @@ class Runtime:
 
         with self._lock:
             if self._session is None:
-                pool = int(os.environ.get("MC_HTTP_POOL_SIZE", "128"))
-                self._session = make_session(pool_size=pool, policy=policy_from(self.settings))
+                self._session = make_session(
+                    pool_size=self.settings.http_pool_size, policy=policy_from(self.settings)
+                )
             if self._signing_keys is None:
                 # One per process, so its cache serves every run (a context is made per task).
                 self._signing_keys = signing_keys(self.engine, self.clock, self.settings)
@@ -92,7 +91,7 @@ class Runtime:
         ctx = self.execution_context()
         with self._lock:
             if self._runner is None:
-                import_modules()
+                import_modules(self.settings.mission_modules)
                 self._runner = StepRunner(
                     session=ctx.session,
                     signing_secret=ctx.signing_secret,

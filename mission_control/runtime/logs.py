@@ -2,16 +2,18 @@
 
 Only the fields listed here leave the process: the message, the logger, the level, the time, and
 the known context keys the executor passes in ``extra`` (never headers, bodies, URLs or secrets).
-``MC_LOG_FORMAT=text`` keeps Celery's human format (``mission-control dev`` sets it).
+``MC_LOG_FORMAT=text`` (``Settings.log_format``) keeps Celery's human format (``mission-control dev``
+sets it).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from datetime import UTC, datetime
 from typing import Any
+
+from mission_control.base.config import Settings
 
 CONTEXT_KEYS = (
     "run_id",
@@ -46,8 +48,8 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def json_logs_wanted() -> bool:
-    return os.environ.get("MC_LOG_FORMAT", "json").lower() != "text"
+def json_logs_wanted(settings: Settings) -> bool:
+    return settings.log_format == "json"
 
 
 def use_json(logger: logging.Logger) -> None:

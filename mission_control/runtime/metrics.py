@@ -3,15 +3,15 @@
 Counters and histograms live in the process that observes them (worker: runs and attempt durations,
 firing lag; beat: tick duration; web: heartbeats). With ``PROMETHEUS_MULTIPROC_DIR`` set to one
 directory shared by every process of a host (the Procfile and ``mission-control dev`` do this),
-prometheus-client's multiprocess mode writes them to files there and the web's ``/metrics`` adds them
-all up; without it, ``/metrics`` shows the web process's own. State (services by state, unresolved
-alerts by kind, unfinished runs, queue depth) is read from PostgreSQL and Redis when scraped, so it
-is the same whichever web process answers.
+prometheus-client's multiprocess mode writes them to files there (prometheus-client reads the variable
+itself, at import) and the web's ``/metrics`` adds them all up (the web takes the directory from its
+settings, ``Settings.prometheus_multiproc_dir``); without it, ``/metrics`` shows the web process's own.
+State (services by state, unresolved alerts by kind, unfinished runs, queue depth) is read from
+PostgreSQL and Redis when scraped, so it is the same whichever web process answers.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -132,14 +132,15 @@ class _ThisProcess:
         yield from REGISTRY.collect()
 
 
-def exposition(engine: Engine, broker_url: str) -> bytes:
-    """The text exposition for one scrape: every process's metrics (multiprocess mode) plus state.
+def exposition(engine: Engine, broker_url: str, multiproc_dir: str | None = None) -> bytes:
+    """The text exposition for one scrape: every process's metrics (multiprocess mode, when
+    ``multiproc_dir`` is the settings' ``PROMETHEUS_MULTIPROC_DIR``) plus state.
 
     A registry per scrape, so concurrent scrapes in one process never share collector state.
     """
     registry = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.MultiProcessCollector(registry)
+    if multiproc_dir:
+        multiprocess.MultiProcessCollector(registry, path=multiproc_dir)
     else:
         registry.register(_ThisProcess())  # type: ignore[arg-type]
     registry.register(StateCollector(engine, broker_url))  # type: ignore[arg-type]

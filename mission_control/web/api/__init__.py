@@ -13,7 +13,7 @@ from mission_control.base.clock import SYSTEM_CLOCK, Clock
 from mission_control.base.config import Settings
 from mission_control.db import migrate
 from mission_control.db.alerts import AlertChange
-from mission_control.db.engine import make_engine
+from mission_control.db.engine import engine_for
 from mission_control.jobs.registry import JobRegistry
 from mission_control.missions.store import MissionStore
 from mission_control.monitoring.services import ServiceRegistry
@@ -92,7 +92,7 @@ def create_app(
     clock = clock or SYSTEM_CLOCK
     # No pool pre-ping (a round trip per request): a request that finds its connection dead answers
     # 503 and SQLAlchemy then invalidates the whole pool, so one request per process sees a restart.
-    engine = engine or make_engine(settings.database_url, pool_pre_ping=False)
+    engine = engine or engine_for(settings, pool_pre_ping=False)
 
     app = Flask("mission_control")
     app.config.update(
@@ -143,7 +143,13 @@ def create_app(
     from mission_control.web import dashboard
     from mission_control.web.dashboard import session as dashboard_session
 
-    dashboard_session.configure(app, engine, settings.session_secret, settings.admin_token)
+    dashboard_session.configure(
+        app,
+        engine,
+        settings.session_secret,
+        settings.admin_token,
+        insecure_cookie=settings.dashboard_insecure_cookie,
+    )
     app.register_blueprint(dashboard.bp)
 
     open_endpoints = public_endpoints(app)

@@ -16,4 +16,8 @@ bp = ApiBlueprint("metrics", __name__, tag="metrics")
 def metrics() -> Response:
     state = current_app.extensions["mission_control"]
     require_admin(state.admin_digest)
-    return Response(exposition(state.engine, state.settings.broker_url), content_type=CONTENT_TYPE_LATEST)
+    settings = state.settings
+    return Response(
+        exposition(state.engine, settings.broker_url, settings.prometheus_multiproc_dir),
+        content_type=CONTENT_TYPE_LATEST,
+    )

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import threading
 from datetime import timedelta
@@ -82,9 +81,17 @@ class _LazyKeySessionInterface(SecureCookieSessionInterface):
             return self.session_class()
 
 
-def configure(app: Flask, engine: Engine, session_secret: str | None, admin_token: str) -> None:
+def configure(
+    app: Flask,
+    engine: Engine,
+    session_secret: str | None,
+    admin_token: str,
+    *,
+    insecure_cookie: bool = False,
+) -> None:
     """Install the session store on ``app``: its key (``session_secret`` or a generated, stored one)
-    and the token whose change ends every session."""
+    and the token whose change ends every session; ``insecure_cookie`` (the settings'
+    ``MC_DASHBOARD_INSECURE_COOKIE``) drops the cookie's ``Secure`` flag."""
     interface = _LazyKeySessionInterface(engine, session_secret)
     app.session_interface = interface
     app.extensions["mission_control.sessions"] = _Sessions(engine, interface, admin_token)
@@ -92,7 +99,7 @@ def configure(app: Flask, engine: Engine, session_secret: str | None, admin_toke
         SESSION_COOKIE_NAME="mc_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
-        SESSION_COOKIE_SECURE=os.environ.get("MC_DASHBOARD_INSECURE_COOKIE", "") not in ("1", "true", "yes"),
+        SESSION_COOKIE_SECURE=not insecure_cookie,
         PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
         # The lifetime is absolute: an unmodified session is not re-sent with a fresh expiry.
         SESSION_REFRESH_EACH_REQUEST=False,
