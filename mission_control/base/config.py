@@ -143,16 +143,18 @@ class Settings(BaseSettings):
         description="key of the dashboard's session cookie, at least 32 characters. Unset: one is "
         "generated once and kept in the database",
     )
-    # Keys that encrypt per-service signing secrets at rest, newest first (the first encrypts, all
-    # decrypt); none: one derived from MC_SIGNING_SECRET. See mission_control/outbound/secretbox.py.
+    # Keys that encrypt stored secrets (per-service signing secrets, secret job headers, channel URLs)
+    # at rest, newest first (the first encrypts, all decrypt); none: one derived from MC_SIGNING_SECRET.
+    # MC_ENCRYPTION_KEY is its earlier name. See mission_control/outbound/secretbox.py.
     encryption_keys: Names = Field(
         (),
         repr=False,
-        validation_alias="MC_ENCRYPTION_KEY",
+        validation_alias=AliasChoices("MC_SECRET_KEY", "MC_ENCRYPTION_KEY"),
         description="comma-separated keys (newest first; at least 32 characters each) that encrypt "
-        "per-service signing secrets at rest: the first encrypts, all decrypt. Unset: a key derived from "
-        "`MC_SIGNING_SECRET` (set one so that receivers holding `MC_SIGNING_SECRET` cannot read a copy "
-        "of the database's secrets)",
+        "stored secrets (secret job headers, channel URLs, per-service signing secrets): the first "
+        "encrypts, all decrypt; to rotate, put the new key first, run `mission-control db "
+        "reencrypt-secrets`, then drop the old one. Unset: a key derived from `MC_SIGNING_SECRET` (set "
+        "one so that receivers holding `MC_SIGNING_SECRET` cannot read a copy of the database's secrets)",
     )
     # --- the web process -----------------------------------------------------------------------------
     port: int = Field(8001, ge=1, le=65535, validation_alias="PORT", description="HTTP port of `web`")

@@ -37,7 +37,9 @@ from mission_control.execution import run_transitions
 from mission_control.jobs.registry import spec_columns, spec_from_row
 from mission_control.jobs.retry import RetryPolicy
 from mission_control.jobs.runstate import AttemptStatus, Reason, RunStatus, Trigger
+from mission_control.jobs.secrets import open_headers
 from mission_control.jobs.spec import JobSpec, MissionStart
+from mission_control.outbound.secretbox import SecretBox, SecretUnreadable
 from mission_control.outbound.sender import HttpOutcome, send
 from mission_control.outbound.service_secrets import SigningKeys, signing_keys
 from mission_control.outbound.signing import signature_headers
@@ -65,10 +67,15 @@ class ExecutionContext:
     # The secrets each service's requests are signed with (its own, else MC_SIGNING_SECRET). A worker
     # shares one per process (Runtime), so its cache serves every run; built here when not given.
     signing_keys: SigningKeys | None = None
+    # Opens the sealed values of secret headers (MC_SECRET_KEY); its cache makes that one decryption
+    # per value and process, not one per attempt. Built from the settings when not given.
+    secret_box: SecretBox | None = None
 
     def __post_init__(self) -> None:
         if self.signing_keys is None:
             object.__setattr__(self, "signing_keys", signing_keys(self.engine, self.clock, self.settings))
+        if self.secret_box is None and (self.settings.encryption_keys or self.settings.signing_secret):
+            object.__setattr__(self, "secret_box", SecretBox.from_settings(self.settings))
 
     @property
     def signing_secret(self) -> str:
@@ -105,7 +112,14 @@ def execute_run(run_id: int, ctx: ExecutionContext) -> str:
         return _record(claim, lambda: _finish(claim, outcome, ctx), ctx)
     assert target.url is not None
     body = _request_body(claim.spec)
-    headers = _request_headers(claim, body, ctx)
+    try:
+        headers = _request_headers(claim, body, ctx)
+    except SecretUnreadable as exc:  # a key dropped from MC_SECRET_KEY too soon: fails, not retried
+        log.error("run %s of %s: %s", run_id, claim.job_name, exc)
+        unreadable = HttpOutcome(
+            kind="error", duration_ms=0.0, error_class="SecretUnreadable", error_message=str(exc)
+        )
+        return _record(claim, lambda: _finish(claim, unreadable, ctx), ctx)
     # The URL is not logged: query strings can carry credentials.
     log.info(
         "run %s of %s: attempt %s sending",
@@ -504,7 +518,9 @@ def _request_headers(claim: _Claim, body: bytes | None, ctx: ExecutionContext) -
     headers = {"User-Agent": USER_AGENT}
     if body is not None:
         headers["Content-Type"] = "application/json"
-    headers.update(target.headers)
+    if target.headers:
+        assert ctx.secret_box is not None, "workers refuse to start without MC_SIGNING_SECRET"
+        headers.update(open_headers(target, ctx.secret_box))
     idempotency_key = str(claim.run_id)
     headers.update(
         {

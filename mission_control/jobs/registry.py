@@ -19,7 +19,9 @@ from sqlalchemy.exc import IntegrityError
 
 from mission_control.base.clock import SYSTEM_CLOCK, Clock
 from mission_control.db.tables import jobs
+from mission_control.jobs.secrets import seal_spec
 from mission_control.jobs.spec import JobSpec, check_registrable
+from mission_control.outbound.secretbox import SecretBox
 
 # Stored specs were validated when written; a later, lower body limit must not make them unreadable.
 _READ_CONTEXT = {"max_target_body_bytes": float("inf"), "stored": True}
@@ -62,9 +64,16 @@ def next_run_for(spec: JobSpec, now: datetime) -> datetime | None:
 class JobRegistry:
     """Reads and writes jobs; every write is one short transaction."""
 
-    def __init__(self, engine: Engine, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, engine: Engine, clock: Clock = SYSTEM_CLOCK, box: SecretBox | None = None) -> None:
         self.engine = engine
         self.clock = clock
+        # Seals secret header values before they are stored (mission_control.jobs.secrets); without one
+        # only writes that keep the stored secrets as they are (pause, resume) succeed.
+        self.box = box
+
+    def with_box(self, box: SecretBox) -> JobRegistry:
+        """This registry, sealing secret header values with ``box``."""
+        return JobRegistry(self.engine, self.clock, box)
 
     # -- reads ---------------------------------------------------------------------------------------
 
@@ -149,6 +158,7 @@ class JobRegistry:
     def _insert(self, conn: Connection, spec: JobSpec) -> JobRecord:
         now = self.clock.now()
         check_registrable(spec, now, previous=None)
+        spec = seal_spec(spec, None, self.box)
         values = {
             **_spec_columns(spec),
             "next_run_at": next_run_for(spec, now),
@@ -161,6 +171,7 @@ class JobRegistry:
         return _record(result.one())
 
     def _replace(self, conn: Connection, current: JobRecord, spec: JobSpec) -> JobRecord:
+        spec = seal_spec(spec, current.spec, self.box)
         if spec == current.spec:
             return current
         now = self.clock.now()

@@ -78,6 +78,21 @@ def _reading_stored(info: ValidationInfo) -> bool:
     return bool((info.context or {}).get("stored"))
 
 
+# How stored secret values begin (mission_control.outbound.secretbox.SEALED_PREFIX; that module imports
+# cryptography, which this pure module does not). A client never sends one: values arrive in plaintext.
+SEALED_PREFIX = "mc-sealed:v1:"
+# What answers show for a secret header's value, and what a client sends back to keep the stored one.
+SECRET_PLACEHOLDER = "****"
+# Headers whose values are credentials whether or not the job lists them in ``secret_headers``.
+DEFAULT_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+
+
+def _not_sealed(value: str, info: ValidationInfo) -> str:
+    if value.startswith(SEALED_PREFIX) and not _reading_stored(info):
+        raise ValueError(f"a header value must not begin with {SEALED_PREFIX!r} (the value is not shown)")
+    return value
+
+
 def _no_surrounding_whitespace(value: str, info: ValidationInfo) -> str:
     # HTTP clients refuse such a value at send time (requests: "Invalid leading whitespace ... in
     # header value: '<the value>'"), and that error, secret and all, would become the run's error
@@ -87,7 +102,7 @@ def _no_surrounding_whitespace(value: str, info: ValidationInfo) -> str:
     return value
 
 
-HeaderValue = Annotated[str, AfterValidator(_no_surrounding_whitespace)]
+HeaderValue = Annotated[str, AfterValidator(_no_surrounding_whitespace), AfterValidator(_not_sealed)]
 
 
 class StrictModel(BaseModel):
@@ -187,6 +202,16 @@ class TargetSpec(StrictModel):
         default_factory=dict,
         description="extra request headers; values must not begin or end with whitespace",
     )
+    secret_headers: list[str] = Field(
+        default_factory=list,
+        exclude_if=lambda names: not names,
+        max_length=MAX_HEADERS,
+        description=(
+            "names of further headers whose values are credentials. Their values, and those of "
+            "Authorization, Proxy-Authorization, Cookie and X-Api-Key, are write-only: stored encrypted, "
+            'sent on triggers, answered as "****"; sending "****" back keeps the stored value'
+        ),
+    )
     body: JsonValue = Field(None, description="JSON body sent with the request; null sends none")
     signature: SignatureScheme = Field(
         "mission-control",
@@ -204,6 +229,7 @@ class TargetSpec(StrictModel):
         if self.mission is not None and (
             self.url is not None
             or self.headers
+            or self.secret_headers
             or self.body is not None
             or self.method != "POST"
             or self.signature != "mission-control"
@@ -254,11 +280,23 @@ class TargetSpec(StrictModel):
                 raise ValueError(
                     f"header {name!r} is set by Mission Control on every trigger and cannot be set"
                 )
-            if len(header_value) > MAX_HEADER_VALUE_LENGTH:
+            if len(header_value) > MAX_HEADER_VALUE_LENGTH and not header_value.startswith(SEALED_PREFIX):
                 raise ValueError(f"header {name!r} is longer than {MAX_HEADER_VALUE_LENGTH} characters")
             if any(ch in header_value for ch in "\r\n\x00"):
                 raise ValueError(f"header {name!r} contains a line break or NUL")
         return value
+
+    @field_validator("secret_headers")
+    @classmethod
+    def _header_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _TOKEN.match(name):
+                raise ValueError(f"secret_headers: {name!r} is not a valid HTTP header name")
+        return value
+
+    def secret_header_names(self) -> frozenset[str]:
+        """The lower-cased names of the headers whose values are write-only."""
+        return DEFAULT_SECRET_HEADERS | {name.lower() for name in self.secret_headers}
 
     @field_validator("body")
     @classmethod

@@ -9,19 +9,22 @@ from flask import Response, current_app
 
 from mission_control.jobs.history import get_run, last_runs
 from mission_control.jobs.registry import JobExists, JobNotFound, JobRecord, JobRegistry
+from mission_control.jobs.secrets import redact_spec
 from mission_control.jobs.spec import JobSpec, SpecError, merge_patch
 from mission_control.scheduling.claiming import RunInProgress, create_manual_run
 from mission_control.web.api.bodies import json_object, query, reject_read_only, validate
 from mission_control.web.api.errors import ApiError
 from mission_control.web.api.openapi import ApiBlueprint
-from mission_control.web.api.responses import check_name, json_response, keyset_page
+from mission_control.web.api.responses import check_name, json_response, keyset_page, secret_box
 from mission_control.web.api.schemas import JobList, JobListQuery, JobOut, JobPatch, JobPut, RunOut
 
 bp = ApiBlueprint("jobs", __name__, tag="jobs")
 
 
 def registry() -> JobRegistry:
-    return current_app.extensions["mission_control"].registry
+    # Sealing secret header values (MC_SECRET_KEY) before they are stored: mission_control.jobs.secrets.
+    state = current_app.extensions["mission_control"]
+    return state.registry.with_box(secret_box(state.settings))
 
 
 def _job(record: JobRecord, status: int = 200) -> Response:
@@ -124,7 +127,7 @@ def patch_job(name: str) -> Response:
         raise ApiError(422, "validation_error", "name: a job cannot be renamed; create a new one", "name")
 
     def change(record: JobRecord) -> JobSpec:
-        current: dict[str, Any] = record.spec.model_dump(mode="json")
+        current: dict[str, Any] = redact_spec(record.spec)  # "****" keeps each stored secret
         return validate(JobSpec, merge_patch(current, patch))
 
     return _job(_update(name, change))

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from flask import Response, jsonify
 from pydantic import BaseModel
 
+from mission_control.base.config import Settings
 from mission_control.jobs.spec import NAME_PATTERN
+from mission_control.outbound.secretbox import SecretBox
 from mission_control.web.api.errors import ApiError
 
 T = TypeVar("T")
@@ -33,3 +36,9 @@ def keyset_page(rows: Sequence[T], limit: int, cursor_of: Callable[[T], Any]) ->
     """``rows`` was read with ``limit + 1``: the page, and the cursor of the next one if there is one."""
     page = list(rows[:limit])
     return page, (str(cursor_of(page[-1])) if len(rows) > limit else None)
+
+
+@lru_cache(maxsize=8)
+def secret_box(settings: Settings) -> SecretBox:
+    """The box sealing stored secrets (MC_SECRET_KEY), one per settings so its cache is shared."""
+    return SecretBox.from_settings(settings)

@@ -18,6 +18,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from mission_control.jobs.registry import JobRecord
+from mission_control.jobs.secrets import redacted_target
 from mission_control.jobs.spec import NAME_PATTERN, JobSpec, Name, ScheduleSpec
 from mission_control.monitoring.notifications.notices import destination
 from mission_control.outbound.service_secrets import DEFAULT_OVERLAP_S, MAX_OVERLAP_S
@@ -106,7 +107,7 @@ class JobOut(JobSpec):
                 duration_ms=duration_ms(last_run),
             )
         return cls.model_construct(
-            **dict(record.spec),
+            **{**dict(record.spec), "target": redacted_target(record.spec.target)},  # secrets as "****"
             schedule_description=record.spec.to_schedule().describe(),
             next_run_at=record.next_run_at,
             last_run=summary,
