@@ -155,16 +155,26 @@ services = Table(
     Index("ix_services_deadline_at", "deadline_at"),
 )
 
-# Tokens that may send one service's heartbeats and nothing else; only a SHA-256 digest is kept.
-service_tokens = Table(
-    "service_tokens",
+# Every API credential but the bootstrap MC_ADMIN_TOKEN: a name, scopes (a JSON list such as
+# ["jobs:write", "runs:read"]) and optionally the one service it may act for. Only the token's SHA-256
+# (hex) is kept. A revoked token keeps its row (revoked_at set) for the record but never authenticates.
+# `last_used_at` is written at most once a minute per token, so a busy token costs no write per request.
+# A "service token" (POST /services/{name}/tokens) is a row scoped ["heartbeats:write"] for that service.
+api_tokens = Table(
+    "api_tokens",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("service_id", Id, ForeignKey("services.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(128), nullable=False, unique=True),
     Column("digest", String(64), nullable=False, unique=True),
+    Column("scopes", json_type(), nullable=False),
+    Column("service", String(128), nullable=True),
     Column("label", String(128), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
-    Index("ix_service_tokens_service_id", "service_id"),
+    Column("created_by", String(128), nullable=True),
+    Column("last_used_at", UTCDateTime(), nullable=True),
+    Column("expires_at", UTCDateTime(), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Index("ix_api_tokens_service", "service"),
 )
 
 # The recent heartbeats of each service as a ring: slot = heartbeat number modulo the log size, so a
@@ -304,10 +314,14 @@ missions = Table(
     Column("revision", Integer, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # The service that started it: a token bound to that service, or that service's job; NULL when an
+    # unbound token started it. Tokens bound to a service see and act on their service's missions only.
+    Column("service", String(128), nullable=True),
     Index("ix_missions_wake_at", "wake_at", postgresql_where=text(WAKEABLE), sqlite_where=text(WAKEABLE)),
     Index("ix_missions_created_at_id", "created_at", "id"),
     Index("ix_missions_status_created_at_id", "status", "created_at", "id"),
     Index("ix_missions_definition_created_at_id", "definition", "created_at", "id"),
+    Index("ix_missions_service_created_at_id", "service", "created_at", "id"),
 )
 
 # Keys Mission Control generates for itself when the operator configured none (today: the dashboard
@@ -332,6 +346,9 @@ dashboard_sessions = Table(
     Column("csrf", String(64), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
+    # The api_tokens row that signed in (NULL: MC_ADMIN_TOKEN): the session ends when it is revoked
+    # or expires, and its scopes and service are what the session may see and do.
+    Column("token_id", Id, nullable=True),
     Index("ix_dashboard_sessions_expires_at", "expires_at"),
 )
 

@@ -9,13 +9,14 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Engine
 
-from mission_control.db.tables import attempts, runs
+from mission_control.db.tables import attempts, jobs, runs
 from mission_control.jobs.runstate import TERMINAL
 
 
 @dataclass(frozen=True)
 class RunFilter:
     job: str | None = None
+    service: str | None = None  # only runs of this service's (current) jobs
     status: str | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -28,6 +29,8 @@ def list_runs(engine: Engine, where: RunFilter) -> list[dict[str, Any]]:
     query = select(runs).order_by(runs.c.id.desc()).limit(where.limit)
     if where.job is not None:
         query = query.where(runs.c.job_name == where.job)
+    if where.service is not None:
+        query = query.where(runs.c.job_id.in_(select(jobs.c.id).where(jobs.c.service == where.service)))
     if where.status is not None:
         query = query.where(runs.c.status == where.status)
     if where.since is not None:

@@ -191,9 +191,12 @@ class MissionStore:
 
     # -- missions ----------------------------------------------------------------------------------
 
-    def start(self, name: str, data: Any, mission_id: str | None = None) -> dict[str, Any]:
+    def start(
+        self, name: str, data: Any, mission_id: str | None = None, *, service: str | None = None
+    ) -> dict[str, Any]:
         """Create a mission on the latest version of ``name``; raises DefinitionNotFound,
-        machine.PayloadInvalid or DuplicateMission, each before anything is written."""
+        machine.PayloadInvalid or DuplicateMission, each before anything is written. ``service``: the
+        service that started it (a token bound to it, or its job), whose tokens may then act on it."""
         record = self.definition(name)
         now = self.clock.now()
         mission_id = mission_id or uuid.uuid4().hex
@@ -211,6 +214,7 @@ class MissionStore:
                         revision=doc["revision"],
                         created_at=now,
                         updated_at=now,
+                        service=service,
                     )
                 )
         except IntegrityError:
@@ -231,9 +235,13 @@ class MissionStore:
         definition: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        service: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Newest first, one page; each item is the mission's summary (no history)."""
+        """Newest first, one page; each item is the mission's summary (no history). ``service``: only
+        the missions that service started."""
         query = select(missions.c.id, missions.c.created_at, missions.c.doc)
+        if service is not None:
+            query = query.where(missions.c.service == service)
         if status is not None:
             query = query.where(missions.c.status == status)
         if definition is not None:

@@ -1,5 +1,7 @@
-"""Services and their heartbeats: registration, ingest, scoped tokens (issued, listed, revoked one by one),
-and the staleness check.
+"""Services and their heartbeats: registration, ingest, service tokens (issued, listed, revoked one by
+one; rows of ``api_tokens`` scoped ``heartbeats:write``, see :mod:`mission_control.db.api_tokens`), and
+the staleness check. Who may send a heartbeat is decided before :meth:`ServiceRegistry.record_heartbeat`
+is called (the web app's scope check), so ingest itself looks at no token.
 
 A service's stored state changes only by conditional UPDATEs: the heartbeat takes the row lock
 (``FOR UPDATE``) and the staleness check skips locked rows and updates only if the row is still the
@@ -9,8 +11,6 @@ at once and a state flips once, with one flip record and at most one alert.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,7 +29,6 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
-    or_,
     select,
     update,
 )
@@ -38,11 +37,10 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from mission_control.base.clock import Clock
 from mission_control.db.alerts import AlertChange, AlertKind, open_alert, resolve_alerts
-from mission_control.db.tables import heartbeats, service_flips, service_tokens, services
+from mission_control.db.api_tokens import ApiTokenStore
+from mission_control.db.tables import heartbeats, service_flips, services
 from mission_control.db.types import UTCDateTime
 from mission_control.monitoring.service_state import ServiceState, health_at
-
-TOKEN_PREFIX = "mcs_"
 
 
 class ServiceNotFound(LookupError):
@@ -75,10 +73,6 @@ class CheckResult:
     changes: list[AlertChange]
 
 
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 class ServiceRegistry:
     """Services as rows; every method is one short transaction."""
 
@@ -86,6 +80,7 @@ class ServiceRegistry:
         self.engine = engine
         self.clock = clock
         self.log_size = log_size
+        self.tokens = ApiTokenStore(engine, clock)
 
     # --- registration -------------------------------------------------------------------------
 
@@ -115,9 +110,17 @@ class ServiceRegistry:
             return _get(conn, name)
 
     def list(
-        self, *, state: str | None = None, after: str | None = None, limit: int = 100
+        self,
+        *,
+        state: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+        name: str | None = None,
     ) -> list[RowMapping]:
+        """Services by name; ``name`` keeps only that one (a listing for a service-bound token)."""
         statement = select(services).order_by(services.c.name).limit(limit)
+        if name is not None:
+            statement = statement.where(services.c.name == name)
         if state:
             statement = statement.where(services.c.state == state)
         if after:
@@ -126,8 +129,12 @@ class ServiceRegistry:
             return list(conn.execute(statement).mappings())
 
     def delete(self, name: str) -> bool:
+        """Remove the service and its heartbeat-only tokens (tokens with other scopes stay)."""
         with self.engine.begin() as conn:
-            return conn.execute(delete(services).where(services.c.name == name)).rowcount == 1
+            deleted = conn.execute(delete(services).where(services.c.name == name)).rowcount == 1
+        if deleted:
+            self.tokens.delete_service_tokens(name)
+        return deleted
 
     def set_paused(self, name: str, paused: bool) -> RowMapping:
         """Pause (state ``paused``, no alerts) or resume (state recomputed from the last heartbeat).
@@ -167,59 +174,29 @@ class ServiceRegistry:
     def create_token(self, name: str, label: str | None = None) -> IssuedToken:
         """A new token for this service's heartbeats, with the id it is listed and revoked by; the
         token is shown once, only its digest is stored. Raises :class:`ServiceNotFound`."""
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        with self.engine.begin() as conn:
-            token_id = conn.execute(
-                insert(service_tokens)
-                .values(
-                    service_id=_service_id(conn, name),
-                    digest=token_digest(token),
-                    label=label,
-                    created_at=self.clock.now(),
-                )
-                .returning(service_tokens.c.id)
-            ).scalar_one()
-        return IssuedToken(id=token_id, token=token)
+        if self.get(name) is None:
+            raise ServiceNotFound(name)
+        issued = self.tokens.create_service_token(name, label)
+        return IssuedToken(id=issued.row["id"], token=issued.token)
 
     def list_tokens(self, name: str) -> list[RowMapping]:
         """The service's tokens (id, label, created_at; never a token or its digest), oldest first.
 
         Raises :class:`ServiceNotFound` for an unknown service.
         """
-        with self.engine.connect() as conn:
-            service_id = _service_id(conn, name)
-            return list(
-                conn.execute(
-                    select(service_tokens.c.id, service_tokens.c.label, service_tokens.c.created_at)
-                    .where(service_tokens.c.service_id == service_id)
-                    .order_by(service_tokens.c.id)
-                ).mappings()
-            )
+        if self.get(name) is None:
+            raise ServiceNotFound(name)
+        return self.tokens.service_tokens(name)
 
     def revoke_token(self, name: str, token_id: int) -> bool:
-        """Delete one of the service's tokens: its next heartbeat is refused as an unknown token's.
+        """Revoke one of the service's tokens: its next heartbeat is refused as an unknown token's.
 
         False if the service has no token with that id (another service's token is not touched);
         raises :class:`ServiceNotFound` for an unknown service.
         """
-        with self.engine.begin() as conn:
-            deleted = conn.execute(
-                delete(service_tokens).where(
-                    service_tokens.c.id == token_id, service_tokens.c.service_id == _service_id(conn, name)
-                )
-            )
-            return deleted.rowcount == 1
-
-    def service_of_token(self, token: str) -> str | None:
-        """The name of the service this token belongs to, or None."""
-        if not token.startswith(TOKEN_PREFIX):
-            return None
-        with self.engine.connect() as conn:
-            return conn.execute(
-                select(services.c.name)
-                .join(service_tokens, service_tokens.c.service_id == services.c.id)
-                .where(service_tokens.c.digest == token_digest(token))
-            ).scalar()
+        if self.get(name) is None:
+            raise ServiceNotFound(name)
+        return self.tokens.revoke_service_token(name, token_id)
 
     # --- heartbeats ---------------------------------------------------------------------------
 
@@ -231,23 +208,19 @@ class ServiceRegistry:
         message: str | None,
         truncated: bool,
         register: ServiceConfig | None = None,
-        token: str | None = None,
     ) -> HeartbeatResult:
         """Record one heartbeat durably (committed before returning) and move the state on.
 
         ``register`` creates an unknown service with that config; without it an unknown service
-        raises :class:`ServiceNotFound` and nothing is written. With ``token`` (a service token) the
-        heartbeat counts only if the token is this service's, checked by the same statement on
-        PostgreSQL; otherwise :class:`ServiceNotFound`, and nothing is written.
+        raises :class:`ServiceNotFound` and nothing is written.
         """
         now = self.clock.now()
-        digest = token_digest(token) if token is not None else None
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 beaten = conn.execute(
                     _BEAT_IN_ONE,
                     {"p_name": name, "p_now": now, "p_status": status, "p_message": message,
-                     "p_truncated": truncated, "p_log_size": self.log_size, "p_digest": digest},
+                     "p_truncated": truncated, "p_log_size": self.log_size},
                 ).mappings().first()  # fmt: skip
                 if beaten is not None:
                     changes: list[AlertChange] = []
@@ -257,13 +230,9 @@ class ServiceRegistry:
                         after = ServiceState(beaten["state"])
                         changes = _alerts_for(conn, name, beaten["old_state"], after, now, message)
                     return HeartbeatResult(beaten, False, changes)
-                if digest is not None:
-                    raise ServiceNotFound(name)  # unknown, or not this token's service
                 # An unknown service: the general path below registers it or refuses.
             created = False
             row = _lock(conn, name)
-            if row is not None and digest is not None and not _token_matches(conn, row.id, digest):
-                raise ServiceNotFound(name)
             if row is None:
                 if register is None:
                     raise ServiceNotFound(name)
@@ -480,18 +449,6 @@ def _set(
     return True
 
 
-def _token_of(service_id: Any, digest: Any) -> Any:
-    return (
-        select(service_tokens.c.id)
-        .where(service_tokens.c.service_id == service_id, service_tokens.c.digest == digest)
-        .exists()
-    )
-
-
-def _token_matches(conn: Connection, service_id: int, digest: str) -> bool:
-    return bool(conn.execute(select(_token_of(service_id, digest))).scalar())
-
-
 def _record_flip(
     conn: Connection, service_id: int, now: datetime, before: str, after: str, reason: str
 ) -> None:
@@ -510,14 +467,9 @@ def _build_beat_in_one() -> Select:
     """
     now = bindparam("p_now", type_=UTCDateTime())
     status = bindparam("p_status", type_=String())
-    digest = bindparam("p_digest", type_=String())
     old = (
         select(services.c.id, services.c.state)
-        .where(
-            services.c.name == bindparam("p_name"),
-            # A service token must be this service's; the admin token passes no digest.
-            or_(digest.is_(None), _token_of(services.c.id, digest)),
-        )
+        .where(services.c.name == bindparam("p_name"))
         .with_for_update()
         .cte("old")
     )

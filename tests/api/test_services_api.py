@@ -61,11 +61,11 @@ def test_service_tokens_beat_only_for_their_own_service(client):
     assert unknown.status_code == 403
     assert client.get("/api/v1/services/brand-new", headers=AUTH).status_code == 404  # nothing created
 
-    # A service token reads and changes nothing else.
+    # A service token reads and changes nothing else: it is known (not 401) but lacks the scope (403).
     scoped = {"Authorization": f"Bearer {token}"}
-    assert client.get("/api/v1/services", headers=scoped).status_code == 401
-    assert client.get("/api/v1/alerts", headers=scoped).status_code == 401
-    assert client.post("/api/v1/services/billing/pause", headers=scoped).status_code == 401
+    assert client.get("/api/v1/services", headers=scoped).status_code == 403
+    assert client.get("/api/v1/alerts", headers=scoped).status_code == 403
+    assert client.post("/api/v1/services/billing/pause", headers=scoped).status_code == 403
 
 
 def test_missing_or_wrong_tokens_are_401_and_the_admin_token_stays_out_of_urls(client, app):

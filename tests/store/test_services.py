@@ -119,11 +119,12 @@ def test_tokens_are_stored_as_digests_and_name_their_service(engine, registry):
     registry.put("billing", CONFIG)
     token = registry.create_token("billing", label="cron on host-1").token
     assert token.startswith("mcs_") and len(token) > 40
-    assert registry.service_of_token(token) == "billing"
-    assert registry.service_of_token(token + "x") is None
-    assert registry.service_of_token("not-a-token") is None
+    found = registry.tokens.lookup(token)
+    assert found["service"] == "billing" and list(found["scopes"]) == ["heartbeats:write"]
+    assert registry.tokens.lookup(token + "x") is None
+    assert registry.tokens.lookup("not-a-token") is None
     with engine.connect() as conn:
-        stored = conn.exec_driver_sql("SELECT digest FROM service_tokens").scalars().all()
+        stored = conn.exec_driver_sql("SELECT digest FROM api_tokens").scalars().all()
     assert token not in stored and len(stored[0]) == 64
     with pytest.raises(ServiceNotFound):
         registry.create_token("ghost")

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from sqlalchemy.engine import Engine
+from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mission_control.base.clock import SYSTEM_CLOCK, Clock
 from mission_control.base.config import Settings
 from mission_control.db import migrate
 from mission_control.db.alerts import AlertChange
+from mission_control.db.api_tokens import ApiTokenStore
 from mission_control.db.engine import engine_for
 from mission_control.jobs.registry import JobRegistry
 from mission_control.missions.store import MissionStore
@@ -30,11 +32,13 @@ from mission_control.web.api import (
     runs,
     services,
     signing_secrets,
+    tokens,
 )
-from mission_control.web.api.auth import require_admin, token_digest
-from mission_control.web.api.errors import register_error_handlers
+from mission_control.web.api.auth import authenticate, token_digest
+from mission_control.web.api.errors import ApiError, register_error_handlers
 from mission_control.web.api.limits import TokenBuckets
-from mission_control.web.api.openapi import ApiBlueprint, build_openapi, public_endpoints
+from mission_control.web.api.openapi import ApiBlueprint, build_openapi
+from mission_control.web.api.scopes import RULES, check, owner_lookup
 
 API_PREFIX = "/api/v1"
 
@@ -57,6 +61,7 @@ class AppState:
     enqueue_missions: Callable[[Sequence[str]], object]
     auth_failures: TokenBuckets
     heartbeat_limits: TokenBuckets
+    tokens: ApiTokenStore
 
 
 meta = ApiBlueprint("meta", __name__, tag="meta")
@@ -125,6 +130,7 @@ def create_app(
         heartbeat_limits=TokenBuckets(
             rate=settings.heartbeats_per_s, burst=max(10.0, 10 * settings.heartbeats_per_s)
         ),
+        tokens=ApiTokenStore(engine, clock),
     )
     register_error_handlers(app)
     app.register_blueprint(health.bp)
@@ -138,6 +144,7 @@ def create_app(
     app.register_blueprint(alerts.bp, url_prefix=API_PREFIX)
     app.register_blueprint(channels.bp, url_prefix=API_PREFIX)
     app.register_blueprint(missions.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(tokens.bp, url_prefix=API_PREFIX)
     if settings.demo_echo:
         app.register_blueprint(demo.bp)
     from mission_control.web import dashboard
@@ -152,14 +159,46 @@ def create_app(
     )
     app.register_blueprint(dashboard.bp)
 
-    open_endpoints = public_endpoints(app)
+    owner_of = owner_lookup(engine)
 
     @app.before_request
-    def _authenticate() -> None:
-        if request.path.startswith(API_PREFIX + "/") and request.endpoint not in open_endpoints:
-            require_admin(app.extensions["mission_control"].admin_digest)
+    def _authorize() -> Response | None:
+        """Every API call (and /metrics): authenticate, then check the endpoint's rule (scopes.RULES).
+
+        An unknown path or method under /api/v1 still needs a valid token before it learns it is a 404.
+        """
+        endpoint = request.endpoint
+        if not (request.path.startswith(API_PREFIX + "/") or endpoint == "metrics.metrics"):
+            return
+        rule = RULES.get(endpoint) if endpoint is not None else None
+        if rule is not None and rule.boundary == "public":
+            return
+        query_token = request.args.get("token") if endpoint and endpoint.startswith("heartbeats.") else None
+        g.principal = authenticate(query_token=query_token)
+        if endpoint is None:
+            return  # routing answers 404 or 405
+        if rule is None:  # a route nobody declared: refuse rather than guess (a test forbids this)
+            raise ApiError(403, "forbidden", f"scope: {endpoint} declares no scope", "scope")
+        refusal = check(endpoint, g.principal, owner_of)
+        if refusal is not None:
+            status, message, field = refusal
+            raise ApiError(status, "forbidden" if status == 403 else "not_found", message, field)
+        if endpoint == "jobs.list_jobs" and g.principal.service is not None:
+            return _own_jobs_only(g.principal.service)
 
     return app
+
+
+def _own_jobs_only(service: str) -> Response | None:
+    """A service-bound token's ``GET /jobs`` lists its service's jobs: ``service`` is set to its own
+    (asking for another service's finds nothing), so the view filters as if the caller had asked."""
+    requested = request.args.get("service")
+    if requested is not None and requested != service:
+        return jsonify({"jobs": [], "next_cursor": None})
+    args = request.args.copy()
+    args["service"] = service
+    request.args = ImmutableMultiDict(args)  # type: ignore[misc]
+    return None
 
 
 def _celery_enqueue(run_ids: Sequence[int]) -> int:

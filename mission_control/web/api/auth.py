@@ -1,4 +1,10 @@
-"""Bearer-token authentication for ``/api/v1``.
+"""Bearer-token authentication for ``/api/v1`` and ``/metrics``: who the request acts as.
+
+:func:`authenticate` turns the credential into a :class:`~mission_control.web.api.scopes.Principal`
+(kept on ``flask.g.principal`` for the request): ``MC_ADMIN_TOKEN``, the bootstrap admin, or a live row
+of ``api_tokens`` (looked up by digest on every request, so a revoked token is refused on its next
+one; an expired one answers 401 saying so). What the principal may do is
+:mod:`mission_control.web.api.scopes`'s business.
 
 Tokens are compared as SHA-256 digests with :func:`hmac.compare_digest`: the comparison takes the same
 time whatever the input, and hashing first means it does not even leak the token's length.
@@ -18,8 +24,10 @@ import hmac
 
 from flask import current_app, request
 
+from mission_control.db.api_tokens import HEARTBEATS_ONLY, TOUCH_EVERY_S
 from mission_control.web.api.errors import ApiError
 from mission_control.web.api.limits import too_many
+from mission_control.web.api.scopes import BOOTSTRAP, Principal
 
 
 def token_digest(token: str) -> bytes:
@@ -73,4 +81,62 @@ def require_admin(expected_digest: bytes) -> None:
             "Authorization",
             headers={"WWW-Authenticate": 'Bearer realm="mission-control"'},
         )
+    )
+
+
+def _unauthorized(message: str, field: str = "Authorization") -> ApiError:
+    return refused(
+        ApiError(
+            401,
+            "unauthorized",
+            message,
+            field,
+            headers={"WWW-Authenticate": 'Bearer realm="mission-control"'},
+        )
+    )
+
+
+def authenticate(*, query_token: str | None = None) -> Principal:
+    """The principal this request's credential names; raises 401 (or 429, budget spent) otherwise.
+
+    ``query_token`` (heartbeats' ``?token=``) is used when there is no Authorization header, and only
+    for a token scoped to heartbeats alone: URLs end up in access logs and shell histories, so a token
+    there must risk no more than one service's heartbeats.
+    """
+    state = current_app.extensions["mission_control"]
+    header_token = bearer_token()
+    token = header_token or query_token
+    if token is None:
+        raise _unauthorized("a valid token is required: send Authorization: Bearer <token>")
+    if is_admin(token, state.admin_digest):
+        if header_token is None:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "token: the admin token is accepted only in the Authorization header",
+                "token",
+            )
+        return BOOTSTRAP
+    row = state.tokens.lookup(token)
+    if row is None:
+        raise _unauthorized("a valid token is required: send Authorization: Bearer <token>")
+    now = state.clock.now()
+    if row["expires_at"] is not None and row["expires_at"] <= now:
+        raise _unauthorized(f"this token ({row['name']}) expired at {row['expires_at'].isoformat()}")
+    if header_token is None and tuple(row["scopes"]) != HEARTBEATS_ONLY:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "token: only heartbeat-only tokens are accepted in the query string; send Authorization: Bearer",
+            "token",
+        )
+    last = row["last_used_at"]
+    if last is None or (now - last).total_seconds() >= TOUCH_EVERY_S:
+        state.tokens.touch(row["id"], now)
+    return Principal(
+        id=row["id"],
+        name=row["name"],
+        scopes=frozenset(row["scopes"]),
+        service=row["service"],
+        kind="token",
     )

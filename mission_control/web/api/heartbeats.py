@@ -1,23 +1,24 @@
 """``/api/v1/heartbeats/{service}``: services prove they are alive.
 
 POST with an optional JSON body (``status``, ``message``) or any text body (kept as the message); GET
-and HEAD for a crontab's ``curl -fsS -m 5 URL``. The admin token or a token scoped to that one service
-is accepted; only the admin token registers a service the heartbeat names for the first time. A
+and HEAD for a crontab's ``curl -fsS -m 5 URL``. Any token with ``heartbeats:write`` (bound to this
+service or to none) or ``admin`` is accepted (checked before the view, see :mod:`.scopes`); only a
+token that may also write services (``admin``, ``services:write``) registers a service the heartbeat
+names for the first time. A heartbeat-only token may also come as ``?token=``. A
 heartbeat is committed before the answer, so a 2xx means it is recorded; a database outage answers
 503 and the sender retries.
 
-Limits: each service token has its own heartbeat budget (MC_HEARTBEATS_PER_S); a missing or unknown
+Limits: each token but an admin one has its own heartbeat budget (MC_HEARTBEATS_PER_S); a missing or unknown
 token spends the sender's failed-authentication budget (401, then 429), checked only after the token
 was, so a valid token gets through whatever others at the same address sent.
 """
 
 from __future__ import annotations
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, g, jsonify, request
 
 from mission_control.base.instruments import HEARTBEATS
 from mission_control.monitoring.services import ServiceConfig, ServiceNotFound
-from mission_control.web.api.auth import bearer_token, is_admin, refused, token_digest
 from mission_control.web.api.bodies import json_object, query, validate
 from mission_control.web.api.errors import ApiError
 from mission_control.web.api.limits import too_many
@@ -59,10 +60,10 @@ def get_heartbeat(name: str) -> Response:
 def _heartbeat(name: str, *, with_body: bool) -> Response:
     check_name(name, "service")
     params = query(HeartbeatQuery)
-    admin, token = _credentials(params.token)
+    who = g.principal
     state = current_app.extensions["mission_control"]
-    if not admin:
-        wait = state.heartbeat_limits.take(token_digest(token))
+    if not who.is_admin:
+        wait = state.heartbeat_limits.take(f"token:{who.id}")
         if wait is not None:
             raise too_many("too many heartbeats with this token (MC_HEARTBEATS_PER_S)", wait)
     limit = state.settings.heartbeat_message_bytes
@@ -71,7 +72,7 @@ def _heartbeat(name: str, *, with_body: bool) -> Response:
     if with_body and (request.content_length or request.headers.get("Transfer-Encoding")):
         body, truncated = _read_body(limit, defaults=body)
     register = None
-    if admin:
+    if who.has("services:write"):
         register = ServiceConfig(
             interval_s=body.interval_s or state.settings.service_interval_s,
             grace_s=body.grace_s if body.grace_s is not None else state.settings.service_grace_s,
@@ -84,10 +85,14 @@ def _heartbeat(name: str, *, with_body: bool) -> Response:
             message=message,
             truncated=truncated,
             register=register,
-            token=None if admin else token,
         )
     except ServiceNotFound:
-        raise _refused(name, token) from None
+        raise ApiError(
+            404,
+            "not_found",
+            f"name: no service named {name!r} (registering one needs admin or services:write)",
+            "name",
+        ) from None
     HEARTBEATS.labels(status).inc()
     state.notify(result.changes)
     service = result.service
@@ -102,50 +107,6 @@ def _heartbeat(name: str, *, with_body: bool) -> Response:
     response = jsonify(body.model_dump(mode="json"))
     response.status_code = 201 if result.created else 200
     return response
-
-
-def _credentials(query_token: str | None) -> tuple[bool, str]:
-    """(admin?, token). A service token is checked by the heartbeat's own statement, not here."""
-    state = current_app.extensions["mission_control"]
-    header_token = bearer_token()
-    token = header_token or query_token
-    if token is None:
-        raise _unauthorized()
-    if is_admin(token, state.admin_digest):
-        if header_token is None:
-            # URLs end up in access logs and shell histories; a service token there risks one service.
-            raise ApiError(
-                401,
-                "unauthorized",
-                "token: the admin token is accepted only in the Authorization header",
-                "token",
-            )
-        return True, token
-    return False, token
-
-
-def _refused(name: str, token: str) -> ApiError:
-    """Why a service token's heartbeat was not recorded: an unknown token (401) or another's (403)."""
-    owner = current_app.extensions["mission_control"].services.service_of_token(token)
-    if owner is None:
-        return _unauthorized()
-    if owner != name:
-        return ApiError(403, "forbidden", f"service: this token may only beat for {owner!r}", "service")
-    return ApiError(403, "forbidden", f"service: this token may not beat for {name!r}", "service")
-
-
-def _unauthorized() -> ApiError:
-    """401 for a missing or unknown token, charged to the client's failed-authentication budget
-    (429 once that is spent). A known token is never charged, whoever else shares the address."""
-    return refused(
-        ApiError(
-            401,
-            "unauthorized",
-            "a valid token is required: Authorization: Bearer <admin or service token>",
-            "Authorization",
-            headers={"WWW-Authenticate": 'Bearer realm="mission-control"'},
-        )
-    )
 
 
 def _read_body(limit: int, *, defaults: HeartbeatIn) -> tuple[HeartbeatIn, bool]:

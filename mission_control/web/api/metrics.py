@@ -1,4 +1,4 @@
-"""``GET /metrics``: Prometheus exposition, behind the admin token like the API."""
+"""``GET /metrics``: Prometheus exposition, behind a token with the ``metrics`` scope (or ``admin``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from flask import Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from mission_control.runtime.metrics import exposition
-from mission_control.web.api.auth import require_admin
 from mission_control.web.api.openapi import ApiBlueprint
 
 bp = ApiBlueprint("metrics", __name__, tag="metrics")
@@ -15,7 +14,6 @@ bp = ApiBlueprint("metrics", __name__, tag="metrics")
 @bp.operation("GET", "/metrics", summary="Prometheus metrics (text exposition format)", responses={200: None})
 def metrics() -> Response:
     state = current_app.extensions["mission_control"]
-    require_admin(state.admin_digest)
     settings = state.settings
     return Response(
         exposition(state.engine, settings.broker_url, settings.prometheus_multiproc_dir),

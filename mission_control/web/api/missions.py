@@ -32,6 +32,7 @@ from mission_control.web.api.mission_schemas import (
 )
 from mission_control.web.api.openapi import ApiBlueprint
 from mission_control.web.api.responses import check_name
+from mission_control.web.api.scopes import bound_service
 
 bp = ApiBlueprint("missions", __name__, tag="missions")
 
@@ -123,7 +124,7 @@ def get_definition(name: str) -> Response:
 def start_mission() -> Response:
     body = validate(StartIn, json_object())
     try:
-        doc = store().start(body.definition, body.input, body.id)
+        doc = store().start(body.definition, body.input, body.id, service=bound_service())
     except DefinitionNotFound:
         raise ApiError(
             422,
@@ -150,7 +151,11 @@ def list_missions() -> Response:
         raise
     try:
         items, next_cursor = store().list(
-            status=params.status, definition=params.definition, cursor=params.cursor, limit=params.limit
+            status=params.status,
+            definition=params.definition,
+            cursor=params.cursor,
+            limit=params.limit,
+            service=bound_service(),  # a service-bound token lists its service's missions only
         )
     except ValueError as exc:
         raise ApiError(400, "invalid_cursor", f"cursor: {exc}", "cursor") from None

@@ -29,7 +29,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _ERROR_TEXT = {
     400: "Malformed request (invalid JSON)",
     401: "Missing or invalid bearer token",
-    403: "The token is valid but not for this resource",
+    403: "The token is valid but lacks the scope, or is bound to another service",
     404: "No such resource",
     409: "Conflict with the current state",
     413: "Request body too large",
@@ -107,17 +107,18 @@ class ApiBlueprint(Blueprint):
         scoped: bool = False,
         body_required: bool = True,
     ) -> Callable[[F], F]:
-        """Register a route. ``public``: no token at all; ``scoped``: the view checks the token itself
-        (the admin token or a token scoped to the resource), so the admin-only gate skips it."""
+        """Register a route. ``public``: no token at all. Which tokens may call it otherwise is
+        :data:`mission_control.web.api.scopes.RULES`'s entry for it (a token without the scope: 403).
+        ``scoped`` is kept for routes that also answer 403 for reasons of their own (no longer needed)."""
 
         def register(view: F) -> F:
             for match in _RULE_PARAM.finditer(rule):
                 if match["converter"] is None and match["name"] not in PATH_PARAMETERS:
                     raise ValueError(f"{rule}: say what <{match['name']}> may hold in PATH_PARAMETERS")
             self.add_url_rule(rule, endpoint=view.__name__, view_func=view, methods=[method])
-            implied = {422, 503} | ({400, 413, 415} if body else set()) | (set() if public else {401, 429})
-            if scoped:
-                implied.add(403)
+            implied = (
+                {422, 503} | ({400, 413, 415} if body else set()) | (set() if public else {401, 403, 429})
+            )
             if _RULE_PARAM.search(rule):
                 implied.add(404)
             self.operations.append(
@@ -139,17 +140,6 @@ class ApiBlueprint(Blueprint):
             return view
 
         return register
-
-
-def public_endpoints(app: Flask) -> set[str]:
-    """Endpoints the admin-token gate lets through: public ones and those that check a scoped token."""
-    return {
-        f"{blueprint.name}.{operation.operation_id}"
-        for blueprint in app.blueprints.values()
-        if isinstance(blueprint, ApiBlueprint)
-        for operation in blueprint.operations
-        if operation.public or operation.scoped
-    }
 
 
 def build_openapi(app: Flask) -> dict[str, Any]:
@@ -183,7 +173,8 @@ def build_openapi(app: Flask) -> dict[str, Any]:
             "title": "Mission Control API",
             "version": __version__,
             "description": "Registry, runs, heartbeats and alerts of Mission Control. Every /api/v1 call "
-            "needs `Authorization: Bearer <token>`.",
+            "needs `Authorization: Bearer <token>`: MC_ADMIN_TOKEN or a token from POST /api/v1/tokens, "
+            "whose scopes (and service, if bound to one) decide what it may do.",
         },
         "paths": paths,
         "components": {

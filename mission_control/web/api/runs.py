@@ -10,6 +10,7 @@ from mission_control.web.api.errors import ApiError
 from mission_control.web.api.openapi import ApiBlueprint
 from mission_control.web.api.responses import keyset_page
 from mission_control.web.api.schemas import RunDetail, RunList, RunListQuery, RunOut
+from mission_control.web.api.scopes import bound_service
 
 bp = ApiBlueprint("runs", __name__, tag="runs")
 
@@ -22,6 +23,7 @@ def list_all_runs() -> Response:
         engine,
         RunFilter(
             job=params.job,
+            service=bound_service(),  # a service-bound token lists its service's runs only
             status=params.status,
             since=params.since,
             until=params.until,

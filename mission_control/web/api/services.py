@@ -26,6 +26,7 @@ from mission_control.web.api.schemas import (
     TokenInfo,
     TokenList,
 )
+from mission_control.web.api.scopes import bound_service
 
 bp = ApiBlueprint("services", __name__, tag="services")
 TOKEN_ID = "<id:token_id>"
@@ -57,7 +58,9 @@ def _detail(name: str, status: int = 200) -> Response:
 )
 def list_services() -> Response:
     params = query(ServiceListQuery)
-    rows = _services().list(state=params.state, after=params.cursor, limit=params.limit + 1)
+    rows = _services().list(
+        state=params.state, after=params.cursor, limit=params.limit + 1, name=bound_service()
+    )
     page, next_cursor = keyset_page(rows, params.limit, lambda row: row["name"])
     return json_response(ServiceList(services=[ServiceOut.of(row) for row in page], next_cursor=next_cursor))
 
