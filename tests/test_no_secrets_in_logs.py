@@ -22,6 +22,13 @@ from mission_control.execution.executor import ExecutionContext, execute_run
 from mission_control.missions.engine import advance_mission
 from mission_control.missions.steps import StepRunner
 from mission_control.missions.store import MissionStore
+from mission_control.monitoring.notifications.notices import (
+    DeliveryContext,
+    deliver,
+    group_by_channel,
+    list_notices,
+)
+from mission_control.monitoring.notifications.senders import SmtpServer
 from mission_control.outbound.sender import make_session
 from mission_control.scheduling.claiming import create_manual_run
 from mission_control.web.api import create_app
@@ -35,6 +42,8 @@ QUERY = "query-string-MARKER-Q5"
 MESSAGE = "heartbeat-message-MARKER-M6"
 SIGNAL = "signal-payload-MARKER-P7"
 HOOK = "webhook-path-MARKER-W8"
+SMTP_PASSWORD = "smtp-password-MARKER-S9"
+AUTHORIZATION = "Bearer authorization-MARKER-A10"
 
 
 @pytest.fixture
@@ -48,7 +57,10 @@ def test_secrets_never_reach_the_logs(tmp_path: Any, everything_logged: pytest.L
     engine = make_engine(url)
     migrate.upgrade(engine)
     clock = FrozenClock(T0)
-    settings = Settings(database_url=url, admin_token=ADMIN, signing_secret=SIGNING, broker_url="memory://")
+    settings = Settings(
+        database_url=url, admin_token=ADMIN, signing_secret=SIGNING, broker_url="memory://",
+        smtp_host="127.0.0.1", smtp_port=9, smtp_user="mc", smtp_password=SMTP_PASSWORD,
+    )  # fmt: skip
     enqueued: list[int] = []
     app = create_app(
         settings, clock=clock, engine=engine, enqueue=enqueued.extend, notify=lambda c: None,
@@ -63,7 +75,7 @@ def test_secrets_never_reach_the_logs(tmp_path: Any, everything_logged: pytest.L
             "service": "billing",
             "target": {
                 "url": f"{target.url}/status/500?key={QUERY}",
-                "headers": {"X-Api-Key": HEADER},
+                "headers": {"X-Api-Key": HEADER, "Authorization": AUTHORIZATION},
                 "body": {"card": BODY},
             },
             "schedule": {"every_s": 3600},
@@ -74,6 +86,7 @@ def test_secrets_never_reach_the_logs(tmp_path: Any, everything_logged: pytest.L
         run_id = create_manual_run(engine, "charge", clock.now())
         execute_run(run_id, ctx)
         execute_run(run_id, ctx)
+        assert target.requests[0].headers["Authorization"] == AUTHORIZATION  # sent, sealed at rest
         assert client.get(f"/api/v1/runs/{run_id}", headers=admin).status_code == 200
 
         # Services: a token shown once, heartbeats with it (header and query string) and a message.
@@ -96,6 +109,27 @@ def test_secrets_never_reach_the_logs(tmp_path: Any, everything_logged: pytest.L
             json={"name": "ops", "kind": "webhook", "url": f"http://127.0.0.1:9/{HOOK}?k={QUERY}"},
         ).get_json()
         client.post(f"/api/v1/channels/{channel['id']}/test", headers=admin)
+        # ... and an email channel through an SMTP server that is not there, with a password; both
+        # delivered (and failing) with the worker's context, which opens the sealed URL.
+        mail = client.post(
+            "/api/v1/channels",
+            headers=admin,
+            json={"name": "mail", "kind": "email", "to": ["a@example.test"]},
+        ).get_json()
+        client.post(f"/api/v1/channels/{mail['id']}/test", headers=admin)
+        delivery = DeliveryContext(
+            session=ctx.session,
+            smtp=SmtpServer("127.0.0.1", 9, "mc", SMTP_PASSWORD, False),
+            smtp_from="mc@example.test",
+            signing_secret=SIGNING,
+            box=ctx.secret_box,
+        )
+        pending = [n for c in (channel, mail) for n in list_notices(engine, c["id"])]
+        for group in group_by_channel(engine, [n["id"] for n in pending]):
+            deliver(engine, group, delivery, clock.now(), final=True)
+        notices = [n for c in (channel, mail) for n in list_notices(engine, c["id"])]
+        details = [a["detail"] for n in notices for a in n["delivery_attempts"]]
+        assert len(details) == 2 and all("connection failed" in d for d in details), details
 
         # Missions: a step with secret headers and body, a signal with a secret payload.
         client.put("/api/v1/mission-definitions/pay", headers=admin, json={"steps": [
@@ -114,6 +148,19 @@ def test_secrets_never_reach_the_logs(tmp_path: Any, everything_logged: pytest.L
         f"{record.name} {record.getMessage()} {record.__dict__}" for record in everything_logged.records
     )
     assert len(everything_logged.records) > 5, "the scenario should have logged something"
-    leaked = [m for m in (ADMIN, SIGNING, HEADER, BODY, QUERY, MESSAGE, SIGNAL, HOOK, token) if m in text]
+    markers = (
+        ADMIN,
+        SIGNING,
+        HEADER,
+        BODY,
+        QUERY,
+        MESSAGE,
+        SIGNAL,
+        HOOK,
+        SMTP_PASSWORD,
+        AUTHORIZATION,
+        token,
+    )
+    leaked = [m for m in markers if m in text]
     assert leaked == [], f"found in the logs: {leaked}"
     engine.dispose()

@@ -217,3 +217,18 @@ def signing_keys(engine: Engine, clock: Clock, settings: Settings, ttl_s: float 
     assert settings.signing_secret, "processes that sign refuse to start without MC_SIGNING_SECRET"
     box = SecretBox(settings.encryption_keys, settings.signing_secret)
     return SigningKeys(ServiceSigningSecrets(engine, clock, box), settings.signing_secret, ttl_s)
+
+
+def reseal_service_secrets(engine: Engine, box: SecretBox) -> int:
+    """Every stored service signing secret sealed again with the newest key; returns how many."""
+    rewritten = 0
+    with engine.begin() as conn:
+        rows = conn.execute(
+            select(table.c.id, table.c.ciphertext).where(table.c.ciphertext != DEFAULT_MARKER)
+        )
+        for row in list(rows):
+            conn.execute(
+                update(table).where(table.c.id == row.id).values(ciphertext=box.rotate(row.ciphertext))
+            )
+            rewritten += 1
+    return rewritten

@@ -112,6 +112,7 @@ class Runtime:
             smtp=SmtpServer(s.smtp_host, s.smtp_port, s.smtp_user, s.smtp_password, s.smtp_starttls),
             smtp_from=s.smtp_from,
             signing_secret=s.signing_secret,
+            box=self.execution_context().secret_box,
         )
 
     def close(self) -> None:

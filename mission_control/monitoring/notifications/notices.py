@@ -3,6 +3,10 @@
 Routing is idempotent: every notice has a dedup key (``<alert>:<event>:<channel>`` for opened and
 resolved, ``<alert>:repeat<n>:<channel>`` for the n-th repeat), inserted with ON CONFLICT DO NOTHING,
 so a redelivered routing task or two beats sending the repeat sweep never notify twice.
+
+A webhook or Slack channel's URL is a credential: it is stored sealed (``{"url": <envelope>, "shown":
+"https://host/…"}``, :mod:`mission_control.outbound.secretbox`), opened only to deliver, and shown
+only as its scheme and host (:func:`destination`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from mission_control.db.alerts import AlertState
 from mission_control.db.tables import alerts, channels, notice_attempts, notices
 from mission_control.monitoring.notifications import messages
 from mission_control.monitoring.notifications.senders import Delivery, SmtpServer, post_json, send_email
+from mission_control.outbound.secretbox import SecretBox, SecretUnreadable, is_sealed
 
 GROUP_SIZE = 100  # notices per message at most
 
@@ -49,12 +54,26 @@ class DeliveryContext:
     smtp: SmtpServer
     smtp_from: str
     signing_secret: str | None
+    box: SecretBox | None = None  # opens sealed channel URLs
 
 
 # --- channels -----------------------------------------------------------------------------------
 
 
-def create_channel(engine: Engine, spec: ChannelSpec, now: datetime) -> RowMapping:
+def sealed_target(target: dict[str, Any], box: SecretBox) -> dict[str, Any]:
+    """A channel target as stored: its URL sealed, with what may be shown of it beside."""
+    url = target.get("url")
+    if not isinstance(url, str) or is_sealed(url):
+        return target
+    return {**target, "url": box.seal_value(url), "shown": redacted_url(url)}
+
+
+def create_channel(
+    engine: Engine, spec: ChannelSpec, now: datetime, box: SecretBox | None = None
+) -> RowMapping:
+    """Store a channel; with ``box`` its URL is sealed (the API always passes one)."""
+    if box is not None:
+        spec = ChannelSpec(**{**vars(spec), "target": sealed_target(spec.target, box)})
     with engine.begin() as conn:
         if conn.execute(select(channels.c.id).where(channels.c.name == spec.name)).first():
             raise ChannelExists(spec.name)
@@ -100,6 +119,8 @@ def redacted_url(url: str) -> str:
 def destination(target: dict[str, Any]) -> str:
     """Where a channel's notices go, as the API may show it: the redacted URL, or the recipients."""
     if "url" in target:
+        if is_sealed(target["url"]):
+            return str(target.get("shown") or "…")
         return redacted_url(target["url"])
     return ", ".join(target["to"])
 
@@ -332,10 +353,18 @@ def deliver(
 def _send(
     kind: str, target: dict[str, Any], items: list[tuple[str, dict[str, Any] | None]], ctx: DeliveryContext
 ) -> Delivery:
-    if kind == "webhook":
-        return post_json(ctx.session, target["url"], messages.payload(items), secret=ctx.signing_secret)
-    if kind == "slack":
-        return post_json(ctx.session, target["url"], messages.slack(items))
+    if kind in ("webhook", "slack"):
+        url = target["url"]
+        if is_sealed(url):
+            if ctx.box is None:
+                return Delivery("permanent", "the channel's URL is sealed and no key is at hand", 0.0)
+            try:
+                url = ctx.box.open_value(url)
+            except SecretUnreadable:
+                return Delivery("permanent", "the channel's URL cannot be decrypted (MC_SECRET_KEY)", 0.0)
+        if kind == "webhook":
+            return post_json(ctx.session, url, messages.payload(items), secret=ctx.signing_secret)
+        return post_json(ctx.session, url, messages.slack(items))
     if kind == "email":
         return send_email(ctx.smtp, messages.email(items, ctx.smtp_from, list(target["to"])))
     return Delivery("permanent", f"unknown channel kind {kind!r}", 0.0)
@@ -365,3 +394,24 @@ def list_notices(engine: Engine, channel_id: int, limit: int = 50) -> list[dict[
     for r in rows:
         r["delivery_attempts"] = attempts[r["id"]]
     return rows
+
+
+def reseal_channels(engine: Engine, box: SecretBox) -> int:
+    """Seal every plaintext channel URL and re-seal every sealed one with the newest key (one short
+    transaction per channel); returns how many channels were rewritten."""
+    with engine.connect() as conn:
+        ids = list(conn.execute(select(channels.c.id).order_by(channels.c.id)).scalars())
+    rewritten = 0
+    for channel_id in ids:
+        with engine.begin() as conn:
+            row = conn.execute(
+                select(channels.c.target).where(channels.c.id == channel_id).with_for_update()
+            ).first()
+            url = row.target.get("url") if row is not None else None
+            if not isinstance(url, str):
+                continue
+            shown = row.target.get("shown") or redacted_url(url)
+            target = {**row.target, "url": box.reseal_value(url), "shown": shown}
+            conn.execute(update(channels).where(channels.c.id == channel_id).values(target=target))
+            rewritten += 1
+    return rewritten

@@ -9,7 +9,7 @@ import hashlib
 import json
 import smtplib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any, Literal
 
@@ -70,8 +70,8 @@ class SmtpServer:
     host: str | None
     port: int
     user: str | None
-    password: str | None
-    starttls: bool
+    password: str | None = field(repr=False)  # MC_SMTP_PASSWORD: never in a repr, log or traceback
+    starttls: bool = False
 
 
 def send_email(server: SmtpServer, message: EmailMessage) -> Delivery:

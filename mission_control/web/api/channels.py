@@ -21,6 +21,7 @@ from mission_control.monitoring.notifications.notices import (
 from mission_control.web.api.bodies import json_object, validate
 from mission_control.web.api.errors import ApiError
 from mission_control.web.api.openapi import ApiBlueprint
+from mission_control.web.api.responses import secret_box
 from mission_control.web.api.schemas import ChannelIn, ChannelList, ChannelOut, NoticeList, NoticeOut
 
 bp = ApiBlueprint("channels", __name__, tag="channels")
@@ -58,7 +59,7 @@ def add_channel() -> Response:
         enabled=body.enabled,
     )
     try:
-        row = create_channel(_state().engine, spec, _state().clock.now())
+        row = create_channel(_state().engine, spec, _state().clock.now(), secret_box(_state().settings))
     except ChannelExists:
         raise ApiError(409, "conflict", f"name: a channel named {body.name!r} exists", "name") from None
     response = jsonify(ChannelOut.of(row).model_dump(mode="json"))
