@@ -217,3 +217,30 @@ def test_mc_secret_key_is_read_and_mc_encryption_key_still_is():
     assert Settings.from_env({**signing, "MC_ENCRYPTION_KEY": KEY_OLD}).encryption_keys == (KEY_OLD,)
     both = {**signing, "MC_SECRET_KEY": KEY_NEW, "MC_ENCRYPTION_KEY": KEY_OLD}
     assert Settings.from_env(both).encryption_keys == (KEY_NEW,)
+
+
+def test_the_reencrypt_command_rotates_every_stored_secret(tmp_path, clock):
+    from click.testing import CliRunner
+
+    from mission_control.cli import main
+    from mission_control.db import migrate
+    from mission_control.db.engine import make_engine
+
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    JobRegistry(engine, clock, SecretBox((KEY_OLD,), None)).put(JobSpec.model_validate(secret_job()))
+    env = {
+        "MC_DATABASE_URL": url,
+        "MC_SIGNING_SECRET": SIGNING_SECRET,
+        "MC_SECRET_KEY": f"{KEY_NEW},{KEY_OLD}",
+    }
+
+    result = CliRunner().invoke(main, ["db", "reencrypt-secrets"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "1 job(s)" in result.output
+    no_marker_in(result.output)
+    sealed = stored_target(engine)["headers"]["Authorization"]
+    assert SecretBox((KEY_NEW,), None).open_value(sealed) == TOKEN
+    engine.dispose()
