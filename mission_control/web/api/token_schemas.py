@@ -27,6 +27,13 @@ class ApiTokenIn(BaseModel):
     def _unique(cls, scopes: list[str]) -> list[str]:
         return list(dict.fromkeys(scopes))
 
+    @field_validator("expires_at", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        if value is not None and not isinstance(value, str):  # JSON has no dates: a number is no time
+            raise ValueError("an ISO-8601 time with a zone, e.g. 2027-01-01T00:00:00Z")
+        return value
+
     @field_validator("expires_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:

@@ -2,8 +2,11 @@
 
 Pages read without JavaScript; ``static/refresh.js`` re-fetches the page's ``<main>`` every few
 seconds (``X-Fragment: 1`` answers only that part) so it stays live without a reload. Every asset is
-served from here, so the Content-Security-Policy allows nothing else. Sign-in is the admin token,
-exchanged once for a session cookie (:mod:`mission_control.web.dashboard.session`).
+served from here, so the Content-Security-Policy allows nothing else. Sign-in is a token with ``admin``
+or ``read`` (bound to no service), exchanged once for a session cookie
+(:mod:`mission_control.web.dashboard.session`). A ``read`` session sees every page without action
+buttons, and any action it posts anyway is refused (403): each route's rule is in
+:data:`mission_control.web.api.scopes.RULES`, like the API's.
 """
 
 from __future__ import annotations
@@ -15,7 +18,18 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from mission_control.db.alerts import AlertFilter, acknowledge, list_alerts, summarize
 from mission_control.jobs.history import RunFilter, get_run, last_runs, list_runs, recent_runs
@@ -25,6 +39,7 @@ from mission_control.missions.machine import MissionConflict
 from mission_control.missions.store import MissionNotFound, public_view
 from mission_control.scheduling.claiming import RunInProgress, create_manual_run
 from mission_control.web.api.auth import is_admin, spend_auth_budget
+from mission_control.web.api.scopes import RULES
 from mission_control.web.dashboard import session as auth
 
 bp = Blueprint(
@@ -42,7 +57,12 @@ def _state() -> Any:
 
 @bp.before_request
 def _require_sign_in() -> Response | None:
-    if request.endpoint in ("dashboard.login", "dashboard.static") or auth.signed_in():
+    if request.endpoint in ("dashboard.login", "dashboard.static"):
+        return None
+    if auth.signed_in():
+        rule = RULES[request.endpoint or ""]
+        if rule.boundary != "public" and not g.principal.has(*rule.grants):
+            abort(403, description=f"{g.principal.name} may only look: this needs the admin scope")
         return None
     return redirect(url_for("dashboard.login", next=request.full_path if request.method == "GET" else "/"))
 
@@ -92,6 +112,8 @@ def _page(template: str, **context: Any) -> str:
     """The whole page, or only its ``<main>`` for refresh.js (``X-Fragment: 1``)."""
     context["layout"] = "fragment.html" if request.headers.get("X-Fragment") == "1" else "base.html"
     context["csrf"] = auth.csrf_token()
+    context["who"] = g.principal.name
+    context["can_act"] = g.principal.is_admin
     return render_template(template, **context)
 
 
@@ -107,11 +129,19 @@ def login() -> Response | str | tuple[str, int]:
         if is_admin(token or None, _state().admin_digest):
             auth.sign_in()
             return redirect(target)
+        row = _state().tokens.lookup(token) if token else None
+        if row is not None and (row["expires_at"] is None or row["expires_at"] > _state().clock.now()):
+            scopes = set(row["scopes"])
+            if scopes & {"admin", "read"} and row["service"] is None:
+                auth.sign_in(row["id"])
+                return redirect(target)
+            why = "That token cannot sign in: it needs the read or admin scope and no service binding."
+            return render_template("login.html", error=why, next=target), 403
         wait = spend_auth_budget()
         if wait is not None:
             message = f"Too many wrong tokens from this address; try again in {math.ceil(wait)} s."
             return render_template("login.html", error=message, next=target), 429
-        return render_template("login.html", error="That is not the admin token.", next=target), 401
+        return render_template("login.html", error="That is not the admin token nor a token that may sign in.", next=target), 401
     return render_template("login.html", error=None, next=target)
 
 

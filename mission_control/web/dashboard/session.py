@@ -1,4 +1,4 @@
-"""Signing in to the dashboard: the admin token, once, for a server-side session; CSRF.
+"""Signing in to the dashboard: a token with ``admin`` or ``read``, once, for a server-side session; CSRF.
 
 An attack showed why each piece is here. The cookie used to be Flask's signed session with a key
 derived from ``MC_SIGNING_SECRET``, which every target and webhook receiver holds, so any receiver
@@ -11,7 +11,9 @@ could sign itself an admin session. Now:
   id's SHA-256. Signing out deletes the row, which ends the session wherever the cookie was copied,
   and a cookie signed by someone who learned the key still names no session.
 * A session records a keyed fingerprint of the token that opened it; when ``MC_ADMIN_TOKEN`` changes,
-  no session opened with the old one matches any more.
+  no session opened with the old one matches any more. A session opened with an API token records
+  its id, and ends as soon as that token is revoked or expires (checked on every request). The
+  session acts as that token (``g.principal``): a ``read`` token's session sees but changes nothing.
 * Its lifetime is absolute (``SESSION_HOURS`` from sign-in): using the dashboard never extends it,
   and the cookie is not re-sent on every request.
 
@@ -38,7 +40,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from mission_control.db.app_secrets import get_or_create_secret
-from mission_control.db.tables import dashboard_sessions
+from mission_control.db.tables import api_tokens, dashboard_sessions
+from mission_control.web.api.scopes import BOOTSTRAP, Principal
 
 SESSION_HOURS = 12
 SESSION_SECRET_NAME = "dashboard_session_key"
@@ -112,11 +115,11 @@ class _Sessions:
         self.interface = interface
         self._admin_token = admin_token
 
-    def credential(self) -> str:
-        """The fingerprint of the admin token under the session key: changing either ends sessions."""
-        return hmac.new(
-            self.interface.key(), b"admin\0" + self._admin_token.encode(), hashlib.sha256
-        ).hexdigest()
+    def credential(self, token_id: int | None = None) -> str:
+        """The fingerprint of the admin token (or of an API token's id) under the session key: changing
+        either ends sessions."""
+        material = b"admin\0" + self._admin_token.encode() if token_id is None else b"token\0%d" % token_id
+        return hmac.new(self.interface.key(), material, hashlib.sha256).hexdigest()
 
 
 def _sessions() -> _Sessions:
@@ -131,12 +134,13 @@ def _now() -> Any:
     return current_app.extensions["mission_control"].clock.now()
 
 
-def sign_in() -> None:
-    """Open a session for the admin (the caller checked the token); drop expired ones meanwhile."""
+def sign_in(token_id: int | None = None) -> None:
+    """Open a session for the admin token (``token_id`` None) or an API token (the caller checked
+    it may sign in); drop expired sessions meanwhile."""
     store = _sessions()
     now = _now()
     session_id = secrets.token_urlsafe(32)
-    credential = store.credential()  # may read the key from the database: not inside the transaction
+    credential = store.credential(token_id)  # may read the key from the database: not inside the transaction
     with store.engine.begin() as conn:
         conn.execute(delete(dashboard_sessions).where(dashboard_sessions.c.expires_at <= now))
         conn.execute(
@@ -146,6 +150,7 @@ def sign_in() -> None:
                 csrf=secrets.token_urlsafe(32),
                 created_at=now,
                 expires_at=now + timedelta(hours=SESSION_HOURS),
+                token_id=token_id,
             )
         )
     session.clear()
@@ -164,22 +169,43 @@ def sign_out() -> None:
 
 
 def _current() -> Any:
-    """This request's live session row, or None (no cookie, signed out, expired, token changed)."""
+    """This request's live session row, or None (no cookie, signed out, expired, token changed,
+    revoked or expired); sets ``g.principal`` to whom the session acts as."""
     if "mc_session_row" in g:
         return g.mc_session_row
     row = None
     session_id = session.get("sid")
     if isinstance(session_id, str):
         store = _sessions()
-        credential = store.credential()
+        now = _now()
         with store.engine.connect() as conn:
             row = conn.execute(
                 select(dashboard_sessions).where(dashboard_sessions.c.id_digest == _digest(session_id))
             ).first()
+            token = None
+            if row is not None and row.token_id is not None:
+                token = conn.execute(
+                    select(api_tokens).where(
+                        api_tokens.c.id == row.token_id, api_tokens.c.revoked_at.is_(None)
+                    )
+                ).first()
         if row is not None and (
-            row.expires_at <= _now() or not hmac.compare_digest(row.credential, credential)
+            row.expires_at <= now or not hmac.compare_digest(row.credential, store.credential(row.token_id))
         ):
             row = None
+        if row is not None and row.token_id is not None:
+            if token is None or (token.expires_at is not None and token.expires_at <= now):
+                row = None
+            else:
+                g.principal = Principal(
+                    id=token.id,
+                    name=token.name,
+                    scopes=frozenset(token.scopes),
+                    service=token.service,
+                    kind="token",
+                )
+        elif row is not None:
+            g.principal = BOOTSTRAP
     g.mc_session_row = row
     return row
 
