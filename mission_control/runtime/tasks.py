@@ -2,17 +2,46 @@
 
 Beat imports this module too (Celery loads ``include`` everywhere) but only sends these tasks by
 name, so what they need is imported when they run: the beat process stays small.
+
+The periodic housekeeping tasks (``beat_schedule.py``) run every few seconds and usually find nothing to
+do. Then they log at DEBUG, and so do Celery's own lines about them (:class:`HousekeepingAtDebug`,
+installed in every process that imports this module: worker and beat); what they did, they log at INFO.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import shared_task
 
 from mission_control.runtime.app import app
 from mission_control.runtime.context import get_runtime
+from mission_control.runtime.logs import HousekeepingAtDebug
 from mission_control.scheduling.queueing import MISSION_TASK, TRIGGER_TASK, enqueue_runs
+
+log = logging.getLogger(__name__)
+
+RECONCILE_TASK = "mission_control.reconcile"
+PRUNE_TASK = "mission_control.prune_runs"
+CHECK_SERVICES_TASK = "mission_control.check_services"
+REPEAT_NOTICES_TASK = "mission_control.repeat_notices"
+# The tasks beat_schedule.py sends on a period: quiet at INFO unless they did something.
+HOUSEKEEPING_TASKS = (RECONCILE_TASK, PRUNE_TASK, CHECK_SERVICES_TASK, REPEAT_NOTICES_TASK)
+HousekeepingAtDebug(HOUSEKEEPING_TASKS).install()
+
+
+def _outcome(task: str, did_something: bool, summary: str, *args: Any) -> None:
+    """One line per housekeeping pass: INFO if it changed anything, else DEBUG."""
+    log.log(logging.INFO if did_something else logging.DEBUG, "%s: " + summary, task, *args)
+
+
+def _some(items: list[Any], shown: int = 10) -> str:
+    """A list for a log line: the first few items, and how many more (a pass handles up to 1,000)."""
+    if not items:
+        return "none"
+    text = ", ".join(str(item) for item in items[:shown])
+    return text + (f" and {len(items) - shown} more" if len(items) > shown else "")
 
 
 @shared_task(name=TRIGGER_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -41,7 +70,7 @@ def advance_mission(mission_id: str) -> str:
     )
 
 
-@shared_task(name="mission_control.reconcile", ignore_result=True)
+@shared_task(name=RECONCILE_TASK, ignore_result=True)
 def reconcile_runs() -> dict[str, Any]:
     """Re-enqueue overdue queued runs; retry or fail runs whose worker was lost; flag late starts."""
     from mission_control.scheduling.reconciler import reconcile
@@ -59,13 +88,23 @@ def reconcile_runs() -> dict[str, Any]:
         from mission_control.runtime.notify import send_notices
 
         send_notices(app, result.alerts)
-    return {"requeued": len(result.requeue), "retried": len(result.retried), "failed": len(result.failed)}
+    counts = {"requeued": len(result.requeue), "retried": len(result.retried), "failed": len(result.failed)}
+    _outcome(
+        "reconcile",
+        any(counts.values()) or bool(result.alerts),
+        "runs requeued %s, retried %s and failed %s after a lost worker; %d alerts opened",
+        _some(result.requeue),
+        _some(result.retried),
+        _some(result.failed),
+        len(result.alerts),
+    )
+    return counts
 
 
 FLIPS_KEPT_PER_SERVICE = 1000
 
 
-@shared_task(name="mission_control.prune_runs", ignore_result=True)
+@shared_task(name=PRUNE_TASK, ignore_result=True)
 def prune_old_runs() -> int:
     """Apply the retention settings to finished runs and missions (MC_RUN_RETENTION_DAYS); keep each
     service's last 1,000 state changes."""
@@ -79,12 +118,24 @@ def prune_old_runs() -> int:
         max_age_days=runtime.settings.run_retention_days,
         keep_per_job=runtime.settings.run_retention_per_job,
     )
-    ServiceRegistry(runtime.engine, runtime.clock).prune_flips(keep_per_service=FLIPS_KEPT_PER_SERVICE)
-    runtime.mission_store().prune(runtime.clock.now(), max_age_days=runtime.settings.run_retention_days)
+    flips = ServiceRegistry(runtime.engine, runtime.clock).prune_flips(
+        keep_per_service=FLIPS_KEPT_PER_SERVICE
+    )
+    missions = runtime.mission_store().prune(
+        runtime.clock.now(), max_age_days=runtime.settings.run_retention_days
+    )
+    _outcome(
+        "prune_runs",
+        bool(pruned or flips or missions),
+        "%d runs, %d missions and %d service state changes pruned",
+        pruned,
+        missions,
+        flips,
+    )
     return pruned
 
 
-@shared_task(name="mission_control.check_services", ignore_result=True)
+@shared_task(name=CHECK_SERVICES_TASK, ignore_result=True)
 def check_services() -> dict[str, Any]:
     """Flag services whose heartbeat deadline passed (up -> late -> down) and open their alerts."""
     from mission_control.monitoring.services import ServiceRegistry
@@ -93,6 +144,13 @@ def check_services() -> dict[str, Any]:
     runtime = get_runtime()
     result = ServiceRegistry(runtime.engine, runtime.clock).check_stale()
     send_notices(app, result.changes)
+    _outcome(
+        "check_services",
+        bool(result.flipped),
+        "%d services past their deadline, changed: %s",
+        result.examined,
+        _some([f"{name} -> {state}" for name, state in sorted(result.flipped.items())]),
+    )
     return {"examined": result.examined, "flipped": len(result.flipped)}
 
 
@@ -131,7 +189,7 @@ def deliver_notices(self: Any, notice_ids: list[int]) -> str:
     return result.outcome
 
 
-@shared_task(name="mission_control.repeat_notices", ignore_result=True)
+@shared_task(name=REPEAT_NOTICES_TASK, ignore_result=True)
 def repeat_notices() -> int:
     """Notify again about alerts still open and unacknowledged past their channel's repeat interval,
     and route alerts whose first notice was lost to a broker outage."""
@@ -139,6 +197,8 @@ def repeat_notices() -> int:
     from mission_control.runtime.notify import send_deliveries
 
     runtime = get_runtime()
-    return send_deliveries(
+    sent = send_deliveries(
         app, group_by_channel(runtime.engine, due_repeats(runtime.engine, runtime.clock.now()))
     )
+    _outcome("repeat_notices", bool(sent), "%d deliveries of repeated or late notices sent", sent)
+    return sent
