@@ -173,6 +173,29 @@ class MissionControl:
     def revoke_service_token(self, service: str, token_id: int) -> None:
         self._call("DELETE", f"{self._service_path(service, 'tokens')}/{int(token_id)}")
 
+    def create_token(
+        self,
+        name: str,
+        scopes: list[str],
+        *,
+        service: str | None = None,
+        expires_at: str | datetime | None = None,
+    ) -> dict:
+        """A named token with these scopes (admin only), optionally bound to one service: ``token`` is
+        shown this once."""
+        when = expires_at.isoformat() if isinstance(expires_at, datetime) else expires_at
+        body = {"name": name, "scopes": list(scopes), "service": service, "expires_at": when}
+        return self._call("POST", "/api/v1/tokens", body=body)
+
+    def tokens(self, *, include_revoked: bool = False) -> list[dict]:
+        """Every live token (with ``include_revoked``, revoked ones too); never the secrets."""
+        path = "/api/v1/tokens?all=true" if include_revoked else "/api/v1/tokens"
+        return self._call("GET", path)["tokens"]  # type: ignore[no-any-return]
+
+    def revoke_token(self, token_id: int) -> None:
+        """Revoke a token: its next request is refused (401)."""
+        self._call("DELETE", f"/api/v1/tokens/{int(token_id)}")
+
     def signing_secrets(self, service: str) -> list[dict]:
         """The secrets signing the service's requests now (ids and lifetimes, never the values)."""
         answer = self._call("GET", self._service_path(service, "signing-secrets"))

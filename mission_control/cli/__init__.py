@@ -27,6 +27,7 @@ _COMMANDS = {
     "missions": "mission_control.cli.missions:missions",
     "runs": "mission_control.cli.runs:runs",
     "services": "mission_control.cli.monitoring:services",
+    "tokens": "mission_control.cli.tokens:tokens",
     "web": "mission_control.cli.web:web",
 }
 
