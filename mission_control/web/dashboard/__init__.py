@@ -141,7 +141,9 @@ def login() -> Response | str | tuple[str, int]:
         if wait is not None:
             message = f"Too many wrong tokens from this address; try again in {math.ceil(wait)} s."
             return render_template("login.html", error=message, next=target), 429
-        return render_template("login.html", error="That is not the admin token nor a token that may sign in.", next=target), 401
+        return render_template(
+            "login.html", error="That is not the admin token nor a token that may sign in.", next=target
+        ), 401
     return render_template("login.html", error=None, next=target)
 
 
