@@ -137,21 +137,17 @@ def test_a_worker_refuses_to_start_without_a_long_enough_signing_secret(tmp_path
 
 
 class _NoProcesses:
-    """Stands in for honcho's Manager: a dev that failed to refuse would start nothing real."""
+    """Stands in for dev's supervisor: a dev that failed to refuse would start nothing real."""
 
     started: list[str] = []
-    returncode = 0
 
-    def add_process(self, name: str, *args: object, **kwargs: object) -> None:
-        self.started.append(name)
-
-    def loop(self) -> None:
-        pass
+    def __init__(self, spec: dict[str, list[dict[str, object]]]) -> None:
+        self.started.extend(str(child["name"]) for child in spec["children"])
 
 
 def test_dev_refuses_a_short_secret_from_the_environment_before_starting_anything(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("mission_control.cli.dev.Manager", _NoProcesses)
+    monkeypatch.setattr("mission_control.cli.dev.exec_supervisor", _NoProcesses)
     _NoProcesses.started = []
     env = {"MC_ADMIN_TOKEN": "a" * 32, "MC_SIGNING_SECRET": SHORT_SIGNING, "MC_SESSION_SECRET": ""}
     result = CliRunner().invoke(main, ["dev", "--no-demo"], env=env)
