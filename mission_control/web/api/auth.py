@@ -107,7 +107,9 @@ def authenticate(*, query_token: str | None = None) -> Principal:
     header_token = bearer_token()
     token = header_token or query_token
     if token is None:
-        raise _unauthorized("a valid token is required: send Authorization: Bearer <token>")
+        raise _unauthorized(
+            "a valid token is required: send Authorization: Bearer <the admin token or an API token>"
+        )
     if is_admin(token, state.admin_digest):
         if header_token is None:
             raise ApiError(
@@ -119,7 +121,9 @@ def authenticate(*, query_token: str | None = None) -> Principal:
         return BOOTSTRAP
     row = state.tokens.lookup(token)
     if row is None:
-        raise _unauthorized("a valid token is required: send Authorization: Bearer <token>")
+        raise _unauthorized(
+            "a valid token is required: send Authorization: Bearer <the admin token or an API token>"
+        )
     now = state.clock.now()
     if row["expires_at"] is not None and row["expires_at"] <= now:
         raise _unauthorized(f"this token ({row['name']}) expired at {row['expires_at'].isoformat()}")

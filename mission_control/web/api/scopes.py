@@ -205,6 +205,8 @@ def check(
     if rule.boundary in ("job", "run", "service", "mission"):
         owner = owner_of(rule.boundary, dict(request.view_args or {}))
         if owner is not None and owner != who.service:
+            if endpoint.startswith("heartbeats."):
+                return 403, f"service: this token may only beat for {who.service!r}", "service"
             if rule.write:
                 return (
                     403,
