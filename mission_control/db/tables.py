@@ -365,3 +365,28 @@ service_signing_secrets = Table(
     Column("expires_at", UTCDateTime(), nullable=True),
     Index("ix_service_signing_secrets_service", "service"),
 )
+
+# Who changed what, through the API, CLI or dashboard: one row per change, written in the change's own
+# transaction (mission_control.db.audit). `actor` is the token's name ("MC_ADMIN_TOKEN" for the
+# bootstrap admin, "dashboard: <name>" for a dashboard session); `actor_token_id` is its api_tokens id
+# (NULL for the bootstrap admin). `service` is the service the subject belongs to, so a bound token
+# reads its own service's rows. `change` is {"before": ..., "after": ...} with secrets as "****".
+# Paged newest first by (at, id); pruned after MC_AUDIT_RETENTION_DAYS.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor_token_id", Id, nullable=True),
+    Column("actor", String(160), nullable=False),
+    Column("client_address", String(64), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("subject_kind", String(32), nullable=False),
+    Column("subject_name", String(200), nullable=False),
+    Column("service", String(128), nullable=True),
+    Column("change", json_type(), nullable=True),
+    Index("ix_audit_log_at_id", "at", "id"),
+    Index("ix_audit_log_subject", "subject_kind", "subject_name", "at"),
+    Index("ix_audit_log_actor_at", "actor", "at"),
+    Index("ix_audit_log_service_at", "service", "at"),
+)
