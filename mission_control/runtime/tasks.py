@@ -3,9 +3,10 @@
 Beat imports this module too (Celery loads ``include`` everywhere) but only sends these tasks by
 name, so what they need is imported when they run: the beat process stays small.
 
-The periodic housekeeping tasks (``beat_schedule.py``) run every few seconds and usually find nothing to
-do. Then they log at DEBUG, and so do Celery's own lines about them (:class:`HousekeepingAtDebug`,
-installed in every process that imports this module: worker and beat); what they did, they log at INFO.
+The periodic housekeeping tasks (``beat_schedule.py``) come every few seconds, when a probe finds them
+work (``runtime/housekeeping.py``), and may still find nothing to do. Celery's own lines about them are
+DEBUG (:class:`HousekeepingAtDebug`, installed in every process that imports this module: worker and
+beat); each logs one line of what it did, at INFO if it changed something, else at DEBUG.
 """
 
 from __future__ import annotations

@@ -36,7 +36,12 @@ from sqlalchemy.engine import make_url
 
 from mission_control.db.tables import attempts, runs
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not sys.platform.startswith("linux"), reason="reads /proc; the stop guarantees are Linux's"
+    ),
+]
 
 SCRIPT = Path(sys.executable).parent / "mission-control"
 MISSION_CONTROL = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "mission_control"]
