@@ -14,10 +14,11 @@ answers and the demo job's first run has succeeded, lets start-up settle, then m
   counted once per process) and PSS (each shared page divided among the processes sharing it, from
   /proc/<pid>/smaps_rollup), the honest total.
 * Pickup lag of the demo job's runs inside the window: first attempt's ``started_at`` minus the
-  run's ``scheduled_for``, as the registry recorded them.
+  run's ``scheduled_for``, as the registry recorded them; and the lines the stack printed per second.
 
 The stack is stopped with SIGINT (Ctrl-C) and any process of the tree still alive 20 s later is
-killed, so a run leaves nothing behind whatever the code under test does. One JSON object per run and
+killed (and reported), so a run leaves nothing behind whatever the code under test does; its directory
+is deleted. One JSON object per run and
 a one-line summary go to stdout; with ``--runs`` > 1 a last line gives the medians. Runs never overlap:
 they take 60 s each, on a machine that may be shared (wrap in ``flock /tmp/mc-machine.lock``).
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -35,6 +37,7 @@ import sys
 import tempfile
 import time
 from contextlib import suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -237,6 +240,7 @@ def measure(seconds: float, demo: bool) -> dict[str, Any]:
             print(
                 f"warning: killed {len(leftovers)} processes left after Ctrl-C: {leftovers}", file=sys.stderr
             )
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def pickup_lags_ms(registry: Any, since_epoch_s: float) -> list[float]:
@@ -256,9 +260,7 @@ def pickup_lags_ms(registry: Any, since_epoch_s: float) -> list[float]:
     return lags
 
 
-def _utc(value: Any) -> float:
-    from datetime import UTC
-
+def _utc(value: datetime) -> float:
     return float(value.replace(tzinfo=UTC).timestamp())
 
 
