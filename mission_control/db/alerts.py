@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, select, text, update
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
+from mission_control.db.audit import AuditEntry
+from mission_control.db.audit import write as write_audit
 from mission_control.db.tables import UNRESOLVED, alerts
 from mission_control.db.types import UTCDateTime
 
@@ -104,13 +106,22 @@ def resolve_alerts(
     return [AlertChange(row.id, row.kind, subject, "resolved") for row in rows]
 
 
-def acknowledge(engine: Engine, alert_id: int, now: datetime, comment: str | None) -> RowMapping | None:
+def acknowledge(
+    engine: Engine,
+    alert_id: int,
+    now: datetime,
+    comment: str | None,
+    *,
+    audit: AuditEntry | None = None,
+) -> RowMapping | None:
     """Acknowledge an open alert (again: updates the comment); None if it does not exist.
 
     A resolved alert cannot be acknowledged; the caller tells that apart by the returned row's state.
+    ``audit``: an acknowledgement that changed the row is recorded in the same transaction.
     """
     with engine.begin() as conn:
-        conn.execute(
+        before = conn.execute(select(*_ACK_FIELDS).where(alerts.c.id == alert_id)).mappings().first()
+        changed = conn.execute(
             update(alerts)
             .where(alerts.c.id == alert_id, alerts.c.state.in_(UNRESOLVED_STATES))
             .values(
@@ -118,8 +129,32 @@ def acknowledge(engine: Engine, alert_id: int, now: datetime, comment: str | Non
                 acknowledged_at=func.coalesce(alerts.c.acknowledged_at, now),
                 ack_comment=comment,
             )
-        )
-        return conn.execute(select(alerts).where(alerts.c.id == alert_id)).mappings().first()
+        ).rowcount
+        after = conn.execute(select(alerts).where(alerts.c.id == alert_id)).mappings().first()
+        if changed and before is not None and after is not None and dict(before) != _ack_view(after):
+            write_audit(
+                conn,
+                audit,
+                at=now,
+                subject_kind="alert",
+                subject_name=str(alert_id),
+                before=dict(before),
+                after=_ack_view(after),
+            )
+        return after
+
+
+_ACK_FIELDS = (
+    alerts.c.kind,
+    alerts.c.subject,
+    alerts.c.state,
+    alerts.c.acknowledged_at,
+    alerts.c.ack_comment,
+)
+
+
+def _ack_view(row: RowMapping) -> dict[str, Any]:
+    return {column.name: row[column.name] for column in _ACK_FIELDS}
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ from sqlalchemy.engine import Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from mission_control.base.clock import Clock
+from mission_control.db.audit import AuditEntry
+from mission_control.db.audit import write as write_audit
 from mission_control.db.tables import api_tokens
 
 TOKEN_PREFIX = "mct_"
@@ -77,8 +79,12 @@ class ApiTokenStore:
         created_by: str | None = None,
         label: str | None = None,
         prefix: str = TOKEN_PREFIX,
+        audit: AuditEntry | None = None,
     ) -> IssuedApiToken:
-        """Issue a token; raises :class:`TokenNameTaken` if a token (live or revoked) has ``name``."""
+        """Issue a token; raises :class:`TokenNameTaken` if a token (live or revoked) has ``name``.
+
+        ``audit``: the row (never the secret or its digest) is recorded in the same transaction.
+        """
         token = prefix + secrets.token_urlsafe(32)
         try:
             with self.engine.begin() as conn:
@@ -97,6 +103,15 @@ class ApiTokenStore:
                     .returning(api_tokens.c.id)
                 ).scalar_one()
                 row = conn.execute(select(*LISTED).where(api_tokens.c.id == token_id)).mappings().one()
+                write_audit(
+                    conn,
+                    audit,
+                    at=row["created_at"],
+                    subject_kind="token",
+                    subject_name=name,
+                    service=service,
+                    after=dict(row),
+                )
         except IntegrityError:
             raise TokenNameTaken(name) from None
         return IssuedApiToken(row=row, token=token)
@@ -111,13 +126,28 @@ class ApiTokenStore:
         with self.engine.connect() as conn:
             return list(conn.execute(statement).mappings())
 
-    def revoke(self, token_id: int, *, service: str | None = None) -> bool:
+    def revoke(self, token_id: int, *, service: str | None = None, audit: AuditEntry | None = None) -> bool:
         """Stamp the token revoked now; False if there is no live token ``token_id`` (of ``service``)."""
+        now = self.clock.now()
         statement = update(api_tokens).where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
         if service is not None:
             statement = statement.where(api_tokens.c.service == service)
         with self.engine.begin() as conn:
-            return conn.execute(statement.values(revoked_at=self.clock.now())).rowcount == 1
+            before = conn.execute(select(*LISTED).where(api_tokens.c.id == token_id)).mappings().first()
+            if conn.execute(statement.values(revoked_at=now)).rowcount != 1:
+                return False
+            assert before is not None
+            write_audit(
+                conn,
+                audit,
+                at=now,
+                subject_kind="token",
+                subject_name=before["name"],
+                service=before["service"],
+                before=dict(before),
+                after={**before, "revoked_at": now},
+            )
+            return True
 
     def lookup(self, token: str) -> RowMapping | None:
         """The live (unrevoked) token's row, expired or not (the caller says which), or None."""
@@ -149,7 +179,9 @@ class ApiTokenStore:
 
     # --- service tokens: heartbeats:write for one service, the API of /services/{name}/tokens ----
 
-    def create_service_token(self, service: str, label: str | None = None) -> IssuedApiToken:
+    def create_service_token(
+        self, service: str, label: str | None = None, *, audit: AuditEntry | None = None
+    ) -> IssuedApiToken:
         while True:  # a random suffix keeps names unique; a collision (2**-32) just tries again
             name = f"{service}-heartbeats-{secrets.token_hex(4)}"
             try:
@@ -160,6 +192,7 @@ class ApiTokenStore:
                     label=label,
                     created_by="service token",
                     prefix=SERVICE_TOKEN_PREFIX,
+                    audit=audit,
                 )
             except TokenNameTaken:
                 continue
@@ -168,10 +201,10 @@ class ApiTokenStore:
         """The service's live tokens scoped exactly ``heartbeats:write``, oldest first."""
         return [row for row in self.list(service=service) if is_service_token(row)]
 
-    def revoke_service_token(self, service: str, token_id: int) -> bool:
+    def revoke_service_token(self, service: str, token_id: int, *, audit: AuditEntry | None = None) -> bool:
         if not any(row["id"] == token_id for row in self.service_tokens(service)):
             return False
-        return self.revoke(token_id, service=service)
+        return self.revoke(token_id, service=service, audit=audit)
 
     def delete_service_tokens(self, service: str) -> int:
         """Forget the service's heartbeat-only tokens (the service itself was removed)."""

@@ -18,8 +18,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from mission_control.base.clock import SYSTEM_CLOCK, Clock
+from mission_control.db.audit import AuditEntry
+from mission_control.db.audit import write as write_audit
 from mission_control.db.tables import jobs
-from mission_control.jobs.secrets import seal_spec
+from mission_control.jobs.secrets import redact_spec, seal_spec
 from mission_control.jobs.spec import JobSpec, check_registrable
 from mission_control.outbound.secretbox import SecretBox
 
@@ -105,31 +107,34 @@ class JobRegistry:
 
     # -- writes --------------------------------------------------------------------------------------
 
-    def put(self, spec: JobSpec) -> tuple[JobRecord, bool]:
+    def put(self, spec: JobSpec, *, audit: AuditEntry | None = None) -> tuple[JobRecord, bool]:
         """Create or replace ``spec.name``; returns the record and whether it was created.
 
-        Writing the spec that is already stored changes nothing (not even ``revision``), which is what
-        makes registration idempotent.
+        Writing the spec that is already stored changes nothing (not even ``revision``, and no audit
+        row), which is what makes registration idempotent. Every write method takes ``audit``: a change
+        it makes is recorded in the same transaction, specs redacted (``redact_spec``).
         """
         for _ in range(3):
             try:
                 with self.engine.begin() as conn:
                     row = _select_for_update(conn, spec.name)
                     if row is None:
-                        return self._insert(conn, spec), True
-                    return self._replace(conn, _record(row), spec), False
+                        return self._insert(conn, spec, audit), True
+                    return self._replace(conn, _record(row), spec, audit), False
             except IntegrityError:
                 continue  # another writer inserted the name between our read and insert: retry as update
         raise RuntimeError(f"could not register job {spec.name!r}: the name kept changing under us")
 
-    def create(self, spec: JobSpec) -> JobRecord:
+    def create(self, spec: JobSpec, *, audit: AuditEntry | None = None) -> JobRecord:
         try:
             with self.engine.begin() as conn:
-                return self._insert(conn, spec)
+                return self._insert(conn, spec, audit)
         except IntegrityError:
             raise JobExists(spec.name) from None
 
-    def update(self, name: str, change: Callable[[JobRecord], JobSpec]) -> JobRecord:
+    def update(
+        self, name: str, change: Callable[[JobRecord], JobSpec], *, audit: AuditEntry | None = None
+    ) -> JobRecord:
         """Read-modify-write ``name`` in one transaction; ``change`` derives the new spec from the record.
 
         ``change`` may raise (a validation error, say); nothing is written then.
@@ -142,20 +147,33 @@ class JobRegistry:
             spec = change(current)
             if spec.name != name:
                 raise ValueError("a job cannot be renamed")
-            return self._replace(conn, current, spec)
+            return self._replace(conn, current, spec, audit)
 
-    def set_enabled(self, name: str, enabled: bool) -> JobRecord:
-        return self.update(name, lambda record: record.spec.model_copy(update={"enabled": enabled}))
+    def set_enabled(self, name: str, enabled: bool, *, audit: AuditEntry | None = None) -> JobRecord:
+        return self.update(
+            name, lambda record: record.spec.model_copy(update={"enabled": enabled}), audit=audit
+        )
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, *, audit: AuditEntry | None = None) -> None:
         with self.engine.begin() as conn:
-            result = conn.execute(delete(jobs).where(jobs.c.name == name))
-        if result.rowcount == 0:
-            raise JobNotFound(name)
+            row = _select_for_update(conn, name)
+            if row is None:
+                raise JobNotFound(name)
+            current = _record(row)
+            conn.execute(delete(jobs).where(jobs.c.id == current.id))
+            write_audit(
+                conn,
+                audit,
+                at=self.clock.now(),
+                subject_kind="job",
+                subject_name=name,
+                service=current.spec.service,
+                before=redact_spec(current.spec),
+            )
 
     # -- helpers -------------------------------------------------------------------------------------
 
-    def _insert(self, conn: Connection, spec: JobSpec) -> JobRecord:
+    def _insert(self, conn: Connection, spec: JobSpec, audit: AuditEntry | None) -> JobRecord:
         now = self.clock.now()
         check_registrable(spec, now, previous=None)
         spec = seal_spec(spec, None, self.box)
@@ -168,9 +186,21 @@ class JobRegistry:
             "updated_at": now,
         }
         result = conn.execute(insert(jobs).values(values).returning(jobs))
-        return _record(result.one())
+        record = _record(result.one())
+        write_audit(
+            conn,
+            audit,
+            at=now,
+            subject_kind="job",
+            subject_name=spec.name,
+            service=spec.service,
+            after=redact_spec(record.spec),
+        )
+        return record
 
-    def _replace(self, conn: Connection, current: JobRecord, spec: JobSpec) -> JobRecord:
+    def _replace(
+        self, conn: Connection, current: JobRecord, spec: JobSpec, audit: AuditEntry | None
+    ) -> JobRecord:
         spec = seal_spec(spec, current.spec, self.box)
         if spec == current.spec:
             return current
@@ -190,7 +220,18 @@ class JobRegistry:
             )
             .returning(jobs)
         )
-        return _record(result.one())
+        record = _record(result.one())
+        write_audit(
+            conn,
+            audit,
+            at=now,
+            subject_kind="job",
+            subject_name=spec.name,
+            service=spec.service,
+            before=redact_spec(current.spec),
+            after=redact_spec(record.spec),
+        )
+        return record
 
 
 def _paused_at(current: JobRecord, spec: JobSpec, now: datetime) -> datetime | None:

@@ -28,6 +28,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from mission_control.base.clock import Clock
+from mission_control.db.audit import AuditEntry
+from mission_control.db.audit import write as write_audit
 from mission_control.db.tables import mission_definitions, missions
 from mission_control.missions import machine
 from mission_control.missions.definition import MissionDefinition
@@ -104,8 +106,12 @@ class MissionStore:
 
     # -- definitions -------------------------------------------------------------------------------
 
-    def put_definition(self, definition: MissionDefinition) -> tuple[DefinitionRecord, bool]:
+    def put_definition(
+        self, definition: MissionDefinition, *, audit: AuditEntry | None = None
+    ) -> tuple[DefinitionRecord, bool]:
         """Store a definition; an unchanged one keeps its version, a changed one gets the next.
+
+        ``audit``: a new version is recorded in the same transaction (an unchanged one records nothing).
 
         Two concurrent PUTs of a changed definition race for the same version number; the loser's
         insert fails on the primary key and it reads again, so both end registered in some order.
@@ -133,6 +139,15 @@ class MissionStore:
                             digest=digest,
                             created_at=now,
                         )
+                    )
+                    write_audit(
+                        conn,
+                        audit,
+                        at=now,
+                        subject_kind="definition",
+                        subject_name=definition.name,
+                        before=None if latest is None else {"version": latest.version},
+                        after={"version": version, "definition": definition.as_json()},
                     )
                 return DefinitionRecord(definition, version, now), True
             except IntegrityError:
@@ -192,7 +207,13 @@ class MissionStore:
     # -- missions ----------------------------------------------------------------------------------
 
     def start(
-        self, name: str, data: Any, mission_id: str | None = None, *, service: str | None = None
+        self,
+        name: str,
+        data: Any,
+        mission_id: str | None = None,
+        *,
+        service: str | None = None,
+        audit: AuditEntry | None = None,
     ) -> dict[str, Any]:
         """Create a mission on the latest version of ``name``; raises DefinitionNotFound,
         machine.PayloadInvalid or DuplicateMission, each before anything is written. ``service``: the
@@ -216,6 +237,15 @@ class MissionStore:
                         updated_at=now,
                         service=service,
                     )
+                )
+                write_audit(
+                    conn,
+                    audit,
+                    at=now,
+                    subject_kind="mission",
+                    subject_name=mission_id,
+                    service=service,
+                    after={"definition": name, "version": record.version, "status": doc["status"]},
                 )
         except IntegrityError:
             raise DuplicateMission(f"a mission with id {mission_id!r} already exists") from None
@@ -287,12 +317,24 @@ class MissionStore:
             if len(ids) < batch:
                 return removed
 
-    def signal(self, mission_id: str, name: str, payload: Any) -> dict[str, Any]:
-        doc, _ = self.transition(mission_id, lambda doc, d, now: machine.signal(doc, d, name, payload, now))
+    def signal(
+        self, mission_id: str, name: str, payload: Any, *, audit: AuditEntry | None = None
+    ) -> dict[str, Any]:
+        doc, _ = self.transition(
+            mission_id,
+            lambda doc, d, now: machine.signal(doc, d, name, payload, now),
+            audit=audit,
+            audit_change={"signal": name},
+        )
         return doc
 
-    def cancel(self, mission_id: str, reason: str) -> dict[str, Any]:
-        doc, _ = self.transition(mission_id, lambda doc, d, now: machine.cancel(doc, reason, now))
+    def cancel(self, mission_id: str, reason: str, *, audit: AuditEntry | None = None) -> dict[str, Any]:
+        doc, _ = self.transition(
+            mission_id,
+            lambda doc, d, now: machine.cancel(doc, reason, now),
+            audit=audit,
+            audit_change={"reason": reason},
+        )
         return doc
 
     def transition(
@@ -301,6 +343,8 @@ class MissionStore:
         change: Callable[[dict[str, Any], MissionDefinition, datetime], T],
         *,
         known: dict[str, Any] | None = None,
+        audit: AuditEntry | None = None,
+        audit_change: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], T]:
         """Apply ``change`` to the mission's document and store it, atomically.
 
@@ -323,6 +367,7 @@ class MissionStore:
             definition = self.definition(doc["definition"], doc["version"]).definition
             now = self.clock.now()
             revision = doc.get("revision", 0)
+            status_before = doc.get("status")
             result = change(doc, definition, now)
             if doc.get("revision", 0) == revision:
                 if stored_wake_at is not None:
@@ -339,6 +384,19 @@ class MissionStore:
             }
             with self.engine.begin() as conn:
                 if conn.execute(_WRITE, params).rowcount == 1:
+                    if audit is not None:  # an operator's signal or cancel, recorded with it
+                        write_audit(
+                            conn,
+                            audit,
+                            at=now,
+                            subject_kind="mission",
+                            subject_name=mission_id,
+                            service=conn.execute(
+                                select(missions.c.service).where(missions.c.id == mission_id)
+                            ).scalar(),
+                            before={"status": status_before},
+                            after={**(audit_change or {}), "status": doc["status"]},
+                        )
                     return doc, result
         raise RuntimeError(f"mission {mission_id!r} changed under {MAX_RACES} attempts to change it")
 

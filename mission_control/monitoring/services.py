@@ -38,6 +38,8 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from mission_control.base.clock import Clock
 from mission_control.db.alerts import AlertChange, AlertKind, open_alert, resolve_alerts
 from mission_control.db.api_tokens import ApiTokenStore
+from mission_control.db.audit import AuditEntry
+from mission_control.db.audit import write as write_audit
 from mission_control.db.tables import heartbeats, service_flips, services
 from mission_control.db.types import UTCDateTime
 from mission_control.monitoring.service_state import ServiceState, health_at
@@ -84,14 +86,25 @@ class ServiceRegistry:
 
     # --- registration -------------------------------------------------------------------------
 
-    def put(self, name: str, config: ServiceConfig) -> tuple[RowMapping, bool]:
-        """Create the service or change its interval and grace; returns (row, created)."""
+    def put(
+        self, name: str, config: ServiceConfig, *, audit: AuditEntry | None = None
+    ) -> tuple[RowMapping, bool]:
+        """Create the service or change its interval and grace; returns (row, created).
+
+        Every operator write here takes ``audit``: a change is recorded in its own transaction (a put
+        that changes nothing records nothing).
+        """
         now = self.clock.now()
         with self.engine.begin() as conn:
             created = _insert_if_missing(conn, name, config, now)
             row = _lock(conn, name)
             assert row is not None
+            if created:
+                write_audit(conn, audit, at=now, subject_kind="service", subject_name=name,
+                            service=name, after=_audit_view(row))  # fmt: skip
             if not created and (row.interval_s, row.grace_s) != (config.interval_s, config.grace_s):
+                write_audit(conn, audit, at=now, subject_kind="service", subject_name=name, service=name,
+                            before=_audit_view(row), after={**_audit_view(row), **vars(config)})  # fmt: skip
                 health = _health(row, now, interval_s=config.interval_s, grace_s=config.grace_s)
                 _set(
                     conn,
@@ -128,15 +141,19 @@ class ServiceRegistry:
         with self.engine.connect() as conn:
             return list(conn.execute(statement).mappings())
 
-    def delete(self, name: str) -> bool:
+    def delete(self, name: str, *, audit: AuditEntry | None = None) -> bool:
         """Remove the service and its heartbeat-only tokens (tokens with other scopes stay)."""
         with self.engine.begin() as conn:
+            row = _lock(conn, name)
             deleted = conn.execute(delete(services).where(services.c.name == name)).rowcount == 1
+            if deleted and row is not None:
+                write_audit(conn, audit, at=self.clock.now(), subject_kind="service", subject_name=name,
+                            service=name, before=_audit_view(row))  # fmt: skip
         if deleted:
             self.tokens.delete_service_tokens(name)
         return deleted
 
-    def set_paused(self, name: str, paused: bool) -> RowMapping:
+    def set_paused(self, name: str, paused: bool, *, audit: AuditEntry | None = None) -> RowMapping:
         """Pause (state ``paused``, no alerts) or resume (state recomputed from the last heartbeat).
 
         Pausing resolves an open ``service_down`` alert: an operator who silences a service has seen it.
@@ -167,16 +184,21 @@ class ServiceRegistry:
             )
             if paused:
                 resolve_alerts(conn, [AlertKind.SERVICE_DOWN], name, now)
-            return _get(conn, name)  # type: ignore[return-value]
+            after = _get(conn, name)
+            write_audit(conn, audit, at=now, subject_kind="service", subject_name=name, service=name,
+                        before=_audit_view(row), after=_audit_view(after))  # fmt: skip
+            return after  # type: ignore[return-value]
 
     # --- tokens -------------------------------------------------------------------------------
 
-    def create_token(self, name: str, label: str | None = None) -> IssuedToken:
+    def create_token(
+        self, name: str, label: str | None = None, *, audit: AuditEntry | None = None
+    ) -> IssuedToken:
         """A new token for this service's heartbeats, with the id it is listed and revoked by; the
         token is shown once, only its digest is stored. Raises :class:`ServiceNotFound`."""
         if self.get(name) is None:
             raise ServiceNotFound(name)
-        issued = self.tokens.create_service_token(name, label)
+        issued = self.tokens.create_service_token(name, label, audit=audit)
         return IssuedToken(id=issued.row["id"], token=issued.token)
 
     def list_tokens(self, name: str) -> list[RowMapping]:
@@ -188,7 +210,7 @@ class ServiceRegistry:
             raise ServiceNotFound(name)
         return self.tokens.service_tokens(name)
 
-    def revoke_token(self, name: str, token_id: int) -> bool:
+    def revoke_token(self, name: str, token_id: int, *, audit: AuditEntry | None = None) -> bool:
         """Revoke one of the service's tokens: its next heartbeat is refused as an unknown token's.
 
         False if the service has no token with that id (another service's token is not touched);
@@ -196,7 +218,7 @@ class ServiceRegistry:
         """
         if self.get(name) is None:
             raise ServiceNotFound(name)
-        return self.tokens.revoke_service_token(name, token_id)
+        return self.tokens.revoke_service_token(name, token_id, audit=audit)
 
     # --- heartbeats ---------------------------------------------------------------------------
 
@@ -374,6 +396,11 @@ class ServiceRegistry:
                     service_flips.c.id.in_(select(ranked.c.id).where(ranked.c.rank > keep_per_service))
                 )
             ).rowcount
+
+
+def _audit_view(row: Any) -> dict[str, Any]:
+    """A service as the audit trail shows it: what an operator sets, not what heartbeats move."""
+    return {"interval_s": row["interval_s"], "grace_s": row["grace_s"], "paused_at": row["paused_at"]}
 
 
 def _get(conn: Connection, name: str) -> RowMapping | None:

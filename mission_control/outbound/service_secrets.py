@@ -33,6 +33,8 @@ from sqlalchemy.engine import Engine
 
 from mission_control.base.clock import Clock
 from mission_control.base.config import Settings
+from mission_control.db.audit import AuditEntry
+from mission_control.db.audit import write as write_audit
 from mission_control.db.tables import service_signing_secrets as table
 from mission_control.outbound.secretbox import SecretBox
 from mission_control.outbound.signing import WHSEC_PREFIX
@@ -68,8 +70,13 @@ class ServiceSigningSecrets:
         self.clock = clock
         self.box = box
 
-    def rotate(self, service: str, overlap_s: float = DEFAULT_OVERLAP_S) -> IssuedSecret:
-        """Issue a new current secret; the live ones it replaces verify for ``overlap_s`` more."""
+    def rotate(
+        self, service: str, overlap_s: float = DEFAULT_OVERLAP_S, *, audit: AuditEntry | None = None
+    ) -> IssuedSecret:
+        """Issue a new current secret; the live ones it replaces verify for ``overlap_s`` more.
+
+        ``audit``: recorded in the same transaction, by id and lifetimes only (never the secret).
+        """
         now = self.clock.now()
         retire_at = now + timedelta(seconds=overlap_s)
         secret = new_secret()
@@ -111,6 +118,9 @@ class ServiceSigningSecrets:
                 .values(service=service, ciphertext=self.box.seal(secret), created_at=now, expires_at=None)
                 .returning(table.c.id)
             ).scalar_one()
+            write_audit(conn, audit, at=now, subject_kind="service", subject_name=service, service=service,
+                        after={"signing_secret_id": int(new_id), "secret": "****",
+                               "previous_expire_at": retire_at})  # fmt: skip
         return IssuedSecret(
             id=int(new_id),
             service=service,
@@ -138,7 +148,7 @@ class ServiceSigningSecrets:
             for row in rows
         ]
 
-    def revoke(self, service: str, secret_id: int) -> bool:
+    def revoke(self, service: str, secret_id: int, *, audit: AuditEntry | None = None) -> bool:
         """Stop signing with one secret at once; False if the service has no such live secret."""
         now = self.clock.now()
         with self.engine.begin() as conn:
@@ -147,6 +157,10 @@ class ServiceSigningSecrets:
                 .where(and_(table.c.id == secret_id, table.c.service == service, _live(now)))
                 .values(expires_at=now)
             )
+            if result.rowcount == 1:
+                write_audit(conn, audit, at=now, subject_kind="service", subject_name=service,
+                            service=service, before={"signing_secret_id": secret_id},
+                            after={"signing_secret_id": secret_id, "expires_at": now})  # fmt: skip
         return result.rowcount == 1
 
     def live_ciphertexts(self) -> dict[str, list[str]]:

@@ -22,6 +22,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from mission_control.db.alerts import AlertChange, AlertKind, open_alert
+from mission_control.db.audit import AuditEntry
+from mission_control.db.audit import write as write_audit
 from mission_control.db.tables import jobs, runs
 from mission_control.jobs.runstate import UNFINISHED, RunStatus, Trigger
 from mission_control.jobs.schedules import cached_schedule
@@ -166,15 +168,19 @@ def next_wakeup(engine: Engine) -> datetime | None:
     return min(candidates) if candidates else None
 
 
-def create_manual_run(engine: Engine, job_name: str, now: datetime) -> int | None:
+def create_manual_run(
+    engine: Engine, job_name: str, now: datetime, *, audit: AuditEntry | None = None
+) -> int | None:
     """Record a run of ``job_name`` for right now; None if there is no such job.
+
+    ``audit``: the trigger is recorded (``run.trigger`` on the job) in the run's own transaction.
 
     Raises RunInProgress when the job forbids overlap and a run is unfinished, so a trigger button
     cannot start what the schedule itself would have skipped.
     """
     with engine.begin() as conn:
         job = conn.execute(
-            select(jobs.c.id, jobs.c.name, jobs.c.concurrency, jobs.c.retry)
+            select(jobs.c.id, jobs.c.name, jobs.c.service, jobs.c.concurrency, jobs.c.retry)
             .where(jobs.c.name == job_name)
             .with_for_update()
         ).first()
@@ -188,6 +194,15 @@ def create_manual_run(engine: Engine, job_name: str, now: datetime) -> int | Non
                 raise RunInProgress(unfinished)
         planned = PlannedRun(now, RunStatus.QUEUED, Trigger.MANUAL)
         [(run_id, _)] = insert_runs(conn, [_run_row(job, planned, now)])
+        write_audit(
+            conn,
+            audit,
+            at=now,
+            subject_kind="job",
+            subject_name=job.name,
+            service=job.service,
+            after={"run_id": run_id, "trigger": Trigger.MANUAL.value},
+        )
     return run_id
 
 

@@ -25,6 +25,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from mission_control.db.alerts import AlertState
+from mission_control.db.audit import AuditEntry
+from mission_control.db.audit import write as write_audit
 from mission_control.db.tables import alerts, channels, notice_attempts, notices
 from mission_control.monitoring.notifications import messages
 from mission_control.monitoring.notifications.senders import Delivery, SmtpServer, post_json, send_email
@@ -69,9 +71,18 @@ def sealed_target(target: dict[str, Any], box: SecretBox) -> dict[str, Any]:
 
 
 def create_channel(
-    engine: Engine, spec: ChannelSpec, now: datetime, box: SecretBox | None = None
+    engine: Engine,
+    spec: ChannelSpec,
+    now: datetime,
+    box: SecretBox | None = None,
+    *,
+    audit: AuditEntry | None = None,
 ) -> RowMapping:
-    """Store a channel; with ``box`` its URL is sealed (the API always passes one)."""
+    """Store a channel; with ``box`` its URL is sealed (the API always passes one).
+
+    Every write here takes ``audit``: the change is recorded in the same transaction, the channel
+    shown as :func:`audit_view` shows it (its URL cut to scheme, host and port).
+    """
     if box is not None:
         spec = ChannelSpec(**{**vars(spec), "target": sealed_target(spec.target, box)})
     with engine.begin() as conn:
@@ -80,7 +91,25 @@ def create_channel(
         channel_id = conn.execute(
             insert(channels).values(**vars(spec), created_at=now, updated_at=now).returning(channels.c.id)
         ).scalar_one()
-        return conn.execute(select(channels).where(channels.c.id == channel_id)).mappings().one()
+        row = conn.execute(select(channels).where(channels.c.id == channel_id)).mappings().one()
+        write_audit(
+            conn, audit, at=now, subject_kind="channel", subject_name=spec.name, after=audit_view(row)
+        )
+        return row
+
+
+def audit_view(row: Any) -> dict[str, Any]:
+    """A channel as the audit trail may show it: never the URL's path, query or user information."""
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "kind": row["kind"],
+        "destination": destination(row["target"]),
+        "alert_kinds": row["alert_kinds"],
+        "subject_pattern": row["subject_pattern"],
+        "repeat_interval_s": row["repeat_interval_s"],
+        "enabled": row["enabled"],
+    }
 
 
 def list_channels(engine: Engine) -> list[RowMapping]:
@@ -93,9 +122,19 @@ def get_channel(engine: Engine, channel_id: int) -> RowMapping | None:
         return conn.execute(select(channels).where(channels.c.id == channel_id)).mappings().first()
 
 
-def delete_channel(engine: Engine, channel_id: int) -> bool:
+def delete_channel(
+    engine: Engine, channel_id: int, *, audit: AuditEntry | None = None, now: datetime | None = None
+) -> bool:
     with engine.begin() as conn:
-        return conn.execute(delete(channels).where(channels.c.id == channel_id)).rowcount == 1
+        row = conn.execute(select(channels).where(channels.c.id == channel_id)).mappings().first()
+        if row is None or conn.execute(delete(channels).where(channels.c.id == channel_id)).rowcount != 1:
+            return False
+        if audit is not None:
+            assert now is not None, "an audited delete needs the time"
+            write_audit(
+                conn, audit, at=now, subject_kind="channel", subject_name=row["name"], before=audit_view(row)
+            )
+        return True
 
 
 # Where a URL's authority ends (RFC 3986 section 3.2), and the backslash WHATWG parsers also stop at.
@@ -161,13 +200,19 @@ def route(engine: Engine, changes: Sequence[tuple[int, str]], now: datetime) -> 
     return created
 
 
-def add_test_notice(engine: Engine, channel_id: int, now: datetime) -> int | None:
+def add_test_notice(
+    engine: Engine, channel_id: int, now: datetime, *, audit: AuditEntry | None = None
+) -> int | None:
     """A notice with no alert, to check a channel end to end."""
     with engine.begin() as conn:
-        if conn.execute(select(channels.c.id).where(channels.c.id == channel_id)).first() is None:
+        name = conn.execute(select(channels.c.name).where(channels.c.id == channel_id)).scalar()
+        if name is None:
             return None
         [notice_id] = _add_notices(
             conn, [_notice_row(channel_id, None, "test", f"test:{uuid.uuid4().hex}", now)]
+        )
+        write_audit(
+            conn, audit, at=now, subject_kind="channel", subject_name=name, after={"notice_id": notice_id}
         )
         return notice_id
 

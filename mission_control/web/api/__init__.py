@@ -22,6 +22,7 @@ from mission_control.monitoring.services import ServiceRegistry
 from mission_control.runtime import notify as dispatch
 from mission_control.web.api import (
     alerts,
+    audit,
     channels,
     demo,
     health,
@@ -145,6 +146,7 @@ def create_app(
     app.register_blueprint(channels.bp, url_prefix=API_PREFIX)
     app.register_blueprint(missions.bp, url_prefix=API_PREFIX)
     app.register_blueprint(tokens.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(audit.bp, url_prefix=API_PREFIX)
     if settings.demo_echo:
         app.register_blueprint(demo.bp)
     from mission_control.web import dashboard

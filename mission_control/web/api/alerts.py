@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Response, current_app, jsonify
 
 from mission_control.db.alerts import AlertFilter, AlertState, acknowledge, get_alert, list_alerts, summarize
+from mission_control.web.api.audit import entry
 from mission_control.web.api.bodies import optional_body, query
 from mission_control.web.api.errors import ApiError
 from mission_control.web.api.openapi import ApiBlueprint
@@ -79,7 +80,7 @@ def get_one_alert(alert_id: int) -> Response:
 def acknowledge_alert(alert_id: int) -> Response:
     comment = optional_body(AcknowledgeIn).comment
     state = current_app.extensions["mission_control"]
-    row = acknowledge(state.engine, alert_id, state.clock.now(), comment)
+    row = acknowledge(state.engine, alert_id, state.clock.now(), comment, audit=entry("alert.acknowledge"))
     if row is None:
         raise ApiError(404, "not_found", f"alert_id: no alert with id {alert_id}", "alert_id")
     if row["state"] == AlertState.RESOLVED:

@@ -18,6 +18,7 @@ from mission_control.monitoring.notifications.notices import (
     list_channels,
     list_notices,
 )
+from mission_control.web.api.audit import entry
 from mission_control.web.api.bodies import json_object, validate
 from mission_control.web.api.errors import ApiError
 from mission_control.web.api.openapi import ApiBlueprint
@@ -59,7 +60,13 @@ def add_channel() -> Response:
         enabled=body.enabled,
     )
     try:
-        row = create_channel(_state().engine, spec, _state().clock.now(), secret_box(_state().settings))
+        row = create_channel(
+            _state().engine,
+            spec,
+            _state().clock.now(),
+            secret_box(_state().settings),
+            audit=entry("channel.create"),
+        )
     except ChannelExists:
         raise ApiError(409, "conflict", f"name: a channel named {body.name!r} exists", "name") from None
     response = jsonify(ChannelOut.of(row).model_dump(mode="json"))
@@ -77,7 +84,9 @@ def get_one_channel(channel_id: int) -> Response:
 
 @bp.operation("DELETE", f"/channels/{CHANNEL_ID}", summary="Remove a channel", responses={204: None})
 def remove_channel(channel_id: int) -> Response:
-    if not delete_channel(_state().engine, channel_id):
+    if not delete_channel(
+        _state().engine, channel_id, audit=entry("channel.delete"), now=_state().clock.now()
+    ):
         raise _not_found(channel_id)
     return Response(status=204)
 
@@ -87,7 +96,9 @@ def remove_channel(channel_id: int) -> Response:
     responses={202: NoticeOut},
 )  # fmt: skip
 def send_test_notice(channel_id: int) -> Response:
-    notice_id = add_test_notice(_state().engine, channel_id, _state().clock.now())
+    notice_id = add_test_notice(
+        _state().engine, channel_id, _state().clock.now(), audit=entry("channel.test")
+    )
     if notice_id is None:
         raise _not_found(channel_id)
     _state().deliver([[notice_id]])

@@ -12,6 +12,7 @@ from mission_control.jobs.registry import JobExists, JobNotFound, JobRecord, Job
 from mission_control.jobs.secrets import redact_spec
 from mission_control.jobs.spec import JobSpec, SpecError, merge_patch
 from mission_control.scheduling.claiming import RunInProgress, create_manual_run
+from mission_control.web.api.audit import entry
 from mission_control.web.api.bodies import json_object, query, reject_read_only, validate
 from mission_control.web.api.errors import ApiError
 from mission_control.web.api.openapi import ApiBlueprint
@@ -82,7 +83,7 @@ def put_job(name: str) -> Response:
         )
     spec = validate(JobSpec, body)
     try:
-        record, created = registry().put(spec)
+        record, created = registry().put(spec, audit=entry("job.put"))
     except SpecError as exc:
         raise _spec_error(exc) from None
     return _job(record, 201 if created else 200)
@@ -101,7 +102,7 @@ def create_job() -> Response:
     reject_read_only(body)
     spec = validate(JobSpec, body)
     try:
-        record = registry().create(spec)
+        record = registry().create(spec, audit=entry("job.create"))
     except JobExists:
         raise ApiError(409, "conflict", f"name: a job named {spec.name!r} already exists", "name") from None
     except SpecError as exc:
@@ -130,14 +131,14 @@ def patch_job(name: str) -> Response:
         current: dict[str, Any] = redact_spec(record.spec)  # "****" keeps each stored secret
         return validate(JobSpec, merge_patch(current, patch))
 
-    return _job(_update(name, change))
+    return _job(_update(name, change, "job.patch"))
 
 
 @bp.operation("DELETE", "/jobs/<name>", summary="Remove a job", responses={204: None})
 def delete_job(name: str) -> Response:
     check_name(name)
     try:
-        registry().delete(name)
+        registry().delete(name, audit=entry("job.delete"))
     except JobNotFound:
         raise _not_found(name) from None
     return Response(status=204)
@@ -150,7 +151,7 @@ def delete_job(name: str) -> Response:
     responses={200: JobOut},
 )
 def pause_job(name: str) -> Response:
-    return _job(_update(name, lambda record: record.spec.model_copy(update={"enabled": False})))
+    return _job(_update(name, lambda record: record.spec.model_copy(update={"enabled": False}), "job.pause"))
 
 
 @bp.operation(
@@ -160,7 +161,7 @@ def pause_job(name: str) -> Response:
     responses={200: JobOut},
 )
 def resume_job(name: str) -> Response:
-    return _job(_update(name, lambda record: record.spec.model_copy(update={"enabled": True})))
+    return _job(_update(name, lambda record: record.spec.model_copy(update={"enabled": True}), "job.resume"))
 
 
 @bp.operation(
@@ -174,7 +175,7 @@ def trigger_job(name: str) -> Response:
     check_name(name)
     state = current_app.extensions["mission_control"]
     try:
-        run_id = create_manual_run(state.engine, name, state.clock.now())
+        run_id = create_manual_run(state.engine, name, state.clock.now(), audit=entry("run.trigger"))
     except RunInProgress as exc:
         raise ApiError(
             409,
@@ -190,10 +191,10 @@ def trigger_job(name: str) -> Response:
     return json_response(RunOut.of(row), 202)
 
 
-def _update(name: str, change: Callable[[JobRecord], JobSpec]) -> JobRecord:
+def _update(name: str, change: Callable[[JobRecord], JobSpec], action: str) -> JobRecord:
     check_name(name)
     try:
-        return registry().update(name, change)
+        return registry().update(name, change, audit=entry(action))
     except JobNotFound:
         raise _not_found(name) from None
     except SpecError as exc:

@@ -17,6 +17,7 @@ from mission_control.missions.store import (
     MissionStore,
     public_view,
 )
+from mission_control.web.api.audit import entry
 from mission_control.web.api.bodies import json_object, json_value, query, validate
 from mission_control.web.api.errors import ApiError
 from mission_control.web.api.mission_schemas import (
@@ -85,7 +86,7 @@ def put_definition(name: str) -> Response:
             exc.field,
             details=exc.details if len(exc.details) > 1 else None,
         ) from None
-    record, created = store().put_definition(definition)
+    record, created = store().put_definition(definition, audit=entry("definition.put"))
     response = jsonify(
         definition_out(name, record.version, record.created_at, definition).model_dump(mode="json")
     )
@@ -124,7 +125,9 @@ def get_definition(name: str) -> Response:
 def start_mission() -> Response:
     body = validate(StartIn, json_object())
     try:
-        doc = store().start(body.definition, body.input, body.id, service=bound_service())
+        doc = store().start(
+            body.definition, body.input, body.id, service=bound_service(), audit=entry("mission.start")
+        )
     except DefinitionNotFound:
         raise ApiError(
             422,
@@ -185,7 +188,7 @@ def signal_mission(mission_id: str, signal: str) -> Response:
     check_name(signal, "signal")
     payload = json_value(empty=None, field="payload")
     try:
-        doc = store().signal(mission_id, signal, payload)
+        doc = store().signal(mission_id, signal, payload, audit=entry("mission.signal"))
     except MissionNotFound:
         raise _not_found(mission_id) from None
     except MissionConflict as exc:
@@ -201,7 +204,7 @@ def cancel_mission(mission_id: str) -> Response:
     _check_id(mission_id)
     body = validate(CancelIn, json_value(empty={}))
     try:
-        doc = store().cancel(mission_id, body.reason)
+        doc = store().cancel(mission_id, body.reason, audit=entry("mission.cancel"))
     except MissionNotFound:
         raise _not_found(mission_id) from None
     except MissionConflict as exc:

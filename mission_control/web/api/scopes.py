@@ -129,6 +129,8 @@ RULES: dict[str, Rule] = {
     "tokens.create_api_token": ADMIN_ONLY,
     "tokens.list_api_tokens": ADMIN_ONLY,
     "tokens.revoke_api_token": ADMIN_ONLY,
+    # the audit trail: a bound token reads its service's rows only
+    "audit.list_audit": Rule(("read",), "listing"),
     # alerts and channels: fleet-wide, so unbound tokens only
     "alerts.list_all_alerts": _read("alerts", "unbound"),
     "alerts.alert_summary": _read("alerts", "unbound"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Response, current_app
 
 from mission_control.monitoring.services import ServiceConfig, ServiceNotFound, ServiceRegistry
+from mission_control.web.api.audit import entry
 from mission_control.web.api.bodies import json_object, optional_body, query, validate
 from mission_control.web.api.errors import ApiError
 from mission_control.web.api.openapi import ApiBlueprint
@@ -84,14 +85,16 @@ def get_service(name: str) -> Response:
 def put_service(name: str) -> Response:
     check_name(name)
     body = validate(ServicePut, json_object(), strict=True)
-    _, created = _services().put(name, ServiceConfig(interval_s=body.interval_s, grace_s=body.grace_s))
+    _, created = _services().put(
+        name, ServiceConfig(interval_s=body.interval_s, grace_s=body.grace_s), audit=entry("service.put")
+    )
     return _detail(name, 201 if created else 200)
 
 
 @bp.operation("DELETE", "/services/<name>", summary="Remove a service and its tokens", responses={204: None})
 def delete_service(name: str) -> Response:
     check_name(name)
-    if not _services().delete(name):
+    if not _services().delete(name, audit=entry("service.delete")):
         raise _not_found(name)
     return Response(status=204)
 
@@ -99,7 +102,7 @@ def delete_service(name: str) -> Response:
 def _set_paused(name: str, paused: bool) -> Response:
     check_name(name)
     try:
-        _services().set_paused(name, paused)
+        _services().set_paused(name, paused, audit=entry("service.pause" if paused else "service.resume"))
     except ServiceNotFound:
         raise _not_found(name) from None
     return _detail(name)
@@ -132,7 +135,7 @@ def create_token(name: str) -> Response:
     check_name(name)
     label = optional_body(TokenIn).label
     try:
-        issued = _services().create_token(name, label)
+        issued = _services().create_token(name, label, audit=entry("service.token_create"))
     except ServiceNotFound:
         raise _not_found(name) from None
     response = json_response(TokenCreated(id=issued.id, service=name, token=issued.token, label=label), 201)
@@ -160,7 +163,7 @@ def list_tokens(name: str) -> Response:
 def revoke_token(name: str, token_id: int) -> Response:
     check_name(name)
     try:
-        revoked = _services().revoke_token(name, token_id)
+        revoked = _services().revoke_token(name, token_id, audit=entry("service.token_revoke"))
     except ServiceNotFound:
         raise _not_found(name) from None
     if not revoked:

@@ -11,6 +11,7 @@ from flask import Response, current_app
 
 from mission_control.outbound.secretbox import SecretBox
 from mission_control.outbound.service_secrets import ServiceSigningSecrets
+from mission_control.web.api.audit import entry
 from mission_control.web.api.bodies import optional_body
 from mission_control.web.api.errors import ApiError
 from mission_control.web.api.openapi import ApiBlueprint
@@ -42,7 +43,9 @@ def _store() -> ServiceSigningSecrets:
 )
 def rotate_signing_secret(name: str) -> Response:
     check_name(name)
-    issued = _store().rotate(name, optional_body(SigningSecretIn).overlap_s)
+    issued = _store().rotate(
+        name, optional_body(SigningSecretIn).overlap_s, audit=entry("signing_secret.rotate")
+    )
     response = json_response(
         SigningSecretIssued(
             id=issued.id,
@@ -79,7 +82,7 @@ def list_signing_secrets(name: str) -> Response:
 )
 def revoke_signing_secret(name: str, secret_id: int) -> Response:
     check_name(name)
-    if not _store().revoke(name, secret_id):
+    if not _store().revoke(name, secret_id, audit=entry("signing_secret.revoke")):
         raise ApiError(
             404,
             "not_found",

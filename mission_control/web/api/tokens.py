@@ -12,6 +12,7 @@ from __future__ import annotations
 from flask import Response, current_app, g
 
 from mission_control.db.api_tokens import ApiTokenStore, TokenNameTaken
+from mission_control.web.api.audit import entry
 from mission_control.web.api.bodies import json_object, query, validate
 from mission_control.web.api.errors import ApiError
 from mission_control.web.api.openapi import ApiBlueprint
@@ -44,6 +45,7 @@ def create_api_token() -> Response:
             service=body.service,
             expires_at=body.expires_at,
             created_by=g.principal.name,
+            audit=entry("token.create"),
         )
     except TokenNameTaken:
         raise ApiError(409, "conflict", f"name: a token named {body.name!r} exists", "name") from None
@@ -67,6 +69,6 @@ def list_api_tokens() -> Response:
     responses={204: None},
 )  # fmt: skip
 def revoke_api_token(token_id: int) -> Response:
-    if not _store().revoke(token_id):
+    if not _store().revoke(token_id, audit=entry("token.revoke")):
         raise ApiError(404, "not_found", f"token_id: no live token with id {token_id}", "token_id")
     return Response(status=204)
