@@ -7,6 +7,12 @@ so a revoked token is refused on its very next request in every process (there i
 
 ``last_used_at`` is written by a conditional UPDATE that matches only when the stored value is more
 than :data:`TOUCH_EVERY_S` old, so a token in constant use costs one write a minute, not one a request.
+
+A heartbeat's token is checked inside the heartbeat's own transaction (on PostgreSQL inside its one
+statement, :func:`heartbeat_token_cte`), not by a lookup of its own first: heartbeats are the hot
+path, and a second checkout and round trip per heartbeat cost a third of their throughput. The rule
+is :func:`may_beat`'s, the same one the web app's scope check applies (``heartbeats:write`` or
+``admin``, bound to that service or to none, live, unexpired, only heartbeat-only tokens in a URL).
 """
 
 from __future__ import annotations
@@ -18,18 +24,34 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
-from sqlalchemy.engine import Engine, RowMapping
+from sqlalchemy import (
+    CTE,
+    Boolean,
+    String,
+    bindparam,
+    cast,
+    delete,
+    insert,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB, array
+from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from mission_control.base.clock import Clock
 from mission_control.db.audit import AuditEntry
 from mission_control.db.audit import write as write_audit
 from mission_control.db.tables import api_tokens
+from mission_control.db.types import UTCDateTime
 
 TOKEN_PREFIX = "mct_"
 SERVICE_TOKEN_PREFIX = "mcs_"  # the prefix service tokens always had, kept so they stay recognisable
 HEARTBEATS_ONLY = ("heartbeats:write",)
+BEAT_SCOPES = ("heartbeats:write", "admin")  # any one of these lets a token send heartbeats
 TOUCH_EVERY_S = 60.0
 
 # What a listing shows: never the digest.
@@ -213,6 +235,99 @@ class ApiTokenStore:
             return 0
         with self.engine.begin() as conn:
             return conn.execute(delete(api_tokens).where(api_tokens.c.id.in_(ids))).rowcount
+
+
+@dataclass(frozen=True)
+class HeartbeatCredential:
+    """A token offered with a heartbeat, checked by the heartbeat's own transaction.
+
+    ``from_header`` is False for ``?token=``, which only heartbeat-only tokens may use.
+    """
+
+    digest: str = field(repr=False)
+    from_header: bool
+
+    @classmethod
+    def of(cls, token: str, *, from_header: bool) -> HeartbeatCredential:
+        return cls(digest=token_digest(token), from_header=from_header)
+
+
+# What a heartbeat's token check answers: enough to name the principal.
+BEAT_TOKEN_COLUMNS = (api_tokens.c.id, api_tokens.c.name, api_tokens.c.scopes, api_tokens.c.service)
+
+
+def may_beat(row: Any, service: str, now: datetime, *, from_header: bool) -> bool:
+    """Whether the live token ``row`` lets a heartbeat for ``service`` in (the rule in one place)."""
+    scopes = tuple(row["scopes"])
+    return (
+        (row["expires_at"] is None or row["expires_at"] > now)
+        and any(scope in scopes for scope in BEAT_SCOPES)
+        and row["service"] in (None, service)
+        and (from_header or scopes == HEARTBEATS_ONLY)
+    )
+
+
+def heartbeat_token(
+    conn: Connection, credential: HeartbeatCredential, service: str, now: datetime
+) -> RowMapping | None:
+    """In the caller's transaction: the token's row if it lets a heartbeat for ``service`` in (its
+    ``last_used_at`` touched when due), else None and nothing written. The general path's check;
+    PostgreSQL's one-statement heartbeat uses :func:`heartbeat_token_cte` instead."""
+    row = (
+        conn.execute(
+            select(*BEAT_TOKEN_COLUMNS, api_tokens.c.expires_at, api_tokens.c.last_used_at).where(
+                api_tokens.c.digest == credential.digest, api_tokens.c.revoked_at.is_(None)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None or not may_beat(row, service, now, from_header=credential.from_header):
+        return None
+    last = row["last_used_at"]
+    if last is None or (now - last).total_seconds() > TOUCH_EVERY_S:  # as touch() and the CTE: "older than"
+        conn.execute(update(api_tokens).where(api_tokens.c.id == row["id"]).values(last_used_at=now))
+    return row
+
+
+def heartbeat_token_cte() -> tuple[CTE, CTE]:
+    """PostgreSQL: :func:`may_beat` as a CTE (``tok``: the token's row, or none) and the conditional
+    ``last_used_at`` write as a data-modifying CTE (``touched``), for the heartbeat's own statement.
+
+    Binds ``p_digest``, ``p_name`` (the service), ``p_now``, ``p_touch_before`` (``p_now`` minus
+    :data:`TOUCH_EVERY_S`) and ``p_from_header``.
+    """
+    now = bindparam("p_now", type_=UTCDateTime())
+    scopes = type_coerce(api_tokens.c.scopes, JSONB)
+    tok = (
+        select(*BEAT_TOKEN_COLUMNS)
+        .where(
+            api_tokens.c.digest == bindparam("p_digest", type_=String()),
+            api_tokens.c.revoked_at.is_(None),
+            or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > now),
+            scopes.has_any(array([literal(scope) for scope in BEAT_SCOPES])),
+            or_(api_tokens.c.service.is_(None), api_tokens.c.service == bindparam("p_name")),
+            or_(
+                bindparam("p_from_header", type_=Boolean()),
+                scopes == cast(literal('["heartbeats:write"]'), JSONB),
+            ),
+        )
+        .cte("tok")
+    )
+    touched = (
+        update(api_tokens)
+        .where(
+            api_tokens.c.id == tok.c.id,
+            or_(
+                api_tokens.c.last_used_at.is_(None),
+                api_tokens.c.last_used_at < bindparam("p_touch_before", type_=UTCDateTime()),
+            ),
+        )
+        .values(last_used_at=now)
+        .returning(api_tokens.c.id)
+        .cte("touched")
+    )
+    return tok, touched
 
 
 def is_service_token(row: Any) -> bool:

@@ -1,7 +1,8 @@
 """Services and their heartbeats: registration, ingest, service tokens (issued, listed, revoked one by
 one; rows of ``api_tokens`` scoped ``heartbeats:write``, see :mod:`mission_control.db.api_tokens`), and
-the staleness check. Who may send a heartbeat is decided before :meth:`ServiceRegistry.record_heartbeat`
-is called (the web app's scope check), so ingest itself looks at no token.
+the staleness check. Who may send a heartbeat is the web app's scope check, except for a token's
+heartbeat, which :meth:`ServiceRegistry.record_heartbeat` checks in its own transaction (the hot path:
+one statement on PostgreSQL, token check included).
 
 A service's stored state changes only by conditional UPDATEs: the heartbeat takes the row lock
 (``FOR UPDATE``) and the staleness check skips locked rows and updates only if the row is still the
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -30,6 +31,7 @@ from sqlalchemy import (
     insert,
     literal_column,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -37,7 +39,13 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from mission_control.base.clock import Clock
 from mission_control.db.alerts import AlertChange, AlertKind, open_alert, resolve_alerts
-from mission_control.db.api_tokens import ApiTokenStore
+from mission_control.db.api_tokens import (
+    TOUCH_EVERY_S,
+    ApiTokenStore,
+    HeartbeatCredential,
+    heartbeat_token,
+    heartbeat_token_cte,
+)
 from mission_control.db.audit import AuditEntry
 from mission_control.db.audit import write as write_audit
 from mission_control.db.tables import heartbeats, service_flips, services
@@ -47,6 +55,13 @@ from mission_control.monitoring.service_state import ServiceState, health_at
 
 class ServiceNotFound(LookupError):
     pass
+
+
+class TokenNotAccepted(LookupError):
+    """A token's heartbeat was not recorded: the token does not let it in, or the service is unknown.
+
+    Nothing was written; the caller's full authentication says which (401, 403, 404 or a registration).
+    """
 
 
 @dataclass(frozen=True)
@@ -66,6 +81,7 @@ class HeartbeatResult:
     service: RowMapping
     created: bool
     changes: list[AlertChange] = field(default_factory=list)
+    token: RowMapping | dict[str, Any] | None = None  # the token checked with it: id, name, scopes, service
 
 
 @dataclass(frozen=True)
@@ -230,14 +246,20 @@ class ServiceRegistry:
         message: str | None,
         truncated: bool,
         register: ServiceConfig | None = None,
+        token: HeartbeatCredential | None = None,
     ) -> HeartbeatResult:
         """Record one heartbeat durably (committed before returning) and move the state on.
 
         ``register`` creates an unknown service with that config; without it an unknown service
-        raises :class:`ServiceNotFound` and nothing is written.
+        raises :class:`ServiceNotFound` and nothing is written. With ``token`` the heartbeat counts
+        only if that token lets it in (:func:`~mission_control.db.api_tokens.may_beat`), checked in
+        the same transaction (on PostgreSQL by the same statement) and returned as ``token``;
+        otherwise, or for an unknown service, :class:`TokenNotAccepted` and nothing is written.
         """
         now = self.clock.now()
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql" and token is not None:
+                return self._beat_with_token(conn, name, now, status, message, truncated, token)
             if conn.dialect.name == "postgresql":
                 beaten = conn.execute(
                     _BEAT_IN_ONE,
@@ -254,8 +276,15 @@ class ServiceRegistry:
                     return HeartbeatResult(beaten, False, changes)
                 # An unknown service: the general path below registers it or refuses.
             created = False
+            checked = None
+            if token is not None:
+                checked = heartbeat_token(conn, token, name, now)
+                if checked is None:
+                    raise TokenNotAccepted(name)
             row = _lock(conn, name)
             if row is None:
+                if token is not None:
+                    raise TokenNotAccepted(name)
                 if register is None:
                     raise ServiceNotFound(name)
                 created = _insert_if_missing(conn, name, register, now)
@@ -285,7 +314,37 @@ class ServiceRegistry:
             )
             _log_heartbeat(conn, row.id, number, self.log_size, now, status, message, truncated)
             changes = _alerts_for(conn, name, row.state, health.state, now, message)
-            return HeartbeatResult(_get(conn, name), created, changes)  # type: ignore[arg-type]
+            return HeartbeatResult(_get(conn, name), created, changes, checked)  # type: ignore[arg-type]
+
+    def _beat_with_token(
+        self,
+        conn: Connection,
+        name: str,
+        now: datetime,
+        status: str,
+        message: str | None,
+        truncated: bool,
+        token: HeartbeatCredential,
+    ) -> HeartbeatResult:
+        """PostgreSQL: a token's heartbeat of a known service in one statement, the token checked
+        (and its ``last_used_at`` touched when due) by it."""
+        beaten = conn.execute(
+            _BEAT_WITH_TOKEN,
+            {"p_name": name, "p_now": now, "p_status": status, "p_message": message,
+             "p_truncated": truncated, "p_log_size": self.log_size, "p_digest": token.digest,
+             "p_from_header": token.from_header,
+             "p_touch_before": now - timedelta(seconds=TOUCH_EVERY_S)},
+        ).mappings().first()  # fmt: skip
+        if beaten is None:
+            raise TokenNotAccepted(name)
+        changes: list[AlertChange] = []
+        if beaten["old_state"] != beaten["state"]:
+            reason = "heartbeat: fail" if status == "fail" else "heartbeat"
+            _record_flip(conn, beaten["id"], now, beaten["old_state"], beaten["state"], reason)
+            after = ServiceState(beaten["state"])
+            changes = _alerts_for(conn, name, beaten["old_state"], after, now, message)
+        checked = {key: beaten[f"token_{key}"] for key in ("id", "name", "scopes", "service")}
+        return HeartbeatResult(beaten, False, changes, checked)
 
     def recent_heartbeats(self, names: Sequence[str], limit: int = 50) -> dict[str, list[dict[str, Any]]]:
         """The newest ``limit`` heartbeats of each named service, newest first (one query for all)."""
@@ -486,20 +545,21 @@ def _record_flip(
     )
 
 
-def _build_beat_in_one() -> Select:
+def _build_beat_in_one(*, with_token: bool = False) -> Select:
     """PostgreSQL: a heartbeat of a known service as one statement (lock, update, log it in the ring).
 
     Returns the updated row with ``old_state``; the caller records a flip and alerts only when the
-    state changed, which a steady heartbeat never does.
+    state changed, which a steady heartbeat never does. ``with_token``: only if the token
+    (``p_digest``) lets it in, the row carrying the token's ``token_id``, ``token_name``,
+    ``token_scopes`` and ``token_service``; no row (nothing written) otherwise.
     """
     now = bindparam("p_now", type_=UTCDateTime())
     status = bindparam("p_status", type_=String())
-    old = (
-        select(services.c.id, services.c.state)
-        .where(services.c.name == bindparam("p_name"))
-        .with_for_update()
-        .cte("old")
-    )
+    old = select(services.c.id, services.c.state).where(services.c.name == bindparam("p_name"))
+    if with_token:
+        tok, touched = heartbeat_token_cte()
+        old = old.where(select(tok.c.id).exists())
+    old = old.with_for_update(of=services).cte("old")
     new_state = case(
         (services.c.paused_at.is_not(None), ServiceState.PAUSED.value),
         (status == "fail", ServiceState.DOWN.value),
@@ -553,7 +613,14 @@ def _build_beat_in_one() -> Select:
         )
         .cte("filled")
     )
-    return select(beaten).add_cte(overwritten, filled)
+    if not with_token:
+        return select(beaten).add_cte(overwritten, filled)
+    token_columns = (tok.c[key].label(f"token_{key}") for key in ("id", "name", "scopes", "service"))
+    return (
+        select(beaten, *token_columns)
+        .select_from(beaten.join(tok, true()))
+        .add_cte(overwritten, filled, touched)
+    )
 
 
 _ONE_SECOND = literal_column("interval '1 second'", type_=Interval())
@@ -572,6 +639,7 @@ _CHECK_MOVE = (
     )
 )
 _BEAT_IN_ONE = _build_beat_in_one()
+_BEAT_WITH_TOKEN = _build_beat_in_one(with_token=True)
 
 
 def _log_heartbeat(

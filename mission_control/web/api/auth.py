@@ -21,13 +21,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
+from typing import Any
 
-from flask import current_app, request
+from flask import current_app, g, request
 
-from mission_control.db.api_tokens import HEARTBEATS_ONLY, TOUCH_EVERY_S
+from mission_control.db.api_tokens import HEARTBEATS_ONLY, TOUCH_EVERY_S, HeartbeatCredential
 from mission_control.web.api.errors import ApiError
 from mission_control.web.api.limits import too_many
-from mission_control.web.api.scopes import BOOTSTRAP, Principal
+from mission_control.web.api.scopes import BOOTSTRAP, Principal, check
+
+# Heartbeats check an API token in their own statement (see deferred_heartbeat_credential).
+HEARTBEAT_ENDPOINTS = frozenset({"heartbeats.post_heartbeat", "heartbeats.get_heartbeat"})
 
 
 def token_digest(token: str) -> bytes:
@@ -144,3 +149,36 @@ def authenticate(*, query_token: str | None = None) -> Principal:
         service=row["service"],
         kind="token",
     )
+
+
+def enforce(endpoint: str, who: Principal, owner_of: Callable[[str, dict[str, Any]], str | None]) -> None:
+    """Raise the refusal (403, or 404 for another service's object on a read) if ``who`` may not
+    call ``endpoint`` (:func:`mission_control.web.api.scopes.check`)."""
+    refusal = check(endpoint, who, owner_of)
+    if refusal is not None:
+        status, message, field = refusal
+        raise ApiError(status, "forbidden" if status == 403 else "not_found", message, field)
+
+
+def authorize(
+    endpoint: str, owner_of: Callable[[str, dict[str, Any]], str | None], *, query_token: str | None = None
+) -> Principal:
+    """:func:`authenticate` into ``g.principal``, then :func:`enforce` the endpoint's rule."""
+    g.principal = authenticate(query_token=query_token)
+    enforce(endpoint, g.principal, owner_of)
+    return g.principal
+
+
+def deferred_heartbeat_credential(query_token: str | None) -> HeartbeatCredential | None:
+    """A heartbeat's API token, to be checked by the heartbeat's own statement instead of here.
+
+    None when :func:`authenticate` must run now: no credential, or the admin token (which needs no
+    lookup). The heartbeat view sets ``g.principal`` from the token its statement accepted, and on
+    any refusal runs :func:`authorize`, so every answer (401 and its budget, 403, the expiry message,
+    the query-string rule) is the one the full check gives.
+    """
+    header_token = bearer_token()
+    token = header_token or query_token
+    if token is None or is_admin(token, current_app.extensions["mission_control"].admin_digest):
+        return None
+    return HeartbeatCredential.of(token, from_header=header_token is not None)

@@ -2,11 +2,19 @@
 
 POST with an optional JSON body (``status``, ``message``) or any text body (kept as the message); GET
 and HEAD for a crontab's ``curl -fsS -m 5 URL``. Any token with ``heartbeats:write`` (bound to this
-service or to none) or ``admin`` is accepted (checked before the view, see :mod:`.scopes`); only a
+service or to none) or ``admin`` is accepted (the rule in :mod:`.scopes`); only a
 token that may also write services (``admin``, ``services:write``) registers a service the heartbeat
 names for the first time. A heartbeat-only token may also come as ``?token=``. A
 heartbeat is committed before the answer, so a 2xx means it is recorded; a database outage answers
 503 and the sender retries.
+
+An API token's heartbeat is the hot path: the token is checked by the heartbeat's own statement
+(one transaction, one round trip on PostgreSQL; see
+:meth:`~mission_control.monitoring.services.ServiceRegistry.record_heartbeat`), which also names
+``g.principal``. Whenever that statement does not accept it (unknown, revoked, expired, lacking the
+scope, another service's, an unknown service, a spent budget) the request is authorized in full, as
+every other route is, and answered as that says. The admin token needs no lookup and is checked
+before the view.
 
 Limits: each token but an admin one has its own heartbeat budget (MC_HEARTBEATS_PER_S); a missing or unknown
 token spends the sender's failed-authentication budget (401, then 429), checked only after the token
@@ -18,13 +26,21 @@ from __future__ import annotations
 from flask import Response, current_app, g, jsonify, request
 
 from mission_control.base.instruments import HEARTBEATS
-from mission_control.monitoring.services import ServiceConfig, ServiceNotFound
+from mission_control.db.api_tokens import HeartbeatCredential
+from mission_control.monitoring.services import (
+    HeartbeatResult,
+    ServiceConfig,
+    ServiceNotFound,
+    TokenNotAccepted,
+)
+from mission_control.web.api.auth import authorize
 from mission_control.web.api.bodies import json_object, query, validate
 from mission_control.web.api.errors import ApiError
 from mission_control.web.api.limits import too_many
 from mission_control.web.api.openapi import ApiBlueprint
 from mission_control.web.api.responses import check_name
 from mission_control.web.api.schemas import HeartbeatAccepted, HeartbeatIn, HeartbeatQuery
+from mission_control.web.api.scopes import Principal, owner_lookup
 
 bp = ApiBlueprint("heartbeats", __name__, tag="heartbeats")
 
@@ -58,19 +74,49 @@ def get_heartbeat(name: str) -> Response:
 
 
 def _heartbeat(name: str, *, with_body: bool) -> Response:
-    check_name(name, "service")
-    params = query(HeartbeatQuery)
-    who = g.principal
+    credential: HeartbeatCredential | None = g.pop("heartbeat_credential", None)
     state = current_app.extensions["mission_control"]
+    try:
+        check_name(name, "service")
+        params = query(HeartbeatQuery)
+        limit = state.settings.heartbeat_message_bytes
+        body = HeartbeatIn(status=params.status or "ok", interval_s=params.interval_s, grace_s=params.grace_s)
+        truncated = False
+        if with_body and (request.content_length or request.headers.get("Transfer-Encoding")):
+            body, truncated = _read_body(limit, defaults=body)
+    except ApiError:
+        if credential is not None:
+            _authorize()  # a refused token is answered first, as on every other route
+        raise
+    if credential is not None:
+        budget = _budget(credential)
+        if state.heartbeat_limits.wait_s(budget) is None:
+            try:
+                result = state.services.record_heartbeat(
+                    name, status=body.status, message=body.message, truncated=truncated, token=credential
+                )
+            except TokenNotAccepted:
+                pass  # why not (or a registration) is the full check's to say, below
+            else:
+                token = result.token
+                assert token is not None
+                g.principal = Principal(
+                    id=token["id"],
+                    name=token["name"],
+                    scopes=frozenset(token["scopes"]),
+                    service=token["service"],
+                    kind="token",
+                )
+                if not g.principal.is_admin:
+                    state.heartbeat_limits.take(budget)  # checked above; racing requests may overdraw it
+                return _accepted(name, body.status, truncated, result)
+        _authorize()
+    who = g.principal
     if not who.is_admin:
-        wait = state.heartbeat_limits.take(f"token:{who.id}")
+        assert credential is not None  # only the bootstrap admin comes without one, and it is admin
+        wait = state.heartbeat_limits.take(_budget(credential))
         if wait is not None:
             raise too_many("too many heartbeats with this token (MC_HEARTBEATS_PER_S)", wait)
-    limit = state.settings.heartbeat_message_bytes
-    body = HeartbeatIn(status=params.status or "ok", interval_s=params.interval_s, grace_s=params.grace_s)
-    truncated = False
-    if with_body and (request.content_length or request.headers.get("Transfer-Encoding")):
-        body, truncated = _read_body(limit, defaults=body)
     register = None
     if who.has("services:write"):
         register = ServiceConfig(
@@ -93,6 +139,23 @@ def _heartbeat(name: str, *, with_body: bool) -> Response:
             f"name: no service named {name!r} (registering one needs admin or services:write)",
             "name",
         ) from None
+    return _accepted(name, status, truncated, result)
+
+
+def _authorize() -> None:
+    """The full check of this request's credential into ``g.principal`` (raises its refusal)."""
+    state = current_app.extensions["mission_control"]
+    authorize(str(request.endpoint), owner_lookup(state.engine), query_token=request.args.get("token"))
+
+
+def _budget(credential: HeartbeatCredential) -> str:
+    """The heartbeat budget's key: one per token, by digest (known before the token is looked up)."""
+    return f"token:{credential.digest}"
+
+
+def _accepted(name: str, status: str, truncated: bool, result: HeartbeatResult) -> Response:
+    """The answer to a recorded heartbeat (its alert changes handed on first)."""
+    state = current_app.extensions["mission_control"]
     HEARTBEATS.labels(status).inc()
     state.notify(result.changes)
     service = result.service
