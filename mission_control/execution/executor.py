@@ -108,7 +108,9 @@ def execute_run(run_id: int, ctx: ExecutionContext) -> str:
         metrics.FIRING_LAG_SECONDS.observe((claim.started_at - claim.scheduled_for).total_seconds())
     target = claim.spec.target
     if target.mission is not None:
-        outcome = start_mission_for_run(claim.job_name, run_id, target.mission, ctx)
+        outcome = start_mission_for_run(
+            claim.job_name, run_id, target.mission, ctx, service=claim.spec.service
+        )
         return _record(claim, lambda: _finish(claim, outcome, ctx), ctx)
     assert target.url is not None
     body = _request_body(claim.spec)
@@ -141,8 +143,13 @@ def execute_run(run_id: int, ctx: ExecutionContext) -> str:
     return _record(claim, lambda: _finish(claim, outcome, ctx), ctx)
 
 
-def start_mission_for_run(job: str, run_id: int, start: MissionStart, ctx: ExecutionContext) -> HttpOutcome:
+def start_mission_for_run(
+    job: str, run_id: int, start: MissionStart, ctx: ExecutionContext, *, service: str | None = None
+) -> HttpOutcome:
     """Start the mission a job's run stands for, answered as ``POST /api/v1/missions`` would answer.
+
+    ``service`` (the job's) is recorded as the service that started the mission, so that service's
+    bound tokens see and act on it as on the job's runs.
 
     The mission's id is ``<job>:<run id>``, so a retried attempt of the same run (a worker lost after
     the mission was created) finds its mission instead of starting a second: that counts as success.
@@ -156,7 +163,7 @@ def start_mission_for_run(job: str, run_id: int, start: MissionStart, ctx: Execu
     mission_id = f"{job}:{run_id}"
     status, answer = 201, {}
     try:
-        doc = store.start(start.definition, start.input, mission_id)
+        doc = store.start(start.definition, start.input, mission_id, service=service)
         answer = {"id": mission_id, "status": doc["status"]}
         if doc["status"] == "running":
             ctx.enqueue_missions([mission_id])

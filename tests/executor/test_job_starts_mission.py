@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from mission_control.base.config import Settings
-from mission_control.db.tables import attempts, runs
+from mission_control.db.tables import attempts, missions, runs
 from mission_control.execution.executor import ExecutionContext, execute_run
 from mission_control.jobs.registry import JobRegistry
 from mission_control.jobs.spec import JobSpec
@@ -70,6 +70,24 @@ def test_a_run_starts_its_mission_once(engine, clock, ctx, sent):
     again = start_mission_for_run("close-books", run_id, registry.get("close-books").spec.target.mission, ctx)
     assert again.status == 200 and json.loads(again.excerpt or "")["id"] == mission_id
     assert len(store.list()[0]) == 1
+
+
+def test_a_mission_started_by_a_job_belongs_to_the_jobs_service(engine, clock, ctx):
+    store = MissionStore(engine, clock)
+    store.put_definition(mission("payout").start().sleep("wait", seconds=60).end())
+    JobRegistry(engine, clock).put(
+        job_spec("pay-out", service="payments", target={"mission": {"definition": "payout"}})
+    )
+    run_id = create_manual_run(engine, "pay-out", clock.now())
+    assert execute_run(run_id, ctx) == "succeeded"
+    mission_id = f"pay-out:{run_id}"
+    with engine.connect() as conn:
+        assert (
+            conn.execute(select(missions.c.service).where(missions.c.id == mission_id)).scalar() == "payments"
+        )
+    # so a listing for the payments service holds it, and one for billing does not
+    assert [m["id"] for m in store.list(service="payments")[0]] == [mission_id]
+    assert store.list(service="billing")[0] == []
 
 
 def test_a_missing_definition_or_bad_input_fails_the_run_at_once(engine, clock, ctx):
