@@ -49,7 +49,12 @@ READ_ELSEWHERE = (
     Variable(
         "FLOWER_ADDRESS", "string", "`127.0.0.1`", "address Flower listens on (the Procfile's `flower`)"
     ),
-    Variable("FLOWER_PORT", "integer", "5555", "port Flower listens on (the Procfile's `flower`)"),
+    Variable(
+        "FLOWER_PORT",
+        "integer",
+        "5555",
+        "port Flower listens on (the Procfile's `flower`, and `mission-control dev --flower`)",
+    ),
     Variable(
         "MC_URL",
         "string",
