@@ -292,9 +292,13 @@ class MissionStore:
         )
         return [summary(row.doc) for row in rows[:limit]], next_cursor
 
-    def count_by_status(self) -> dict[str, int]:
+    def count_by_status(self, *, service: str | None = None) -> dict[str, int]:
+        """Missions per status; ``service``: only those that service started."""
+        query = select(missions.c.status, func.count()).group_by(missions.c.status)
+        if service is not None:
+            query = query.where(missions.c.service == service)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(missions.c.status, func.count()).group_by(missions.c.status)).all()
+            rows = conn.execute(query).all()
         return {status: count for status, count in rows}
 
     def prune(self, now: datetime, *, max_age_days: float, batch: int = 1000) -> int:

@@ -9,6 +9,9 @@ import re
 import pytest
 
 from mission_control.jobs.registry import JobRegistry
+from mission_control.missions import mission
+from mission_control.missions.store import MissionStore
+from mission_control.monitoring.services import ServiceConfig, ServiceRegistry
 from tests.api.conftest import AUTH
 from tests.factories import job_spec
 
@@ -47,13 +50,48 @@ def test_a_read_token_sees_pages_without_actions_and_its_posts_are_refused(app, 
     assert "ops-admin" in admin_page and "Trigger now" in admin_page
 
 
-def test_tokens_that_cannot_read_or_are_bound_cannot_sign_in(app):
+def test_tokens_that_cannot_read_cannot_sign_in(app):
     client = app.test_client()
     writer = issue(app, "deployer", ["jobs:write"])
-    bound = issue(app, "billing-viewer", ["read"], service="billing")
+    bound_admin = issue(app, "billing-admin", ["admin"], service="billing")
     assert client.post("/login", data={"token": writer["token"]}).status_code == 403
-    assert client.post("/login", data={"token": bound["token"]}).status_code == 403
+    assert client.post("/login", data={"token": bound_admin["token"]}).status_code == 403
     assert client.post("/login", data={"token": "mct_nothing"}).status_code == 401
+
+
+def test_a_bound_read_token_sees_its_service_only(app, engine, clock):
+    registry = JobRegistry(engine, clock)
+    registry.put(job_spec("bill-job", service="billing"))
+    registry.put(job_spec("pay-job", service="payments"))
+    store = MissionStore(engine, clock)
+    store.put_definition(mission("approval").start().sleep("wait", seconds=60).end())
+    store.start("approval", {}, "bill-m", service="billing")
+    store.start("approval", {}, "pay-m", service="payments")
+    store.start("approval", {}, "fleet-m")  # started by an unbound token: nobody's service
+    for name in ("billing", "payments"):
+        ServiceRegistry(engine, clock).put(name, ServiceConfig(interval_s=60, grace_s=10))
+
+    bound = issue(app, "billing-viewer", ["read"], service="billing")
+    browser = signed_in(app, bound["token"])
+    for path in ("/", "/jobs", "/services", "/missions"):
+        page = browser.get(path)
+        assert page.status_code == 200, path
+        text = page.get_data(as_text=True)
+        assert "payments" not in text and "pay-job" not in text and "pay-m" not in text, path
+    assert "bill-job" in browser.get("/jobs").get_data(as_text=True)
+    assert "billing" in browser.get("/services").get_data(as_text=True)
+    missions_page = browser.get("/missions").get_data(as_text=True)
+    assert "bill-m" in missions_page and "fleet-m" not in missions_page
+    assert browser.get("/jobs/bill-job").status_code == 200
+    assert browser.get("/missions/bill-m").status_code == 200
+    for path in ("/jobs/pay-job", "/missions/pay-m", "/missions/fleet-m", "/jobs/nowhere"):
+        assert browser.get(path).status_code == 404, path
+    assert browser.get("/alerts").status_code == 403  # fleet-wide
+    page = browser.get("/jobs/bill-job").get_data(as_text=True)
+    assert "Trigger now" not in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)[1]
+    assert browser.post("/jobs/bill-job/pause", data={"csrf": csrf}).status_code == 403
+    assert registry.get("bill-job").spec.enabled is True
 
 
 def test_a_session_ends_when_its_token_is_revoked_or_expires(app, clock):

@@ -3,10 +3,12 @@
 Pages read without JavaScript; ``static/refresh.js`` re-fetches the page's ``<main>`` every few
 seconds (``X-Fragment: 1`` answers only that part) so it stays live without a reload. Every asset is
 served from here, so the Content-Security-Policy allows nothing else. Sign-in is a token with ``admin``
-or ``read`` (bound to no service), exchanged once for a session cookie
+or ``read`` bound to no service, or with ``read`` bound to one, exchanged once for a session cookie
 (:mod:`mission_control.web.dashboard.session`). A ``read`` session sees every page without action
 buttons, and any action it posts anyway is refused (403): each route's rule is in
-:data:`mission_control.web.api.scopes.RULES`, like the API's.
+:data:`mission_control.web.api.scopes.RULES`, like the API's. A session bound to a service sees that
+service's jobs, runs, service and missions only (another service's job or mission is a 404, as over
+the API) and no fleet-wide page (alerts: 403).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from mission_control.missions.machine import MissionConflict
 from mission_control.missions.store import MissionNotFound, public_view
 from mission_control.scheduling.claiming import RunInProgress, create_manual_run
 from mission_control.web.api.auth import is_admin, spend_auth_budget
-from mission_control.web.api.scopes import RULES
+from mission_control.web.api.scopes import RULES, bound_service, owner_lookup
 from mission_control.web.dashboard import session as auth
 
 bp = Blueprint(
@@ -63,6 +65,8 @@ def _require_sign_in() -> Response | None:
         rule = RULES[request.endpoint or ""]
         if rule.boundary != "public" and not g.principal.has(*rule.grants):
             abort(403, description=f"{g.principal.name} may only look: this needs the admin scope")
+        if rule.boundary == "unbound" and g.principal.service is not None:
+            abort(403, description=f"{g.principal.name} sees service {g.principal.service!r} only")
         return None
     return redirect(url_for("dashboard.login", next=request.full_path if request.method == "GET" else "/"))
 
@@ -113,7 +117,7 @@ def _page(template: str, **context: Any) -> str:
     context["layout"] = "fragment.html" if request.headers.get("X-Fragment") == "1" else "base.html"
     context["csrf"] = auth.csrf_token()
     context["who"] = g.principal.name
-    context["can_act"] = g.principal.is_admin
+    context["can_act"] = g.principal.is_admin and g.principal.service is None
     return render_template(template, **context)
 
 
@@ -132,10 +136,11 @@ def login() -> Response | str | tuple[str, int]:
         row = _state().tokens.lookup(token) if token else None
         if row is not None and (row["expires_at"] is None or row["expires_at"] > _state().clock.now()):
             scopes = set(row["scopes"])
-            if scopes & {"admin", "read"} and row["service"] is None:
+            # A bound session sees its service only; acting from here is for unbound admins.
+            if "read" in scopes or (scopes & {"admin"} and row["service"] is None):
                 auth.sign_in(row["id"])
                 return redirect(target)
-            why = "That token cannot sign in: it needs the read or admin scope and no service binding."
+            why = "That token cannot sign in: it needs the read scope, or admin with no service binding."
             return render_template("login.html", error=why, next=target), 403
         wait = spend_auth_budget()
         if wait is not None:
@@ -160,17 +165,19 @@ def logout() -> Response:
 @bp.get("/")
 def overview() -> str:
     state = _state()
-    records = state.registry.list(limit=1000)
+    bound = bound_service()
+    records = state.registry.list(limit=1000, service=bound)
     last = last_runs(state.engine, [r.id for r in records])
     statuses = Counter((last.get(r.id) or {}).get("status", "never run") for r in records)
     failing = [
         (r, last[r.id]) for r in records if r.id in last and last[r.id]["status"] in PROBLEM_RUN_STATUSES
     ]
-    services = state.services.list(limit=1000)
+    services = state.services.list(limit=1000, name=bound)
     by_state = Counter(s["state"] for s in services)
     troubled = [s for s in services if s["state"] in PROBLEM_SERVICE_STATES]
     troubled.sort(key=lambda s: (s["state"] != "down", s["name"]))
-    open_alerts = list_alerts(state.engine, AlertFilter(state="unresolved", limit=50))
+    # Alerts are fleet-wide (an unbound token's, as over the API): a bound session is shown none.
+    open_alerts = [] if bound else list_alerts(state.engine, AlertFilter(state="unresolved", limit=50))
     return _page(
         "overview.html",
         statuses=statuses,
@@ -186,7 +193,7 @@ def overview() -> str:
 @bp.get("/jobs")
 def jobs() -> str:
     state = _state()
-    records = state.registry.list(limit=1000)
+    records = state.registry.list(limit=1000, service=bound_service())
     ids = [r.id for r in records]
     last = last_runs(state.engine, ids)
     strips = recent_runs(state.engine, ids)
@@ -204,6 +211,8 @@ def job(name: str) -> str | tuple[str, int]:
     try:
         record = state.registry.get(name)
     except JobNotFound:
+        return render_template("missing.html", what=f"job {name}"), 404
+    if bound_service() not in (None, record.spec.service):  # another service's: as if there were none
         return render_template("missing.html", what=f"job {name}"), 404
     runs = list_runs(state.engine, RunFilter(job=name, limit=30))
     detailed = [get_run(state.engine, r["id"]) for r in runs[:5]]
@@ -245,7 +254,7 @@ def _job_action(name: str, action: Any, done: str) -> Response:
 @bp.get("/services")
 def services() -> str:
     state = _state()
-    rows = state.services.list(limit=1000)
+    rows = state.services.list(limit=1000, name=bound_service())
     order = {"down": 0, "late": 1, "new": 2, "up": 3, "paused": 4}
     rows.sort(key=lambda s: (order.get(s["state"], 9), s["name"]))
     newest = state.services.recent_heartbeats([s["name"] for s in rows[:200]], limit=20)
@@ -267,13 +276,18 @@ def missions() -> str:
     store = _state().missions
     wanted = request.args.get("status")
     wanted = wanted if wanted in MISSION_STATUSES else None
-    found, _ = store.list(status=wanted, limit=200)
-    counts = store.count_by_status()
+    found, _ = store.list(status=wanted, limit=200, service=bound_service())
+    counts = store.count_by_status(service=bound_service())
     return _page("missions.html", missions=found, counts=counts, statuses=MISSION_STATUSES, wanted=wanted)
 
 
 @bp.get("/missions/<mission_id>")
 def mission(mission_id: str) -> str | tuple[str, int]:
+    bound = bound_service()
+    if bound is not None:
+        owner = owner_lookup(_state().engine)("mission", {"mission_id": mission_id})
+        if owner != bound:  # another service's (or no service's): as if there were none
+            return render_template("missing.html", what=f"mission {mission_id}"), 404
     try:
         doc = _state().missions.get(mission_id)
     except MissionNotFound:
