@@ -292,6 +292,9 @@ class Settings(BaseSettings):
         30, ge=1, le=3650, description="days of run history kept (finished missions: the same days)"
     )
     run_retention_per_job: int = Field(1000, ge=1, le=10_000_000, description="finished runs kept per job")
+    audit_retention_days: int = Field(
+        365, ge=1, le=36_500, description="days of audit trail kept (GET /api/v1/audit)"
+    )
     prune_interval_s: float = Field(
         3600.0,
         ge=1,

@@ -107,8 +107,9 @@ FLIPS_KEPT_PER_SERVICE = 1000
 
 @shared_task(name=PRUNE_TASK, ignore_result=True)
 def prune_old_runs() -> int:
-    """Apply the retention settings to finished runs and missions (MC_RUN_RETENTION_DAYS); keep each
-    service's last 1,000 state changes."""
+    """Apply the retention settings to finished runs and missions (MC_RUN_RETENTION_DAYS) and to the
+    audit trail (MC_AUDIT_RETENTION_DAYS); keep each service's last 1,000 state changes."""
+    from mission_control.db.audit import prune as prune_audit
     from mission_control.jobs.history import prune_runs
     from mission_control.monitoring.services import ServiceRegistry
 
@@ -125,13 +126,17 @@ def prune_old_runs() -> int:
     missions = runtime.mission_store().prune(
         runtime.clock.now(), max_age_days=runtime.settings.run_retention_days
     )
+    audited = prune_audit(
+        runtime.engine, runtime.clock.now(), retention_days=runtime.settings.audit_retention_days
+    )
     _outcome(
         "prune_runs",
-        bool(pruned or flips or missions),
-        "%d runs, %d missions and %d service state changes pruned",
+        bool(pruned or flips or missions or audited),
+        "%d runs, %d missions, %d service state changes and %d audit rows pruned",
         pruned,
         missions,
         flips,
+        audited,
     )
     return pruned
 

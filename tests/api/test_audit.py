@@ -372,3 +372,32 @@ def test_retention_prunes_rows_older_than_the_setting(engine: Any, clock: Any) -
 
 def test_auth_header_is_needed(app: Any) -> None:
     assert app.test_client().get("/api/v1/audit").status_code == 401
+
+
+def test_the_retention_task_prunes_the_audit_trail_by_mc_audit_retention_days(
+    engine: Any, clock: Any
+) -> None:
+    from mission_control.base.config import Settings
+    from mission_control.runtime.context import Runtime, set_runtime
+    from mission_control.runtime.tasks import prune_old_runs
+    from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET
+
+    registry = JobRegistry(engine, clock)
+    entry = AuditEntry("ops", None, None, "job.put")
+    registry.put(job_spec("year-old"), audit=entry)
+    clock.advance(86400 * 20)
+    registry.put(job_spec("recent"), audit=entry)
+    settings = Settings(
+        database_url=engine.url.render_as_string(hide_password=False),
+        admin_token=ADMIN_TOKEN,
+        signing_secret=SIGNING_SECRET,
+        broker_url="memory://",
+        audit_retention_days=10,
+    )
+    assert Settings(database_url="sqlite://", broker_url="memory://").audit_retention_days == 365
+    set_runtime(Runtime(settings=settings, engine=engine, clock=clock))
+    try:
+        prune_old_runs()
+    finally:
+        set_runtime(None)
+    assert [row["subject_name"] for row in rows(engine)] == ["recent"]
