@@ -401,3 +401,38 @@ def test_the_retention_task_prunes_the_audit_trail_by_mc_audit_retention_days(
     finally:
         set_runtime(None)
     assert [row["subject_name"] for row in rows(engine)] == ["recent"]
+
+
+def test_dashboard_actions_are_recorded_as_dashboard_and_shown_on_its_pages(
+    app: Any, api: Any, engine: Any, clock: Any
+) -> None:
+    import re
+
+    assert api.put("/api/v1/jobs/nightly", json=job_body("nightly")).status_code == 201
+    token = api.post("/api/v1/tokens", json={"name": "ops-admin", "scopes": ["admin"]}).get_json()
+    browser = app.test_client()
+    assert browser.post("/login", data={"token": token["token"]}).status_code == 302
+    page = browser.get("/jobs/nightly").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)[1]
+    assert browser.post("/jobs/nightly/pause", data={"csrf": csrf}).status_code == 302
+    assert browser.post("/jobs/nightly/resume", data={"csrf": csrf}).status_code == 302
+    assert browser.post("/jobs/nightly/trigger", data={"csrf": csrf}).status_code == 302
+    with engine.begin() as conn:
+        change = open_alert(conn, AlertKind.JOB_FAILED, "nightly", clock.now(), "failed")
+    assert change is not None
+    ack = browser.post(f"/alerts/{change.alert_id}/acknowledge", data={"csrf": csrf, "comment": "seen"})
+    assert ack.status_code == 302
+    made = [(row["actor"], row["actor_token_id"], row["action"]) for row in rows(engine)[2:]]
+    assert made == [
+        ("dashboard: ops-admin", token["id"], "job.pause"),
+        ("dashboard: ops-admin", token["id"], "job.resume"),
+        ("dashboard: ops-admin", token["id"], "run.trigger"),
+        ("dashboard: ops-admin", token["id"], "alert.acknowledge"),
+    ]
+    job_page = browser.get("/jobs/nightly").get_data(as_text=True)
+    assert "dashboard: ops-admin" in job_page and "run.trigger" in job_page
+    audit_page = browser.get("/audit?subject=job:nightly&action=job.pause")
+    assert audit_page.status_code == 200
+    text = audit_page.get_data(as_text=True)
+    assert "job.pause" in text and "job.resume" not in text
+    assert "default-src" in audit_page.headers.get("Content-Security-Policy", "")

@@ -160,6 +160,7 @@ RULES: dict[str, Rule] = {
     "dashboard.job": Rule(("read",), "listing"),
     "dashboard.services": Rule(("read",), "listing"),
     "dashboard.alerts": Rule(("read",), "unbound"),
+    "dashboard.audit": Rule(("read",), "listing"),
     "dashboard.missions": Rule(("read",), "listing"),
     "dashboard.mission": Rule(("read",), "listing"),
     "dashboard.pause_job": ADMIN_ONLY,

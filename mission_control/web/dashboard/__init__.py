@@ -34,12 +34,14 @@ from flask import (
 )
 
 from mission_control.db.alerts import AlertFilter, acknowledge, list_alerts, summarize
+from mission_control.db.audit import AuditFilter, list_entries
 from mission_control.jobs.history import RunFilter, get_run, last_runs, list_runs, recent_runs
 from mission_control.jobs.registry import JobNotFound
 from mission_control.missions.machine import STATUSES as MISSION_STATUSES
 from mission_control.missions.machine import MissionConflict
 from mission_control.missions.store import MissionNotFound, public_view
 from mission_control.scheduling.claiming import RunInProgress, create_manual_run
+from mission_control.web.api.audit import entry, subject_filter
 from mission_control.web.api.auth import is_admin, spend_auth_budget
 from mission_control.web.api.scopes import RULES, bound_service, owner_lookup
 from mission_control.web.dashboard import session as auth
@@ -216,24 +218,29 @@ def job(name: str) -> str | tuple[str, int]:
         return render_template("missing.html", what=f"job {name}"), 404
     runs = list_runs(state.engine, RunFilter(job=name, limit=30))
     detailed = [get_run(state.engine, r["id"]) for r in runs[:5]]
-    return _page("job.html", record=record, runs=runs, detailed=[d for d in detailed if d])
+    trail = list_entries(state.engine, AuditFilter(subject_kind="job", subject_name=name, limit=10))
+    return _page("job.html", record=record, runs=runs, detailed=[d for d in detailed if d], trail=trail)
 
 
 @bp.post("/jobs/<name>/pause")
 def pause_job(name: str) -> Response:
-    return _job_action(name, lambda: _state().registry.set_enabled(name, False), "paused")
+    return _job_action(
+        name, lambda: _state().registry.set_enabled(name, False, audit=entry("job.pause")), "paused"
+    )
 
 
 @bp.post("/jobs/<name>/resume")
 def resume_job(name: str) -> Response:
-    return _job_action(name, lambda: _state().registry.set_enabled(name, True), "resumed")
+    return _job_action(
+        name, lambda: _state().registry.set_enabled(name, True, audit=entry("job.resume")), "resumed"
+    )
 
 
 @bp.post("/jobs/<name>/trigger")
 def trigger_job(name: str) -> Response:
     def fire() -> None:
         state = _state()
-        run_id = create_manual_run(state.engine, name, state.clock.now())
+        run_id = create_manual_run(state.engine, name, state.clock.now(), audit=entry("run.trigger"))
         state.enqueue([run_id])
 
     return _job_action(name, fire, "triggered")
@@ -260,6 +267,25 @@ def services() -> str:
     newest = state.services.recent_heartbeats([s["name"] for s in rows[:200]], limit=20)
     beats = {name: list(reversed(recent)) for name, recent in newest.items()}
     return _page("services.html", services=rows, beats=beats)
+
+
+@bp.get("/audit")
+def audit() -> str:
+    """The audit trail, newest first; ``?subject=kind:name`` (or a name), ``?actor=``, ``?action=``."""
+    kind, name = subject_filter((request.args.get("subject") or "").strip()[:240] or None)
+    actor = (request.args.get("actor") or "").strip()[:160] or None
+    action = (request.args.get("action") or "").strip()[:64] or None
+    where = AuditFilter(
+        subject_kind=kind,
+        subject_name=name,
+        actor=actor,
+        action=action,
+        service=bound_service(),
+        limit=200,
+    )
+    trail = list_entries(_state().engine, where)
+    wanted = {"subject": request.args.get("subject", ""), "actor": actor or "", "action": action or ""}
+    return _page("audit.html", trail=trail, wanted=wanted)
 
 
 @bp.get("/alerts")
@@ -300,7 +326,7 @@ def cancel_mission(mission_id: str) -> Response:
     auth.check_csrf()
     reason = (request.form.get("reason") or "").strip()[:1000] or "cancelled from the dashboard"
     try:
-        _state().missions.cancel(mission_id, reason)
+        _state().missions.cancel(mission_id, reason, audit=entry("mission.cancel"))
         flash(f"mission {mission_id} cancelled")
     except MissionNotFound:
         flash(f"no mission {mission_id}")
@@ -313,7 +339,9 @@ def cancel_mission(mission_id: str) -> Response:
 def acknowledge_alert(alert_id: int) -> Response:
     auth.check_csrf()
     comment = (request.form.get("comment") or "").strip()[:2000] or None
-    row = acknowledge(_state().engine, alert_id, _state().clock.now(), comment)
+    row = acknowledge(
+        _state().engine, alert_id, _state().clock.now(), comment, audit=entry("alert.acknowledge")
+    )
     if row is None:
         flash(f"no alert {alert_id}")
     elif row["state"] == "resolved":
