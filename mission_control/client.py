@@ -196,6 +196,28 @@ class MissionControl:
         """Revoke a token: its next request is refused (401)."""
         self._call("DELETE", f"/api/v1/tokens/{int(token_id)}")
 
+    def audit(
+        self,
+        *,
+        subject: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+        limit: int = 50,
+    ) -> list[dict]:
+        """The newest ``limit`` audit rows, newest first (``subject``: ``kind:name`` or a name)."""
+        return self._newest(
+            "/api/v1/audit",
+            "entries",
+            limit,
+            subject=subject,
+            actor=actor,
+            action=action,
+            since=since.isoformat() if isinstance(since, datetime) else since,
+            until=until.isoformat() if isinstance(until, datetime) else until,
+        )
+
     def signing_secrets(self, service: str) -> list[dict]:
         """The secrets signing the service's requests now (ids and lifetimes, never the values)."""
         answer = self._call("GET", self._service_path(service, "signing-secrets"))
