@@ -10,21 +10,8 @@ from datetime import datetime
 
 import click
 
+from mission_control.base.scopes import SCOPES
 from mission_control.cli.common import ApiGroup, api_client, output, table, wants_json
-
-SCOPES = (
-    "admin",
-    "read",
-    "metrics",
-    "jobs:write",
-    "runs:read",
-    "runs:write",
-    "services:write",
-    "heartbeats:write",
-    "missions:write",
-    "channels:write",
-    "alerts:write",
-)  # the server's list (mission_control.web.api.scopes.SCOPES; the CLI does not import the server)
 
 
 @click.group(cls=ApiGroup)

@@ -27,21 +27,9 @@ from flask import g, has_request_context, request
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from mission_control.base.scopes import SCOPES as SCOPES  # re-exported: the names live in base
 from mission_control.db.tables import jobs, missions, runs
 
-SCOPES = (
-    "admin",
-    "read",
-    "metrics",
-    "jobs:write",
-    "runs:read",
-    "runs:write",
-    "services:write",
-    "heartbeats:write",
-    "missions:write",
-    "channels:write",
-    "alerts:write",
-)
 BOOTSTRAP_NAME = "MC_ADMIN_TOKEN"
 
 
