@@ -23,7 +23,6 @@ import subprocess
 import sys
 import termios
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +34,7 @@ from sqlalchemy import select as sql_select
 from sqlalchemy.engine import make_url
 
 from mission_control.db.tables import attempts, runs
+from tests.servers import free_port, wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -51,21 +51,6 @@ PG_ADMIN_URL = os.environ.get(
 READY_S = 90  # start-up imports on a busy two-core machine
 GONE_S = 30  # STOP_GRACE_S (10) plus a margin for a loaded machine
 BANNER = "Mission Control is running on"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def port_free(port: int) -> bool:
