@@ -20,9 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mission_control.db.audit import AuditEntry, AuditFilter, decode_cursor, encode_cursor, list_entries
 from mission_control.web.api.auth import client_address
-from mission_control.web.api.bodies import query
+from mission_control.web.api.bodies import cursor_query
 from mission_control.web.api.errors import ApiError
 from mission_control.web.api.openapi import ApiBlueprint
+from mission_control.web.api.responses import keyset_page
 from mission_control.web.api.schemas import Instant
 from mission_control.web.api.scopes import bound_service
 
@@ -95,12 +96,7 @@ def subject_filter(subject: str | None) -> tuple[str | None, str | None]:
 )
 def list_audit() -> Response:
     """A cursor the API did not give out, however crafted, is a 400 ``invalid_cursor`` naming it."""
-    try:
-        params = query(AuditQuery)
-    except ApiError as exc:
-        if exc.field == "cursor":
-            raise ApiError(400, "invalid_cursor", exc.message, "cursor") from None
-        raise
+    params = cursor_query(AuditQuery)
     before = None
     if params.cursor is not None:
         try:
@@ -122,7 +118,6 @@ def list_audit() -> Response:
             limit=params.limit + 1,
         ),
     )
-    page = rows[: params.limit]
-    next_cursor = encode_cursor(page[-1]["at"], page[-1]["id"]) if len(rows) > params.limit else None
+    page, next_cursor = keyset_page(rows, params.limit, lambda row: encode_cursor(row["at"], row["id"]))
     listing = AuditList(entries=[AuditOut.model_validate(dict(row)) for row in page], next_cursor=next_cursor)
     return jsonify(listing.model_dump(mode="json"))

@@ -138,6 +138,17 @@ def query(model: type[M]) -> M:
     return validate(model, args, strict=False)
 
 
+def cursor_query(model: type[M]) -> M:
+    """:func:`query` for a listing paged by an opaque ``cursor``: a cursor that fails validation is a
+    400 ``invalid_cursor`` naming it (as one the API did not give out is), any other error as it was."""
+    try:
+        return query(model)
+    except ApiError as exc:
+        if exc.field == "cursor":
+            raise ApiError(400, "invalid_cursor", exc.message, "cursor") from None
+        raise
+
+
 def _is_json(mimetype: str) -> bool:
     return mimetype == "application/json" or (
         mimetype.startswith("application/") and mimetype.endswith("+json")

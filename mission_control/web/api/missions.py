@@ -18,7 +18,7 @@ from mission_control.missions.store import (
     public_view,
 )
 from mission_control.web.api.audit import entry
-from mission_control.web.api.bodies import json_object, json_value, query, validate
+from mission_control.web.api.bodies import cursor_query, json_object, json_value, query, validate
 from mission_control.web.api.errors import ApiError
 from mission_control.web.api.mission_schemas import (
     CancelIn,
@@ -146,12 +146,7 @@ def start_mission() -> Response:
               responses={200: MissionList}, errors=(400,))  # fmt: skip
 def list_missions() -> Response:
     """A cursor the API did not give out, however crafted, is a 400 ``invalid_cursor`` naming it."""
-    try:
-        params = query(MissionListQuery)
-    except ApiError as exc:
-        if exc.field == "cursor":
-            raise ApiError(400, "invalid_cursor", exc.message, "cursor") from None
-        raise
+    params = cursor_query(MissionListQuery)
     try:
         items, next_cursor = store().list(
             status=params.status,
