@@ -5,6 +5,8 @@ result backend, messages are JSON only, and a task is acknowledged only after it
 dies mid-task has its message redelivered.
 """
 
+from kombu import Queue
+
 from beat_schedule import BEAT_SCHEDULE
 from mission_control.base.config import Settings
 
@@ -36,6 +38,9 @@ task_default_queue = "default"
 task_create_missing_queues = True
 # HTTP triggers get their own queue so housekeeping never waits behind a burst of triggers.
 task_routes = {"mission_control.trigger": {"queue": "triggers"}}
+# Declared, so a plain `celery -A mission_control worker` (no -Q) consumes both: without this list a
+# worker consumes only task_default_queue and no trigger ever runs.
+task_queues = (Queue("triggers"), Queue("default"))
 
 # Redis redelivers a message whose worker died only after this long; the reconciler is faster (it
 # watches run leases), so this is the backstop, not the mechanism.
@@ -44,3 +49,6 @@ worker_hijack_root_logger = False
 worker_send_task_events = False
 
 beat_schedule = BEAT_SCHEDULE
+# A plain `celery -A mission_control beat` (no -S) runs the registry's scheduler, not Celery's file-backed
+# one (which fires none of the registry's jobs and writes celerybeat-schedule files).
+beat_scheduler = "mission_control.scheduler:RegistryScheduler"
