@@ -25,6 +25,7 @@ from mission_control.web.api import (
     audit,
     channels,
     demo,
+    docs,
     health,
     heartbeats,
     jobs,
@@ -44,7 +45,7 @@ from mission_control.web.api.auth import (
 )
 from mission_control.web.api.errors import ApiError, register_error_handlers
 from mission_control.web.api.limits import TokenBuckets
-from mission_control.web.api.openapi import ApiBlueprint, build_openapi
+from mission_control.web.api.openapi import ApiBlueprint, openapi_document_of
 from mission_control.web.api.scopes import RULES, owner_lookup
 
 API_PREFIX = "/api/v1"
@@ -76,10 +77,7 @@ meta = ApiBlueprint("meta", __name__, tag="meta")
 
 @meta.operation("GET", "/openapi.json", summary="This document", responses={200: None}, public=True)
 def openapi_document() -> Response:
-    document = current_app.extensions.get("mission_control.openapi")
-    if document is None:
-        document = current_app.extensions["mission_control.openapi"] = build_openapi(current_app)
-    return jsonify(document)
+    return jsonify(openapi_document_of(current_app))
 
 
 def create_app(
@@ -143,6 +141,7 @@ def create_app(
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(meta, url_prefix=API_PREFIX)
+    app.register_blueprint(docs.bp)
     app.register_blueprint(jobs.bp, url_prefix=API_PREFIX)
     app.register_blueprint(runs.bp, url_prefix=API_PREFIX)
     app.register_blueprint(heartbeats.bp, url_prefix=API_PREFIX)

@@ -142,6 +142,14 @@ class ApiBlueprint(Blueprint):
         return register
 
 
+def openapi_document_of(app: Flask) -> dict[str, Any]:
+    """The app's document, built once (the routes do not change after start-up)."""
+    document = app.extensions.get("mission_control.openapi")
+    if document is None:
+        document = app.extensions["mission_control.openapi"] = build_openapi(app)
+    return document  # type: ignore[no-any-return]
+
+
 def build_openapi(app: Flask) -> dict[str, Any]:
     operations = {
         f"{blueprint.name}.{operation.operation_id}": operation

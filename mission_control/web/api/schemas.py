@@ -24,6 +24,16 @@ from mission_control.monitoring.notifications.notices import destination
 from mission_control.outbound.service_secrets import DEFAULT_OVERLAP_S, MAX_OVERLAP_S
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def _absent(description: str | None = None) -> Any:
+    """A field that may be left out but is never null: its Python default (None, "not given") stays out
+    of the document, where ``default: null`` would contradict the field's own type."""
+    return Field(None, description=description, json_schema_extra=_no_default)
+
+
 class JobPut(JobSpec):
     """A job as sent to ``PUT /jobs/{name}``: the name comes from the path and may be omitted here."""
 
@@ -44,17 +54,19 @@ class JobPatch(BaseModel):
     name: Name | None = Field(
         None, description="may be given (or null) but must equal the path; jobs cannot be renamed"
     )
-    service: Name | SkipJsonSchema[None] = None
-    target: dict[str, Any] | SkipJsonSchema[None] = Field(
-        None, description="keys of target to change (url, method, headers, body, signature)"
+    service: Name | SkipJsonSchema[None] = _absent()
+    target: dict[str, Any] | SkipJsonSchema[None] = _absent(
+        description="keys of target to change (url, method, headers, body, signature)"
     )
-    schedule: ScheduleSpec | SkipJsonSchema[None] = None
-    timeout_s: float | SkipJsonSchema[None] = Field(None, gt=0, le=3600)
-    expected_runtime_s: float | None = Field(None, gt=0, le=86_400, description="null: no expectation")
-    retry: dict[str, Any] | SkipJsonSchema[None] = Field(None, description="keys of retry to change")
-    concurrency: Literal["allow", "forbid"] | SkipJsonSchema[None] = None
-    misfire: Literal["run_once", "skip"] | SkipJsonSchema[None] = None
-    enabled: bool | SkipJsonSchema[None] = None
+    schedule: ScheduleSpec | SkipJsonSchema[None] = _absent()
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] | SkipJsonSchema[None] = _absent()
+    expected_runtime_s: Annotated[float, Field(gt=0, le=86_400)] | None = Field(
+        None, description="null: no expectation"
+    )
+    retry: dict[str, Any] | SkipJsonSchema[None] = _absent(description="keys of retry to change")
+    concurrency: Literal["allow", "forbid"] | SkipJsonSchema[None] = _absent()
+    misfire: Literal["run_once", "skip"] | SkipJsonSchema[None] = _absent()
+    enabled: bool | SkipJsonSchema[None] = _absent()
 
 
 def _iso_instant(value: Any) -> Any:

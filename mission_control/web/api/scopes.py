@@ -82,6 +82,7 @@ RULES: dict[str, Rule] = {
     "health.healthz": PUBLIC,
     "health.readyz": PUBLIC,
     "meta.openapi_document": PUBLIC,
+    "docs.api_page": PUBLIC,  # the same document as HTML
     "demo.echo": PUBLIC,
     "static": PUBLIC,  # Flask's own /static/<path> (the app ships no files there)
     "metrics.metrics": Rule(("metrics",), "unbound"),
