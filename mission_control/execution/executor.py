@@ -402,7 +402,8 @@ def _finish(claim: _Claim, outcome: HttpOutcome, ctx: ExecutionContext) -> str:
         )
     if changes:
         ctx.notify(changes)
-    metrics.RUNS_FINISHED.labels(claim.job_name, status.value).inc()
+    if status is not RunStatus.RETRYING:
+        metrics.RUNS_FINISHED.labels(status.value).inc()
     metrics.ATTEMPT_SECONDS.observe(outcome.duration_ms / 1000)
     _log_outcome(claim, outcome, status.value, lost=not owned, delay_s=delay_s)
     return status.value
@@ -468,7 +469,7 @@ def _end_before_start(conn: Connection, row: Any, now: datetime, status: RunStat
         .where(runs.c.id == row.id, runs.c.status == row.status, runs.c.attempt_count == row.attempt_count)
         .values(status=status, reason=reason, finished_at=now, lease_owner=None, leased_until=None)
     )
-    metrics.RUNS_FINISHED.labels(row.job_name, status.value).inc()
+    metrics.RUNS_FINISHED.labels(status.value).inc()
     log.info(
         "run %s of %s: %s (%s) before an attempt",
         row.id,
@@ -496,6 +497,7 @@ def _end_run(
             status=status, reason=reason, finished_at=now, lease_owner=None, leased_until=None, error=error
         )
     )
+    metrics.RUNS_FINISHED.labels(status.value).inc()
 
 
 def close_lost_attempts(conn: Connection, run_id: int, now: datetime) -> None:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from mission_control.base import instruments as metrics
 from mission_control.db.alerts import UNRESOLVED_STATES, AlertChange, AlertKind, open_alert
 from mission_control.db.tables import alerts, runs
 from mission_control.execution.executor import close_lost_attempts
@@ -92,6 +93,7 @@ def reconcile(
                     )
                 )
                 failed.append(run.id)
+                metrics.RUNS_FINISHED.labels(RunStatus.FAILED.value).inc()
                 text = f"job {run.job_name} failed: its worker was lost during the last allowed attempt"
                 details = {"job": run.job_name, "run_id": run.id, "attempts": run.attempt_count}
                 change = open_alert(conn, AlertKind.JOB_FAILED, run.job_name, now, text, details)

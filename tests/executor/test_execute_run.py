@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 
 from mission_control.base.config import Settings
@@ -380,3 +381,28 @@ def test_a_late_scheduled_success_leaves_job_missed_open(engine, registry, ctx, 
     clock.advance(60 + 16)  # the worker picks it up 16 s after its slot, past the 15 s grace
     assert execute_run(late, ctx) == "succeeded"
     assert [a["kind"] for a in list_alerts(engine, AlertFilter(state="open"))] == ["job_missed"]
+
+
+def runs_counted(status: str) -> float:
+    return REGISTRY.get_sample_value("mc_runs_total", {"status": status}) or 0.0
+
+
+def test_a_run_is_counted_once_by_the_status_it_ends_in_not_per_attempt(engine, registry, ctx, clock, target):
+    register(
+        registry,
+        target,
+        "/status/500",
+        retry={"max_attempts": 3, "backoff_s": 1, "backoff_max_s": 1, "jitter": 0},
+    )
+    before = {status: runs_counted(status) for status in ("failed", "retrying")}
+    run_id = create_manual_run(engine, "nightly-report", T0)
+    for _ in range(2):
+        assert execute_run(run_id, ctx) == "retrying"
+        clock.advance(1)
+        claim_due_retries(engine, clock.now(), batch=10)
+    assert execute_run(run_id, ctx) == "failed"
+
+    assert runs_counted("failed") - before["failed"] == 1  # three attempts, one run
+    assert runs_counted("retrying") == before["retrying"] == 0
+    families = {metric.name: metric for metric in REGISTRY.collect()}
+    assert {name for sample in families["mc_runs"].samples for name in sample.labels} == {"status"}
