@@ -9,6 +9,10 @@ Forwarded headers are the app's business, not gunicorn's: with MC_PROXY_HOPS > 0
 X-Forwarded-For/-Proto (see :func:`mission_control.web.api.create_app`). gunicorn is told to trust no
 peer's forwarded headers (``forwarded_allow_ips`` empty), so the two are never applied twice or
 disagree; FORWARDED_ALLOW_IPS, which gunicorn would otherwise read, is ignored with a warning.
+
+Everything else is gunicorn's to configure as usual: a ``gunicorn.conf.py`` in the working directory
+(or ``-c`` in GUNICORN_CMD_ARGS) and GUNICORN_CMD_ARGS are read as the ``gunicorn`` command reads them
+(see :class:`_Gunicorn`), so a platform's ``GUNICORN_CMD_ARGS="--workers 3"`` boots three workers.
 """
 
 from __future__ import annotations
@@ -16,22 +20,49 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from gunicorn.app.base import BaseApplication
+from gunicorn.app.base import Application, get_default_config_file
 
 from mission_control.base.config import ConfigError, Settings
 from mission_control.cli.serving import BufferingThreadWorker
 
+# What no configuration file, GUNICORN_CMD_ARGS or --option may change: the worker class that reads whole
+# requests before a thread takes them, the access log line that leaves out query strings (a token may
+# ride there), and trusting no peer's forwarded headers (ProxyFix does that, counted by MC_PROXY_HOPS).
+LOCKED = ("worker_class", "access_log_format", "forwarded_allow_ips")
 
-class _Gunicorn(BaseApplication):  # type: ignore[misc]
-    """Gunicorn with our settings; each worker builds its own app (and engine) after the fork."""
 
-    def __init__(self, options: dict[str, Any]) -> None:
-        self.options = options
+class _Gunicorn(Application):  # type: ignore[misc]
+    """Gunicorn with our settings; each worker builds its own app (and engine) after the fork.
+
+    Configured as ``gunicorn`` itself is, in the same order, lowest first: our defaults (from the
+    settings: PORT, WEB_CONCURRENCY, ...), then a configuration file (``--config``/``-c`` in
+    GUNICORN_CMD_ARGS, else ``./gunicorn.conf.py``), then GUNICORN_CMD_ARGS, then this command's own
+    options. The settings in :data:`LOCKED` are ours whatever those say; a different value is ignored
+    with a warning.
+    """
+
+    def __init__(self, defaults: dict[str, Any], overrides: dict[str, Any]) -> None:
+        self.defaults = defaults
+        self.overrides = overrides
+        self.ignored: list[str] = []
         super().__init__()
 
     def load_config(self) -> None:
-        for key, value in self.options.items():
+        for key, value in self.defaults.items():
             self.cfg.set(key, value)
+        env_args = self.cfg.parser().parse_args(self.cfg.get_cmd_args_from_env())
+        config_file = env_args.config or get_default_config_file()
+        if config_file:
+            self.load_config_from_file(config_file)
+        for key, value in vars(env_args).items():
+            if value is not None and key not in ("args", "config"):
+                self.cfg.set(key.lower(), value)
+        for key, value in self.overrides.items():
+            self.cfg.set(key, value)
+        for key in LOCKED:
+            if self.cfg.settings[key].get() != self.defaults[key]:
+                self.ignored.append(key)
+                self.cfg.set(key, self.defaults[key])
 
     def load(self) -> Any:
         from mission_control.web.api import create_app
@@ -91,12 +122,12 @@ def web(
         read_timeout_s=read_timeout or settings.web_read_timeout_s,
         max_body_bytes=settings.max_request_bytes,
     )
-    options = {
-        "bind": f"{host}:{port or settings.port}",
-        "workers": workers or settings.web_concurrency,
+    defaults = {
+        "bind": f"{host}:{settings.port}",
+        "workers": settings.web_concurrency,
         "worker_class": worker,
-        "threads": threads or settings.web_threads,
-        "worker_connections": max_connections or settings.web_max_connections,
+        "threads": settings.web_threads,
+        "worker_connections": settings.web_max_connections,
         "timeout": 30,
         "graceful_timeout": 10,
         "accesslog": "-",
@@ -106,4 +137,13 @@ def web(
         "forwarded_allow_ips": "",
         "limit_request_field_size": 16384,
     }
-    _Gunicorn(options).run()
+    given = {
+        "bind": f"{host}:{port}" if port else None,
+        "workers": workers,
+        "threads": threads,
+        "worker_connections": max_connections,
+    }
+    server = _Gunicorn(defaults, {key: value for key, value in given.items() if value is not None})
+    for key in server.ignored:
+        click.echo(f"warning: gunicorn's {key} is Mission Control's own; ignoring the value given", err=True)
+    server.run()

@@ -164,9 +164,10 @@ class _Gunicorn:
     """Stands in for gunicorn: records the options `mission-control web` would start it with."""
 
     options: dict[str, object] = {}
+    ignored: list[str] = []
 
-    def __init__(self, options: dict[str, object]) -> None:
-        type(self).options = options
+    def __init__(self, defaults: dict[str, object], overrides: dict[str, object]) -> None:
+        type(self).options = {**defaults, **overrides}  # no config file, no GUNICORN_CMD_ARGS
 
     def run(self) -> None:
         pass
