@@ -5,7 +5,7 @@ result backend, messages are JSON only, and a task is acknowledged only after it
 dies mid-task has its message redelivered.
 """
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from beat_schedule import BEAT_SCHEDULE
 from mission_control.base.config import Settings
@@ -39,8 +39,10 @@ task_create_missing_queues = True
 # HTTP triggers get their own queue so housekeeping never waits behind a burst of triggers.
 task_routes = {"mission_control.trigger": {"queue": "triggers"}}
 # Declared, so a plain `celery -A mission_control worker` (no -Q) consumes both: without this list a
-# worker consumes only task_default_queue and no trigger ever runs.
-task_queues = (Queue("triggers"), Queue("default"))
+# worker consumes only task_default_queue and no trigger ever runs. Each has its own exchange and
+# routing key, as Celery makes a queue named by -Q: a bare Queue(name) binds to the default exchange's
+# `default` key, and then a trigger sent to `triggers` would be delivered to both queues.
+task_queues = tuple(Queue(name, Exchange(name), routing_key=name) for name in ("triggers", "default"))
 
 # Redis redelivers a message whose worker died only after this long; the reconciler is faster (it
 # watches run leases), so this is the backstop, not the mechanism.

@@ -105,7 +105,7 @@ class RegistryScheduler(Scheduler):
             engine, now, batch=settings.scheduler_batch, grace_s=settings.misfire_grace_s
         )
         retries = claim_due_retries(engine, now, batch=settings.scheduler_batch)
-        enqueue_runs(self.app, claimed.run_ids + retries)
+        enqueue_runs(self.app, claimed.run_ids + retries, claimed.job_names)
         woken = claim_due(
             engine, now, batch=settings.scheduler_batch, requeue_after_s=settings.requeue_after_s
         )

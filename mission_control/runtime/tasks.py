@@ -6,7 +6,9 @@ name, so what they need is imported when they run: the beat process stays small.
 The periodic housekeeping tasks (``beat_schedule.py``) come every few seconds, when a probe finds them
 work (``runtime/housekeeping.py``), and may still find nothing to do. Celery's own lines about them are
 DEBUG (:class:`HousekeepingAtDebug`, installed in every process that imports this module: worker and
-beat); each logs one line of what it did, at INFO if it changed something, else at DEBUG.
+beat); each logs one line of what it did, at INFO if it changed something, else at DEBUG. They send
+no task events either (``send_events=False``), so Flower's task list holds the runs, not 15 housekeeping
+passes out of every 22 tasks; the worker's own counters (Flower's worker page) still count them.
 """
 
 from __future__ import annotations
@@ -45,12 +47,38 @@ def _some(items: list[Any], shown: int = 10) -> str:
     return text + (f" and {len(items) - shown} more" if len(items) > shown else "")
 
 
-@shared_task(name=TRIGGER_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+class RunFailed(Exception):
+    """A run ended failed or timed out: the trigger task is a FAILURE in task events (Flower), no more.
+
+    Why an exception, listed in the task's ``throws``: it is the one way a task without a result backend
+    ends as FAILURE in the ``task-failed`` event Flower reads (``update_state`` writes to a result backend,
+    which there is none of; ``Reject`` shows as REJECTED, not failed). ``throws`` makes it an *expected*
+    error: Celery logs one INFO line without a traceback (``celery.app.trace``'s ``log_policy_expected``),
+    not an ERROR with one, because a failing target is normal operation and the run row is the record
+    (the executor has logged the outcome already). Nothing retries it: the task has no ``autoretry_for``,
+    and a failed task's message is acknowledged (``task_acks_on_failure_or_timeout``, on by default).
+    """
+
+
+FAILED_RUN_STATUSES = frozenset({"failed", "timed_out"})
+
+
+@shared_task(
+    name=TRIGGER_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    throws=(RunFailed,),
+)
 def trigger(run_id: int) -> str:
-    """Execute one attempt of a run; duplicates and stale deliveries are no-ops."""
+    """Execute one attempt of a run; duplicates and stale deliveries are no-ops. Raises
+    :class:`RunFailed` if the run ended failed or timed out (after the attempt is recorded)."""
     from mission_control.execution.executor import execute_run
 
-    return execute_run(run_id, get_runtime().execution_context())
+    status = execute_run(run_id, get_runtime().execution_context())
+    if status in FAILED_RUN_STATUSES:
+        raise RunFailed(f"run {run_id} {status}")
+    return status
 
 
 @shared_task(name=MISSION_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -71,7 +99,7 @@ def advance_mission(mission_id: str) -> str:
     )
 
 
-@shared_task(name=RECONCILE_TASK, ignore_result=True)
+@shared_task(name=RECONCILE_TASK, ignore_result=True, send_events=False)
 def reconcile_runs() -> dict[str, Any]:
     """Re-enqueue overdue queued runs; retry or fail runs whose worker was lost; flag late starts."""
     from mission_control.scheduling.reconciler import reconcile
@@ -105,7 +133,7 @@ def reconcile_runs() -> dict[str, Any]:
 FLIPS_KEPT_PER_SERVICE = 1000
 
 
-@shared_task(name=PRUNE_TASK, ignore_result=True)
+@shared_task(name=PRUNE_TASK, ignore_result=True, send_events=False)
 def prune_old_runs() -> int:
     """Apply the retention settings to finished runs and missions (MC_RUN_RETENTION_DAYS) and to the
     audit trail (MC_AUDIT_RETENTION_DAYS); keep each service's last 1,000 state changes."""
@@ -141,7 +169,7 @@ def prune_old_runs() -> int:
     return pruned
 
 
-@shared_task(name=CHECK_SERVICES_TASK, ignore_result=True)
+@shared_task(name=CHECK_SERVICES_TASK, ignore_result=True, send_events=False)
 def check_services() -> dict[str, Any]:
     """Flag services whose heartbeat deadline passed (up -> late -> down) and open their alerts."""
     from mission_control.monitoring.services import ServiceRegistry
@@ -195,7 +223,7 @@ def deliver_notices(self: Any, notice_ids: list[int]) -> str:
     return result.outcome
 
 
-@shared_task(name=REPEAT_NOTICES_TASK, ignore_result=True)
+@shared_task(name=REPEAT_NOTICES_TASK, ignore_result=True, send_events=False)
 def repeat_notices() -> int:
     """Notify again about alerts still open and unacknowledged past their channel's repeat interval,
     and route alerts whose first notice was lost to a broker outage."""

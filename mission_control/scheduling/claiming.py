@@ -47,6 +47,7 @@ class Claimed:
     batch_full: bool
     slots: int = 0  # runs written, fired or skipped
     alerts: list[AlertChange] = field(default_factory=list)  # job_missed alerts opened by this claim
+    job_names: dict[int, str] = field(default_factory=dict)  # run id -> its job, for the task's argsrepr
 
 
 def claim_due_slots(engine: Engine, now: datetime, *, batch: int, grace_s: float) -> Claimed:
@@ -96,11 +97,13 @@ def claim_due_slots(engine: Engine, now: datetime, *, batch: int, grace_s: float
         )
         inserted = insert_runs(conn, new_runs)
         changes = _missed_alerts(conn, due, new_runs, now)
+    queued = [(run_id, job) for run_id, status, job in inserted if status == RunStatus.QUEUED]
     return Claimed(
-        [run_id for run_id, status in inserted if status == RunStatus.QUEUED],
+        [run_id for run_id, _ in queued],
         batch_full=len(due) >= batch,
         slots=len(inserted),
         alerts=changes,
+        job_names=dict(queued),
     )
 
 
@@ -193,7 +196,7 @@ def create_manual_run(
             if unfinished is not None:
                 raise RunInProgress(unfinished)
         planned = PlannedRun(now, RunStatus.QUEUED, Trigger.MANUAL)
-        [(run_id, _)] = insert_runs(conn, [_run_row(job, planned, now)])
+        [(run_id, _, _)] = insert_runs(conn, [_run_row(job, planned, now)])
         write_audit(
             conn,
             audit,
@@ -206,17 +209,17 @@ def create_manual_run(
     return run_id
 
 
-def insert_runs(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[tuple[int, str]]:
-    """Insert run rows, ignoring any whose (job, slot) is already recorded; returns (id, status)."""
+def insert_runs(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[tuple[int, str, str]]:
+    """Insert run rows, ignoring any whose (job, slot) is already recorded; returns (id, status, job)."""
     if not rows:
         return []
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     statement = (
         dialect_insert(runs)
         .on_conflict_do_nothing(index_elements=[runs.c.job_id, runs.c.scheduled_for])
-        .returning(runs.c.id, runs.c.status)
+        .returning(runs.c.id, runs.c.status, runs.c.job_name)
     )
-    return [(row.id, row.status) for row in conn.execute(statement, list(rows))]
+    return [(row.id, row.status, row.job_name) for row in conn.execute(statement, list(rows))]
 
 
 def _jobs_with_unfinished_runs(conn: Connection, job_ids: list[int]) -> set[int]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from celery import Celery
 
@@ -17,16 +18,31 @@ MISSION_TASK = "mission_control.advance_mission"
 PUBLISH_BATCH = 250
 
 
-def enqueue_runs(app: Celery, run_ids: Sequence[int]) -> int:
-    return _enqueue(app, TRIGGER_TASK, run_ids, "runs")
+def enqueue_runs(app: Celery, run_ids: Sequence[int], job_names: Mapping[int, str] | None = None) -> int:
+    """Ask workers to trigger these runs. ``job_names`` (run id -> job), where the caller has them, name
+    the job in the message's ``argsrepr``: what Flower and Celery's log lines show instead of ``[116]``."""
+    names = job_names or {}
+    return _enqueue(
+        app,
+        TRIGGER_TASK,
+        run_ids,
+        "runs",
+        lambda run_id: f"(run {run_id}, job {names[run_id]})" if run_id in names else f"(run {run_id})",
+    )
 
 
 def enqueue_missions(app: Celery, mission_ids: Sequence[str]) -> int:
     """Ask workers to move these missions on; a lost message costs a delay (``wake_at``), not a mission."""
-    return _enqueue(app, MISSION_TASK, mission_ids, "missions")
+    return _enqueue(app, MISSION_TASK, mission_ids, "missions", lambda mission_id: f"(mission {mission_id})")
 
 
-def _enqueue(app: Celery, task: str, ids: Sequence[int] | Sequence[str], what: str) -> int:
+def _enqueue(
+    app: Celery,
+    task: str,
+    ids: Sequence[int] | Sequence[str],
+    what: str,
+    argsrepr: Callable[[Any], str],
+) -> int:
     """Send one message per id over one producer, in pipelined batches; returns how many were sent
     for certain.
 
@@ -43,7 +59,9 @@ def _enqueue(app: Celery, task: str, ids: Sequence[int] | Sequence[str], what: s
                 chunk = ids[start : start + PUBLISH_BATCH]
                 with producer.batch():
                     for item in chunk:
-                        app.send_task(task, args=[item], queue=TRIGGER_QUEUE, producer=producer)
+                        app.send_task(
+                            task, args=[item], argsrepr=argsrepr(item), queue=TRIGGER_QUEUE, producer=producer
+                        )
                 sent += len(chunk)
     except Exception as exc:  # the broker is down or unreachable
         log.warning(

@@ -1,11 +1,17 @@
-"""Flower, as the Procfile runs it, starts against our broker, lists a running worker and its queues."""
+"""Flower, as the Procfile runs it: it lists a running worker and its queues, and the runs as tasks (a
+failed run a failed task, named by job and run), without the housekeeping passes."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 import requests
 
+from mission_control.jobs.registry import JobRegistry
 from tests.conftest import free_port, wait_until
+from tests.e2e.conftest import runs_of
+from tests.factories import job_spec
 
 pytestmark = pytest.mark.slow
 
@@ -31,3 +37,60 @@ def test_flower_lists_the_worker(stack):
     lengths = requests.get(f"http://127.0.0.1:{port}/api/queues/length", auth=("ops", "secret-pw"), timeout=5)
     assert lengths.status_code == 200, lengths.text
     assert {queue["name"] for queue in lengths.json()["active_queues"]} >= {"triggers", "default"}
+
+
+def test_flower_shows_runs_as_tasks_failed_ones_failed_and_no_housekeeping(stack, e2e_engine, target):
+    stack.extra_env["MC_PRUNE_INTERVAL_S"] = "1"  # housekeeping every second, to show it stays out
+    stack.extra_env["FLOWER_BASIC_AUTH"] = "ops:secret-pw"
+    port = free_port()
+    # Flower turns the workers' task events on itself (its enable_events broadcast): no -E needed.
+    stack.start("flower", "flower", "--address=127.0.0.1", f"--port={port}")
+    stack.worker(name="inspected")
+    api = f"http://127.0.0.1:{port}/api"
+
+    def get(path: str) -> Any:
+        try:
+            answer = requests.get(f"{api}/{path}", auth=("ops", "secret-pw"), timeout=5)
+        except requests.RequestException:
+            return None
+        return answer.json() if answer.status_code == 200 else None
+
+    wait_until(lambda: get("workers?refresh=1"), 60, "Flower to list the worker", interval_s=0.5)
+    registry = JobRegistry(e2e_engine)
+    registry.put(job_spec("fine", target={"url": f"{target.url}/ok"}, schedule={"every_s": 1}))
+    registry.put(
+        job_spec(
+            "broken", target={"url": f"{target.url}/status/404"}, schedule={"every_s": 1}, concurrency="allow"
+        )
+    )
+    stack.beat()
+
+    def triggers_by_state() -> dict[str, list[dict[str, Any]]]:
+        tasks = (get("tasks") or {}).values()
+        by_state: dict[str, list[dict[str, Any]]] = {}
+        for task in tasks:
+            by_state.setdefault(task["state"], []).append(task)
+        return by_state
+
+    wait_until(
+        lambda: {"SUCCESS", "FAILURE"} <= set(triggers_by_state()),
+        60,
+        "a succeeded and a failed trigger",
+        interval_s=0.5,
+    )
+    failed_runs = {run.id for run in runs_of(e2e_engine, "broken") if run.status == "failed"}
+    by_state = triggers_by_state()
+    for task in by_state["FAILURE"]:
+        assert task["name"] == "mission_control.trigger"
+        assert "job broken" in task["args"]
+        assert int(task["args"].split("run ")[1].split()[0].strip(",)")) in failed_runs
+    assert all("job fine" in task["args"] for task in by_state["SUCCESS"])
+
+    # Housekeeping ran on the worker (its own counters say so) but is not in the task list.
+    def pruned() -> bool:
+        worker = next(iter((get("workers?refresh=1") or {}).values()), {})
+        return worker.get("stats", {}).get("total", {}).get("mission_control.prune_runs", 0) >= 2
+
+    wait_until(pruned, 30, "the worker to prune twice", interval_s=0.5)
+    names = {task["name"] for task in (get("tasks") or {}).values()}
+    assert names <= {"mission_control.trigger"}, names
