@@ -23,8 +23,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -35,6 +36,8 @@ DEFAULT_BROKER_URL = "sqla+sqlite:///mission-control-broker.db"
 # Connections an engine keeps, and adds on demand, per process (db.engine uses them without settings).
 DEFAULT_DB_POOL_SIZE = 20
 DEFAULT_DB_MAX_OVERFLOW = 0
+# Of MC_DB_MAX_CONNECTIONS: the release command (or one one-off) and beat's two autocommit engines.
+DB_RESERVED_CONNECTIONS = 3
 ENV_PREFIX = "MC_"
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -119,10 +122,16 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MC_DATABASE_URL", "DATABASE_URL"),
         description="SQLAlchemy URL of the registry; `postgres://` URLs are accepted",
     )
+    redis_tls_verify: Flag = Field(
+        True,
+        description="verify the certificate of a `rediss://` broker (Celery, Flower, the queue-depth "
+        "metric: every Redis client); `false` for an add-on with a self-signed certificate, such as "
+        "Heroku Redis (app.json sets it). A `ssl_cert_reqs` in the URL itself wins",
+    )
     broker_url: str = Field(
         DEFAULT_BROKER_URL,
         validation_alias=AliasChoices("MC_BROKER_URL", "REDIS_URL"),
-        description="Celery broker",
+        description="Celery broker; a `rediss://` URL gets `ssl_cert_reqs` from `MC_REDIS_TLS_VERIFY`",
     )
     # --- secrets -------------------------------------------------------------------------------------
     admin_token: str | None = Field(
@@ -341,11 +350,27 @@ class Settings(BaseSettings):
     smtp_starttls: Flag = Field(False, description="upgrade the SMTP connection with STARTTLS")
     smtp_from: str = Field("mission-control@localhost", description="sender address of email notices")
     # --- the processes' plumbing ---------------------------------------------------------------------
-    db_pool_size: int = Field(
-        DEFAULT_DB_POOL_SIZE,
+    db_pool_size: int | None = Field(
+        None,
         ge=1,
         le=10_000,
-        description="PostgreSQL connections kept per process (threads queue for a pooled connection)",
+        description="PostgreSQL connections kept per process (threads queue for a pooled connection). "
+        "Unset: 20, or with `MC_DB_MAX_CONNECTIONS` set, that budget's share: `(MC_DB_MAX_CONNECTIONS - "
+        '3) // MC_DB_PROCESSES - MC_DB_MAX_OVERFLOW`, at least 1 (see "Database connections")',
+    )
+    db_max_connections: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="PostgreSQL connections the whole deployment may open (the plan's limit, e.g. 20); "
+        "sizes each process's pool when `MC_DB_POOL_SIZE` is unset. Unset: no budget",
+    )
+    db_processes: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="processes sharing `MC_DB_MAX_CONNECTIONS`. Unset: `WEB_CONCURRENCY` + 2 (one web "
+        "dyno's gunicorn processes, one worker, one beat); raise it when scaling out",
     )
     db_max_overflow: int = Field(
         DEFAULT_DB_MAX_OVERFLOW,
@@ -366,6 +391,33 @@ class Settings(BaseSettings):
         "prometheus-client reads itself too; `mission-control dev` sets it). Unset: `/metrics` shows the "
         "web process's own",
     )
+    metrics_job_series: int = Field(
+        0,
+        ge=0,
+        le=10_000,
+        description="jobs each process counts under their own name in `mc_job_runs_total{job,status}` (the "
+        "first that many to end a run; later ones count as `_other`). 0: no per-job series",
+    )
+
+    @property
+    def db_pool(self) -> int:
+        """The pool each process keeps: ``MC_DB_POOL_SIZE``, else its share of the connection budget.
+
+        Of ``MC_DB_MAX_CONNECTIONS``, 1 is left for the release command or a one-off ``heroku run``
+        and 2 for beat's one-connection autocommit engines (its idle peek and the housekeeping probe);
+        the rest is split evenly between the processes, each of which may also open its overflow.
+        """
+        if self.db_pool_size is not None:
+            return self.db_pool_size
+        if self.db_max_connections is None:
+            return DEFAULT_DB_POOL_SIZE
+        processes = self.db_processes or self.web_concurrency + 2
+        return max(1, (self.db_max_connections - DB_RESERVED_CONNECTIONS) // processes - self.db_max_overflow)
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_tls(cls, url: str, info: ValidationInfo) -> str:
+        return redis_url_with_tls(url, verify=info.data.get("redis_tls_verify", True))
 
     @field_validator("database_url")
     @classmethod
@@ -556,6 +608,23 @@ def _check_length(name: str, value: str | None) -> None:
             f"{name} must be at least {minimum} characters long (it has {len(value)}); generate one with "
             "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
         )
+
+
+def redis_url_with_tls(url: str, *, verify: bool) -> str:
+    """A ``rediss://`` URL that says how to check the server's certificate, for every client.
+
+    kombu (the broker, Flower) reads ``ssl_cert_reqs`` from the URL and without it silently skips
+    verification; redis-py's ``from_url`` (the queue-depth metric) reads it too and without it
+    verifies. Written into the one URL they all get, both behave the same: ``required`` unless
+    ``verify`` is false. A URL that already names ``ssl_cert_reqs`` is left alone.
+    """
+    if not url.startswith("rediss://"):
+        return url
+    parts = urlsplit(url)
+    if any(key == "ssl_cert_reqs" for key, _ in parse_qsl(parts.query)):
+        return url
+    query = "&".join(filter(None, [parts.query, f"ssl_cert_reqs={'required' if verify else 'none'}"]))
+    return urlunsplit(parts._replace(query=query))
 
 
 def normalize_database_url(url: str) -> str:

@@ -1,6 +1,7 @@
 """Engines configured for how Mission Control uses each database.
 
-The pool sizes come from the process's settings (``MC_DB_POOL_SIZE``, ``MC_DB_MAX_OVERFLOW``) through
+The pool sizes come from the process's settings (``MC_DB_POOL_SIZE``, ``MC_DB_MAX_OVERFLOW``, or the
+share of ``MC_DB_MAX_CONNECTIONS``: :attr:`Settings.db_pool`) through
 :func:`engine_for`; :func:`make_engine` alone uses their defaults and reads no environment.
 """
 
@@ -18,7 +19,7 @@ def engine_for(settings: Settings, **kwargs: Any) -> Engine:
     """The registry's engine with the pool the settings ask for (``kwargs`` as :func:`make_engine`)."""
     return make_engine(
         settings.database_url,
-        pool_size=settings.db_pool_size,
+        pool_size=settings.db_pool,
         max_overflow=settings.db_max_overflow,
         **kwargs,
     )
@@ -62,7 +63,9 @@ def make_autocommit_engine(url: str) -> Engine:
     if make_url(url).get_backend_name() == "sqlite":
         # Per-connection options, which the BEGIN IMMEDIATE hook below can see and skip.
         return make_engine(url).execution_options(isolation_level="AUTOCOMMIT")
-    return make_engine(url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=1)
+    # One connection, no overflow: its users (beat's peek, the housekeeping probe) are one thread, and
+    # the connection budget (MC_DB_MAX_CONNECTIONS) counts exactly one per engine.
+    return make_engine(url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=0)
 
 
 def _configure_sqlite(engine: Engine) -> None:
