@@ -41,12 +41,14 @@ $(AUDIT_VENV)/.$(PIP_AUDIT):
 audit: $(AUDIT_VENV)/.$(PIP_AUDIT)
 	$(AUDIT_VENV)/bin/pip-audit --strict --no-deps --disable-pip --progress-spinner off -r constraints.txt
 
-## Re-pin every dependency to the newest versions setup.cfg allows
+## Re-pin every dependency to the newest versions setup.cfg allows (constraints.txt), and requirements.txt,
+## what a Python buildpack installs: the runtime part of those pins
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --upgrade pip
 	.lock-venv/bin/pip install --quiet -e '.[test,dev,flower,bench]'
 	.lock-venv/bin/pip freeze --exclude-editable --exclude mission-control | sort > constraints.txt
+	.lock-venv/bin/python scripts/requirements_txt.py
 	rm -rf .lock-venv
 
 clean:
