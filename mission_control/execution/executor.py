@@ -258,9 +258,8 @@ def _claim_in_one_statement(
             return None
         if row.attempt_count > row.max_attempts:
             # The worker holding the last allowed attempt died; nothing is left to try.
-            _end_run(
-                conn, run_id, lease_owner, now, RunStatus.FAILED, Reason.WORKER_LOST, error="worker lost"
-            )
+            _end_run(conn, run_id, lease_owner, now, RunStatus.FAILED, Reason.WORKER_LOST, "worker lost")
+            metrics.count_run(row.job_name, RunStatus.FAILED.value, ctx.settings.metrics_job_series)
             return RunStatus.FAILED.value
     spec = spec_from_row(row._mapping, "spec_")
     return _Claim(
@@ -291,10 +290,14 @@ def _claim_generic(run_id: int, lease_owner: str, now: datetime, ctx: ExecutionC
         if not claimable:
             return "noop"  # a duplicate delivery, a run another worker holds, or one already finished
         if row.current_name is None:
-            return _end_before_start(conn, row, now, RunStatus.CANCELLED, Reason.JOB_DELETED)
+            return _end_before_start(
+                conn, row, now, RunStatus.CANCELLED, Reason.JOB_DELETED, ctx.settings.metrics_job_series
+            )
         spec = spec_from_row(row._mapping, "spec_")
         if row.paused_at is not None and row.trigger != Trigger.MANUAL:
-            return _end_before_start(conn, row, now, RunStatus.SKIPPED, Reason.PAUSED)
+            return _end_before_start(
+                conn, row, now, RunStatus.SKIPPED, Reason.PAUSED, ctx.settings.metrics_job_series
+            )
 
         lease = now + timedelta(seconds=spec.timeout_s + ctx.settings.lease_margin_s)
         claimed = conn.execute(
@@ -318,9 +321,8 @@ def _claim_generic(run_id: int, lease_owner: str, now: datetime, ctx: ExecutionC
         attempt = row.attempt_count + 1
         if attempt > row.max_attempts:
             # The worker holding the last allowed attempt died; nothing is left to try.
-            _end_run(
-                conn, run_id, lease_owner, now, RunStatus.FAILED, Reason.WORKER_LOST, error="worker lost"
-            )
+            _end_run(conn, run_id, lease_owner, now, RunStatus.FAILED, Reason.WORKER_LOST, "worker lost")
+            metrics.count_run(row.job_name, RunStatus.FAILED.value, ctx.settings.metrics_job_series)
             return RunStatus.FAILED.value
         conn.execute(
             attempts.insert().values(
@@ -403,7 +405,7 @@ def _finish(claim: _Claim, outcome: HttpOutcome, ctx: ExecutionContext) -> str:
     if changes:
         ctx.notify(changes)
     if status is not RunStatus.RETRYING:
-        metrics.RUNS_FINISHED.labels(status.value).inc()
+        metrics.count_run(claim.job_name, status.value, ctx.settings.metrics_job_series)
     metrics.ATTEMPT_SECONDS.observe(outcome.duration_ms / 1000)
     _log_outcome(claim, outcome, status.value, lost=not owned, delay_s=delay_s)
     return status.value
@@ -463,13 +465,15 @@ def _classify(outcome: HttpOutcome) -> tuple[AttemptStatus, bool, Reason | None]
     return AttemptStatus.FAILED, False, Reason.CLIENT_ERROR
 
 
-def _end_before_start(conn: Connection, row: Any, now: datetime, status: RunStatus, reason: Reason) -> str:
+def _end_before_start(
+    conn: Connection, row: Any, now: datetime, status: RunStatus, reason: Reason, job_series: int
+) -> str:
     conn.execute(
         update(runs)
         .where(runs.c.id == row.id, runs.c.status == row.status, runs.c.attempt_count == row.attempt_count)
         .values(status=status, reason=reason, finished_at=now, lease_owner=None, leased_until=None)
     )
-    metrics.RUNS_FINISHED.labels(status.value).inc()
+    metrics.count_run(row.job_name, status.value, job_series)
     log.info(
         "run %s of %s: %s (%s) before an attempt",
         row.id,
@@ -497,7 +501,6 @@ def _end_run(
             status=status, reason=reason, finished_at=now, lease_owner=None, leased_until=None, error=error
         )
     )
-    metrics.RUNS_FINISHED.labels(status.value).inc()
 
 
 def close_lost_attempts(conn: Connection, run_id: int, now: datetime) -> None:

@@ -111,6 +111,7 @@ def reconcile_runs() -> dict[str, Any]:
         runtime.clock.now(),
         requeue_after_s=settings.requeue_after_s,
         grace_s=settings.misfire_grace_s,
+        job_series=settings.metrics_job_series,
     )
     enqueue_runs(app, result.requeue)
     if result.alerts:

@@ -31,7 +31,13 @@ class Reconciled:
 
 
 def reconcile(
-    engine: Engine, now: datetime, *, requeue_after_s: float, grace_s: float = 15, batch: int = 1000
+    engine: Engine,
+    now: datetime,
+    *,
+    requeue_after_s: float,
+    grace_s: float = 15,
+    batch: int = 1000,
+    job_series: int = 0,
 ) -> Reconciled:
     overdue = now - timedelta(seconds=requeue_after_s)
     with engine.begin() as conn:
@@ -93,7 +99,7 @@ def reconcile(
                     )
                 )
                 failed.append(run.id)
-                metrics.RUNS_FINISHED.labels(RunStatus.FAILED.value).inc()
+                metrics.count_run(run.job_name, RunStatus.FAILED.value, job_series)
                 text = f"job {run.job_name} failed: its worker was lost during the last allowed attempt"
                 details = {"job": run.job_name, "run_id": run.id, "attempts": run.attempt_count}
                 change = open_alert(conn, AlertKind.JOB_FAILED, run.job_name, now, text, details)

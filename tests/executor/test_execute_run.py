@@ -406,3 +406,19 @@ def test_a_run_is_counted_once_by_the_status_it_ends_in_not_per_attempt(engine, 
     assert runs_counted("retrying") == before["retrying"] == 0
     families = {metric.name: metric for metric in REGISTRY.collect()}
     assert {name for sample in families["mc_runs"].samples for name in sample.labels} == {"status"}
+
+
+def test_per_job_series_are_off_by_default_and_bounded_when_asked_for(monkeypatch):
+    from mission_control.base import instruments
+
+    monkeypatch.setattr(instruments, "_jobs_labelled", set())
+    job_runs = lambda job: REGISTRY.get_sample_value("mc_job_runs_total", {"job": job, "status": "skipped"})  # noqa: E731
+    instruments.count_run("unlabelled", "skipped")
+    assert job_runs("unlabelled") is None
+
+    before = job_runs("_other") or 0.0
+    for job in ("a", "b", "c", "d", "a"):
+        instruments.count_run(job, "skipped", job_series=2)
+    assert (job_runs("a"), job_runs("b")) == (2.0, 1.0)
+    assert job_runs("c") is None and job_runs("d") is None
+    assert job_runs("_other") - before == 2
