@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -198,8 +199,30 @@ def test_the_buildpack_install_runs_release_web_worker_and_beat_and_a_job_succee
             return any(run["status"] == "succeeded" for run in runs)
 
         wait_until(succeeded, 45, "a run of the job to succeed", interval_s=0.5)
-        assert target.requests_to("/ok")
-        assert 0 < most <= int(env["MC_DB_MAX_CONNECTIONS"])
+
+        # Under load: 40 more jobs firing every second, and 16 API reads at a time on the web.
+        def put(i: int) -> int:
+            load_job = {**job, "service": "load"}
+            return requests.put(
+                f"{base}/api/v1/jobs/load.job-{i}", json=load_job, headers=headers, timeout=10
+            ).status_code
+
+        def read(_: int) -> int:
+            return requests.get(f"{base}/api/v1/runs", headers=headers, timeout=10).status_code
+
+        with ThreadPoolExecutor(16) as pool:
+            assert set(pool.map(put, range(40))) == {201}
+            sent = len(target.requests_to("/ok"))
+
+            def loaded() -> bool:
+                nonlocal most
+                alive()
+                assert set(pool.map(read, range(16))) == {200}
+                most = max(most, _connections(postgres.admin_url, database))
+                return len(target.requests_to("/ok")) >= sent + 120
+
+            wait_until(loaded, 45, "120 more triggers under load", interval_s=0.1)
+        assert 4 < most <= int(env["MC_DB_MAX_CONNECTIONS"])
     finally:
         for process in processes.values():
             if process.poll() is None:
