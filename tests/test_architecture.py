@@ -24,6 +24,7 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 # The public faces: entry points users name in commands and imports. Everything else lives in a part.
 TOP_LEVEL_MODULES = {"__init__", "__main__", "celery_app", "client", "scheduler", "signing", "testing"}
 PARTS = {
+    "_client",  # the client library's code, also published alone from clients/python (requests only)
     "base",
     "cli",
     "db",
