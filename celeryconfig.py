@@ -8,7 +8,7 @@ dies mid-task has its message redelivered.
 from kombu import Exchange, Queue
 
 from beat_schedule import BEAT_SCHEDULE
-from mission_control.base.config import Settings
+from mission_control.base.config import Settings, redis_ssl_options
 
 _settings = Settings.from_env()
 
@@ -18,6 +18,8 @@ if broker_url.startswith("sqla+"):
     broker_url = broker_url.removeprefix("sqla+")
     broker_transport = "mission_control.runtime.dev_transport:Transport"
 broker_connection_retry_on_startup = True
+# rediss://: the URL carries ssl_cert_reqs (MC_REDIS_TLS_VERIFY); Flower's broker page reads only this.
+broker_use_ssl = redis_ssl_options(broker_url)
 
 task_serializer = "json"
 result_serializer = "json"

@@ -627,6 +627,21 @@ def redis_url_with_tls(url: str, *, verify: bool) -> str:
     return urlunsplit(parts._replace(query=query))
 
 
+def redis_ssl_options(url: str) -> dict[str, Any] | None:
+    """Celery's ``broker_use_ssl`` for a ``rediss://`` URL from :func:`redis_url_with_tls` (else None).
+
+    For the clients that read the setting rather than the URL: Flower's broker page builds its own
+    redis-py client from ``broker_use_ssl`` alone, and verifies when it is unset.
+    """
+    if not url.startswith("rediss://"):
+        return None
+    import ssl
+
+    given = dict(parse_qsl(urlsplit(url).query)).get("ssl_cert_reqs", "required")
+    modes = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+    return {"ssl_cert_reqs": modes.get(given.lower().removeprefix("cert_"), ssl.CERT_REQUIRED)}
+
+
 def normalize_database_url(url: str) -> str:
     """Map platform-style URLs (``postgres://``) to the SQLAlchemy dialect we ship a driver for."""
     for prefix in ("postgres://", "postgresql://"):

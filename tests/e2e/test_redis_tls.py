@@ -1,17 +1,22 @@
 """``rediss://`` with a self-signed certificate, as Heroku Redis and similar add-ons serve it.
 
 A redis-server of our own listens with TLS only, on a certificate generated here. With
-``MC_REDIS_TLS_VERIFY=false`` every Redis client Mission Control opens (the Celery broker through kombu,
-and the web's queue-depth metric through redis-py) must connect; before, the metric verified the
-certificate, failed, and ``mc_queue_depth`` silently disappeared while the broker worked. With the
-default (verify) neither connects to a certificate nobody vouches for.
+``MC_REDIS_TLS_VERIFY=false`` every Redis client Mission Control opens (the Celery broker through
+kombu, Flower's broker page, the web's queue-depth metric through redis-py) must connect; before, the
+metric and Flower verified the certificate and failed (``mc_queue_depth`` silently disappeared) while
+the broker skipped verification. With the default (verify) none trusts a certificate nobody vouches for.
 """
 
 from __future__ import annotations
 
+import ast
+import asyncio
 import datetime
 import ipaddress
+import os
+import ssl
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,11 +28,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from kombu import Connection, Exchange, Queue
 
-from mission_control.base.config import Settings
+from mission_control.base.config import Settings, redis_ssl_options
 from mission_control.runtime import redis_transport
 from mission_control.runtime.metrics import _queue_depth
 from tests.conftest import free_port, stop, wait_until
 from tests.servers import redis_server_binary
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:
@@ -138,3 +145,45 @@ def test_by_default_no_client_trusts_a_certificate_nobody_vouches_for(tls_redis)
     redis_transport.install()
     with Connection(url, connect_timeout=2) as conn, pytest.raises(Exception, match=r"(?i)certificate"):
         conn.ensure_connection(max_retries=1)
+
+
+def test_flowers_broker_page_reads_a_self_signed_rediss_broker(tls_redis):
+    """Flower builds its own redis-py client from Celery's ``broker_use_ssl`` (never the URL's query)."""
+    broker = pytest.importorskip("flower.utils.broker")
+    url = f"rediss://127.0.0.1:{tls_redis}/0"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MC_") and k != "REDIS_URL"}
+    env.update(REDIS_URL=url, MC_REDIS_TLS_VERIFY="false")
+    program = "import celeryconfig as c; print(repr((c.broker_url, int(c.broker_use_ssl['ssl_cert_reqs']))))"
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    broker_url, cert_reqs = ast.literal_eval(done.stdout.strip())
+    assert cert_reqs == ssl.CERT_NONE
+    flower_broker = broker.Broker(broker_url, broker_options={}, broker_use_ssl={"ssl_cert_reqs": cert_reqs})
+
+    async def ping() -> bool:
+        try:
+            return bool(await flower_broker.redis.ping())
+        finally:
+            await flower_broker.redis.aclose()
+
+    assert asyncio.run(ping())
+
+
+def test_celery_sends_over_a_self_signed_rediss_broker_with_the_settings_of_celeryconfig(tls_redis):
+    from celery import Celery
+
+    redis_transport.install()
+    url = _broker_url(tls_redis, MC_REDIS_TLS_VERIFY="false")
+    app = Celery("tls-check", broker=url)
+    app.conf.broker_use_ssl = redis_ssl_options(url)
+    app.conf.broker_connection_retry_on_startup = False
+    app.send_task("mission_control.trigger", args=[1], queue="triggers")
+    with redis.Redis(host="127.0.0.1", port=tls_redis, ssl=True, ssl_cert_reqs="none") as client:
+        assert client.llen("triggers") == 1
