@@ -3,8 +3,8 @@
 It speaks only HTTP and needs only ``requests``: it is published alone as the ``mission-control-client``
 distribution (``clients/python``, whose ``mission_control_client`` is this very package) and is
 re-exported by the server package as ``mission_control.client``. So it imports nothing of
-``mission_control``; ``_signing`` is a byte-for-byte copy of ``mission_control/outbound/signing.py``
-(tests/test_client_distribution.py keeps the two equal).
+``mission_control``; ``_signing`` is the signature scheme's only copy, which the server's
+:mod:`mission_control.outbound.signing` re-exports, so signer and verifier cannot drift apart.
 
 Every error is a :class:`MissionControlError`; the common kinds have subclasses (:class:`NotFound`,
 :class:`Unauthorized`, :class:`Forbidden`, :class:`Conflict`, :class:`RateLimited`,
