@@ -6,28 +6,5 @@ The code is :mod:`mission_control._client`, which is also published alone (reque
 
 from __future__ import annotations
 
-from mission_control._client import (
-    Conflict,
-    Forbidden,
-    MissionControl,
-    MissionControlError,
-    Monitor,
-    NotFound,
-    RateLimited,
-    Unauthorized,
-    Unavailable,
-    verify_signature,
-)
-
-__all__ = [
-    "Conflict",
-    "Forbidden",
-    "MissionControl",
-    "MissionControlError",
-    "Monitor",
-    "NotFound",
-    "RateLimited",
-    "Unauthorized",
-    "Unavailable",
-    "verify_signature",
-]
+from mission_control._client import *  # noqa: F403  (its __all__: the client, its errors, verify_signature)
+from mission_control._client import __all__ as __all__

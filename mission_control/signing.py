@@ -5,34 +5,5 @@ The implementation is :mod:`mission_control.outbound.signing`, the low part ever
 against the documented path keeps working.
 """
 
-from mission_control.outbound.signing import (
-    DEFAULT_TOLERANCE_S,
-    SIGNATURE_HEADER,
-    WEBHOOK_ID,
-    WEBHOOK_SIGNATURE,
-    WEBHOOK_TIMESTAMP,
-    SignatureScheme,
-    canonical_url,
-    sign,
-    signature_headers,
-    signed_text,
-    standard_webhooks_headers,
-    verify,
-    verify_standard_webhooks,
-)
-
-__all__ = [
-    "DEFAULT_TOLERANCE_S",
-    "SIGNATURE_HEADER",
-    "WEBHOOK_ID",
-    "WEBHOOK_SIGNATURE",
-    "WEBHOOK_TIMESTAMP",
-    "SignatureScheme",
-    "canonical_url",
-    "sign",
-    "signature_headers",
-    "signed_text",
-    "standard_webhooks_headers",
-    "verify",
-    "verify_standard_webhooks",
-]
+from mission_control.outbound.signing import *  # noqa: F403  (its __all__: sign, verify and their names)
+from mission_control.outbound.signing import __all__ as __all__
