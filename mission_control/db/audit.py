@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,9 +42,6 @@ class AuditEntry:
     actor_token_id: int | None
     client_address: str | None
     action: str  # "<kind>.<verb>": job.put, job.pause, run.trigger, token.create, mission.signal...
-
-    def as_action(self, action: str) -> AuditEntry:
-        return replace(self, action=action)
 
 
 def write(

@@ -75,20 +75,6 @@ def refused(error: ApiError) -> ApiError:
     return error
 
 
-def require_admin(expected_digest: bytes) -> None:
-    if is_admin(bearer_token(), expected_digest):
-        return
-    raise refused(
-        ApiError(
-            401,
-            "unauthorized",
-            "a valid admin token is required: send Authorization: Bearer <MC_ADMIN_TOKEN>",
-            "Authorization",
-            headers={"WWW-Authenticate": 'Bearer realm="mission-control"'},
-        )
-    )
-
-
 def _unauthorized(message: str, field: str = "Authorization") -> ApiError:
     return refused(
         ApiError(
