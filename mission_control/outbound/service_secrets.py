@@ -229,7 +229,7 @@ def signing_keys(engine: Engine, clock: Clock, settings: Settings, ttl_s: float 
     """The signing keys of a process that sends requests: its services' own secrets, else
     MC_SIGNING_SECRET. Build one per process and share it, so its cache serves every request."""
     assert settings.signing_secret, "processes that sign refuse to start without MC_SIGNING_SECRET"
-    box = SecretBox(settings.encryption_keys, settings.signing_secret)
+    box = SecretBox.from_settings(settings)
     return SigningKeys(ServiceSigningSecrets(engine, clock, box), settings.signing_secret, ttl_s)
 
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from flask import Response, current_app
 
-from mission_control.outbound.secretbox import SecretBox
 from mission_control.outbound.service_secrets import ServiceSigningSecrets
 from mission_control.web.api.audit import entry
 from mission_control.web.api.bodies import optional_body
 from mission_control.web.api.errors import ApiError
 from mission_control.web.api.openapi import ApiBlueprint
-from mission_control.web.api.responses import check_name, json_response
+from mission_control.web.api.responses import check_name, json_response, secret_box
 from mission_control.web.api.schemas import (
     SigningSecretIn,
     SigningSecretIssued,
@@ -29,8 +28,7 @@ SECRET_ID = "<id:secret_id>"
 
 def _store() -> ServiceSigningSecrets:
     state = current_app.extensions["mission_control"]
-    box = SecretBox(state.settings.encryption_keys, state.settings.signing_secret)
-    return ServiceSigningSecrets(state.engine, state.clock, box)
+    return ServiceSigningSecrets(state.engine, state.clock, secret_box(state.settings))
 
 
 @bp.operation(
