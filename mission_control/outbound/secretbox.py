@@ -26,7 +26,7 @@ key shared with another purpose never yields the same Fernet key.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -88,25 +88,23 @@ class SecretBox:
         return self._fernet.encrypt(plaintext.encode()).decode()
 
     def open(self, ciphertext: str) -> str:
+        return self._unless_unreadable(self._fernet.decrypt, ciphertext)
+
+    def rotate(self, ciphertext: str) -> str:
+        """``ciphertext`` sealed again with the newest key (raises :class:`SecretUnreadable`)."""
+        return self._unless_unreadable(self._fernet.rotate, ciphertext)
+
+    @staticmethod
+    def _unless_unreadable(operation: Callable[[bytes], bytes], ciphertext: str) -> str:
+        """``operation`` (decrypt or rotate) on ``ciphertext``; :class:`SecretUnreadable` if no key fits."""
         from cryptography.fernet import InvalidToken
 
         try:
-            return self._fernet.decrypt(ciphertext.encode()).decode()
+            return operation(ciphertext.encode()).decode()
         except InvalidToken:
             raise SecretUnreadable(
                 "a stored secret cannot be decrypted with MC_SECRET_KEY (or MC_SIGNING_SECRET); "
                 "keep the key it was sealed with in MC_SECRET_KEY, after the new one"
-            ) from None
-
-    def rotate(self, ciphertext: str) -> str:
-        """``ciphertext`` sealed again with the newest key (raises :class:`SecretUnreadable`)."""
-        from cryptography.fernet import InvalidToken
-
-        try:
-            return self._fernet.rotate(ciphertext.encode()).decode()
-        except InvalidToken:
-            raise SecretUnreadable(
-                "a stored secret cannot be decrypted with MC_SECRET_KEY (or MC_SIGNING_SECRET)"
             ) from None
 
     # -- envelopes: sealed values inside JSON documents ------------------------------------------------
