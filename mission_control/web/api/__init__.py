@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, g, jsonify, request
 from sqlalchemy.engine import Engine
-from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mission_control.base.clock import SYSTEM_CLOCK, Clock
@@ -169,7 +168,7 @@ def create_app(
     owner_of = owner_lookup(engine)
 
     @app.before_request
-    def _authorize() -> Response | None:
+    def _authorize() -> None:
         """Every API call (and /metrics): authenticate, then check the endpoint's rule (scopes.RULES).
 
         An unknown path or method under /api/v1 still needs a valid token before it learns it is a 404.
@@ -193,22 +192,8 @@ def create_app(
         if rule is None:  # a route nobody declared: refuse rather than guess (a test forbids this)
             raise ApiError(403, "forbidden", f"scope: {endpoint} declares no scope", "scope")
         enforce(endpoint, g.principal, owner_of)
-        if endpoint == "jobs.list_jobs" and g.principal.service is not None:
-            return _own_jobs_only(g.principal.service)
 
     return app
-
-
-def _own_jobs_only(service: str) -> Response | None:
-    """A service-bound token's ``GET /jobs`` lists its service's jobs: ``service`` is set to its own
-    (asking for another service's finds nothing), so the view filters as if the caller had asked."""
-    requested = request.args.get("service")
-    if requested is not None and requested != service:
-        return jsonify({"jobs": [], "next_cursor": None})
-    args = request.args.copy()
-    args["service"] = service
-    request.args = ImmutableMultiDict(args)  # type: ignore[misc]
-    return None
 
 
 def _celery_enqueue(run_ids: Sequence[int]) -> int:

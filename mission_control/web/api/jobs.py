@@ -18,6 +18,7 @@ from mission_control.web.api.errors import ApiError
 from mission_control.web.api.openapi import ApiBlueprint
 from mission_control.web.api.responses import check_name, json_response, keyset_page, secret_box
 from mission_control.web.api.schemas import JobList, JobListQuery, JobOut, JobPatch, JobPut, RunOut
+from mission_control.web.api.scopes import bound_service
 
 bp = ApiBlueprint("jobs", __name__, tag="jobs")
 
@@ -54,8 +55,11 @@ def _spec_error(exc: SpecError) -> ApiError:
 )
 def list_jobs() -> Response:
     params = query(JobListQuery)
+    bound = bound_service()  # a service-bound token lists its service's jobs only
+    if bound is not None and params.service not in (None, bound):
+        return json_response(JobList(jobs=[], next_cursor=None))
     records = registry().list(
-        service=params.service, enabled=params.enabled, after=params.cursor, limit=params.limit + 1
+        service=bound or params.service, enabled=params.enabled, after=params.cursor, limit=params.limit + 1
     )
     page, next_cursor = keyset_page(records, params.limit, lambda record: record.name)
     last = last_runs(current_app.extensions["mission_control"].engine, [record.id for record in page])
