@@ -470,14 +470,6 @@ def _lock(conn: Connection, name: str) -> RowMapping | None:
     return conn.execute(select(services).where(services.c.name == name).with_for_update()).mappings().first()
 
 
-def _service_id(conn: Connection, name: str) -> Any:
-    """The id of the service named ``name``; raises :class:`ServiceNotFound`."""
-    service_id = conn.execute(select(services.c.id).where(services.c.name == name)).scalar()
-    if service_id is None:
-        raise ServiceNotFound(name)
-    return service_id
-
-
 def _insert_if_missing(conn: Connection, name: str, config: ServiceConfig, now: datetime) -> bool:
     insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     result = conn.execute(
