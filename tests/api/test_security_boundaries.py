@@ -29,3 +29,37 @@ def test_a_route_nobody_declared_is_refused_even_to_the_admin_token(app):
     assert refused.get_json()["error"]["field"] == "scope"
     assert "declares no scope" in refused.get_json()["error"]["message"]
     assert served == []
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_revoked_token_cannot_beat_by_the_heartbeat_fast_path(app):
+    """The heartbeat checks its API token inside its own statement (db/api_tokens.heartbeat_token,
+    and heartbeat_token_cte on PostgreSQL), not through authenticate(): a revoked token must be
+    refused there too, by header and by query string, and write nothing."""
+    client = app.test_client()
+    assert client.put("/api/v1/services/billing", headers=AUTH, json={"interval_s": 60}).status_code in (
+        200,
+        201,
+    )
+    made = client.post(
+        "/api/v1/tokens",
+        headers=AUTH,
+        json={"name": "billing-beats", "scopes": ["heartbeats:write"], "service": "billing"},
+    ).get_json()
+    token = made["token"]
+
+    def count() -> int:
+        return client.get("/api/v1/services/billing", headers=AUTH).get_json()["heartbeat_count"]
+
+    assert client.post("/api/v1/heartbeats/billing", headers=_bearer(token)).status_code == 200
+    before = count()
+    assert client.delete(f"/api/v1/tokens/{made['id']}", headers=AUTH).status_code == 204
+
+    by_header = client.post("/api/v1/heartbeats/billing", headers=_bearer(token))
+    by_query = client.get("/api/v1/heartbeats/billing", query_string={"token": token})
+    assert by_header.status_code == 401, by_header.get_json()
+    assert by_query.status_code == 401, by_query.get_json()
+    assert count() == before
