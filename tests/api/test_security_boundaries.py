@@ -63,3 +63,16 @@ def test_a_revoked_token_cannot_beat_by_the_heartbeat_fast_path(app):
     assert by_header.status_code == 401, by_header.get_json()
     assert by_query.status_code == 401, by_query.get_json()
     assert count() == before
+
+
+def test_the_access_log_line_never_carries_a_query_string(tmp_path):
+    """Heartbeat tokens may travel as ?token=: the locked access-log format (cli/web.py) logs the path
+    alone, whatever gunicorn.conf.py or GUNICORN_CMD_ARGS ask for."""
+    from tests.cli.test_web_gunicorn_config import _printed_config
+
+    (tmp_path / "gunicorn.conf.py").write_text("access_log_format = '%(r)s %(q)s'\n")
+    settings = _printed_config(tmp_path, GUNICORN_CMD_ARGS="--print-config --access-logformat=%(q)s")
+    log_format = settings["access_log_format"]
+    assert "%(U)s" in log_format
+    for leaks_the_query in ("%(q)s", "%(r)s", "raw_uri", "query_string", "request_uri"):
+        assert leaks_the_query not in log_format.lower(), log_format
