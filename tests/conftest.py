@@ -28,7 +28,7 @@ from mission_control.base.clock import FrozenClock
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
 from mission_control.db.tables import metadata
-from tests.network_guard import loopback_only
+from tests.network_guard import local_names_only, loopback_only
 from tests.servers import (
     DEFAULT_PG_ADMIN_URL,
     PG_ADMIN_URL_VARIABLE,
@@ -59,6 +59,7 @@ def _connect_only_to_this_machine() -> Iterator[None]:
         patch.setattr(
             socket.socket, "connect_ex", loopback_only(socket.socket.connect_ex, returns_errno=True)
         )
+        patch.setattr(socket, "getaddrinfo", local_names_only(socket.getaddrinfo))
         yield
 
 

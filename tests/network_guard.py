@@ -50,3 +50,29 @@ def loopback_only(connect: Callable[..., Any], *, returns_errno: bool = False) -
 
     guarded.__wrapped__ = connect  # type: ignore[attr-defined]
     return guarded
+
+
+def local_names_only(getaddrinfo: Callable[..., Any]) -> Callable[..., Any]:
+    """``socket.getaddrinfo`` refusing every name but ``localhost``.
+
+    Resolving a name sends a query to the resolver, which is off this machine: that is traffic too, so
+    a name is refused as unknown (``EAI_NONAME``) before any query. IP literals pass (parsing one sends
+    nothing); a connect to one off this machine is refused by :func:`loopback_only`.
+    """
+
+    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is not None and not _is_ip_literal(str(name)) and str(name) != "localhost":
+            raise socket.gaierror(socket.EAI_NONAME, f"tests resolve no names but localhost, not {host!r}")
+        return getaddrinfo(host, *args, **kwargs)
+
+    guarded.__wrapped__ = getaddrinfo  # type: ignore[attr-defined]
+    return guarded
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from tests.network_guard import is_this_machine, loopback_only
+from tests.network_guard import is_this_machine, local_names_only, loopback_only
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,21 @@ def test_the_session_is_guarded():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock, pytest.raises(OSError) as refused:
         sock.connect(("169.254.169.254", 80))
     assert refused.value.errno == errno.ENETUNREACH
+
+
+def test_names_are_refused_before_any_query():
+    calls = []
+    guarded = local_names_only(lambda host, *args, **kwargs: calls.append(host) or [])
+    with pytest.raises(socket.gaierror):
+        guarded("pypi.org", 443)
+    with pytest.raises(socket.gaierror):
+        guarded(b"metadata.google.internal", 80)
+    guarded("localhost", 80)
+    guarded("127.0.0.1", 80)
+    guarded("169.254.169.254", 80)  # a literal is parsed, not resolved; connecting to it is refused
+    assert calls == ["localhost", "127.0.0.1", "169.254.169.254"]
+
+
+def test_the_session_resolves_no_names():
+    with pytest.raises(socket.gaierror):
+        socket.getaddrinfo("example.com", 443)
