@@ -312,6 +312,13 @@ class SessionServers:
 
     @pytest.hookimpl(trylast=True)  # after the terminal's header
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if session.config.pluginmanager.has_plugin("dsession"):
+            # pytest-xdist's controller runs no test: each worker chooses (or starts) its own servers,
+            # and its databases carry its process id (tests/conftest.py), so workers never share one.
+            reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line("servers: chosen by each test worker on its own")
+            return
         self.postgres = postgres_for_session(self.configured_pg_url)
         session.config.stash[SESSION_POSTGRES] = self.postgres
         if self.postgres.admin_url is not None:
