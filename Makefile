@@ -23,14 +23,18 @@ dev: $(STAMP)
 WHEELHOUSE := .wheelhouse
 $(WHEELHOUSE)/.stamp: requirements.txt constraints.txt $(STAMP)
 	rm -rf $(WHEELHOUSE)
-	grep -v '^\.$$' requirements.txt > $(VENV)/requirements-deps.txt
+	grep -v '^\.' requirements.txt > $(VENV)/requirements-deps.txt
 	$(BIN)/pip download --quiet -d $(WHEELHOUSE) -c constraints.txt -r $(VENV)/requirements-deps.txt setuptools==84.2.1 wheel==0.48.0
 	touch $@
 
+## Tests run in TEST_WORKERS processes (pytest-xdist), a test file per worker at a time (--dist loadfile:
+## a module's fixtures, such as its gunicorn, start once); each worker has its own databases and servers.
+## Two fit a 2-core machine and PostgreSQL's default 100 connections; TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP) $(WHEELHOUSE)/.stamp
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## The suite without the slow multi-process tests, for a quick loop while editing
 test-fast: $(STAMP)

@@ -58,10 +58,11 @@ def test_requirements_txt_pins_the_runtime_part_of_constraints_txt():
     lines = [
         line for line in (REPO / "requirements.txt").read_text().splitlines() if not line.startswith("#")
     ]
-    assert lines[0] == "."
+    assert lines[0] == ".[flower]"  # the Procfile's flower process starts on the platform too
     pinned = set((REPO / "constraints.txt").read_text().splitlines())
     assert set(lines[1:]) <= pinned
-    assert not {"pytest==", "ruff==", "honcho==", "flower==", "hypothesis=="} & {
+    assert "flower==" in {line.split("==")[0] + "==" for line in lines}
+    assert not {"pytest==", "ruff==", "honcho==", "hypothesis=="} & {
         line.split("==")[0] + "==" for line in lines
     }
 
@@ -75,7 +76,8 @@ def test_app_json_provisions_what_the_processes_need():
     plans = [addon["plan"] if isinstance(addon, dict) else addon for addon in APP_JSON["addons"]]
     assert any(plan.startswith("heroku-postgresql") for plan in plans)
     assert any(plan.startswith("heroku-redis") for plan in plans)
-    assert set(APP_JSON["formation"]) == {"web", "worker", "beat"} <= set(procfile())
+    assert set(APP_JSON["formation"]) == {"web", "worker", "beat", "flower"} == set(procfile()) - {"release"}
+    assert APP_JSON["formation"]["flower"]["quantity"] == 0  # scaled up by an operator who wants it
     assert procfile()["release"] == "mission-control db upgrade"
     generated = {name for name, spec in APP_JSON["env"].items() if spec.get("generator") == "secret"}
     assert {"MC_ADMIN_TOKEN", "MC_SIGNING_SECRET", "MC_SECRET_KEY", "MC_SESSION_SECRET"} <= generated
@@ -170,7 +172,8 @@ def test_the_buildpack_install_runs_release_web_worker_and_beat_and_a_job_succee
         release = start("release")
         assert release.wait(timeout=60) == 0, (logs / "release.log").read_text()[-3000:]
         processes.pop("release")
-        for name in ("web", "worker", "beat"):
+        env["FLOWER_PORT"] = str(free_port())
+        for name in ("web", "worker", "beat", "flower"):
             start(name)
         base = f"http://127.0.0.1:{port}"
         headers = {"Authorization": f"Bearer {env['MC_ADMIN_TOKEN']}"}
@@ -183,6 +186,16 @@ def test_the_buildpack_install_runs_release_web_worker_and_beat_and_a_job_succee
                 return False
 
         wait_until(web_answers, 30, "web to answer")
+
+        def flower_answers() -> bool:
+            alive()
+            try:
+                url = f"http://127.0.0.1:{env['FLOWER_PORT']}/healthcheck"
+                return requests.get(url, timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_until(flower_answers, 30, "the Procfile's flower to answer")
         job = {"service": "billing", "target": {"url": f"{target.url}/ok"}, "schedule": {"every_s": 1}}
         put = requests.put(f"{base}/api/v1/jobs/billing.buildpack", json=job, headers=headers, timeout=5)
         assert put.status_code == 201, put.text
