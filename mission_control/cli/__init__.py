@@ -23,6 +23,7 @@ _COMMANDS = {
     "channels": "mission_control.cli.channels:channels",
     "db": "mission_control.cli.db:db",
     "dev": "mission_control.cli.dev:dev",
+    "health": "mission_control.cli.health:health",
     "heartbeat": "mission_control.cli.monitoring:heartbeat",
     "jobs": "mission_control.cli.jobs:jobs",
     "missions": "mission_control.cli.missions:missions",

@@ -11,12 +11,16 @@ of beats may run together: row locks (SKIP LOCKED) and the unique (job, slot) ke
 once. The housekeeping entries of ``beat_schedule.py`` (reconciler, retention) run beside it as in any
 Celery beat, except that a frequent one is sent only when one indexed read finds it work (``WhenDue``);
 they are idempotent, so two beats running them is harmless.
+
+After each registry pass beat refreshes its liveness mark (:mod:`mission_control.runtime.liveness`), a
+file ``mission-control health beat`` reads: the loop ran, and whether the pass reached the database.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from celery.beat import Scheduler
@@ -26,6 +30,7 @@ from mission_control.base.instruments import TICK_SECONDS
 from mission_control.db.engine import make_autocommit_engine
 from mission_control.runtime.context import Runtime, get_runtime
 from mission_control.runtime.housekeeping import WhenDue
+from mission_control.runtime.liveness import LivenessMark, default_path
 from mission_control.runtime.notify import send_notices
 from mission_control.scheduling.claiming import claim_due_retries, claim_due_slots, next_wakeup
 from mission_control.scheduling.queueing import enqueue_missions, enqueue_runs
@@ -41,8 +46,15 @@ CONTENDED_SLEEP_S = 0.05
 class RegistryScheduler(Scheduler):
     max_interval = MAX_SLEEP_S
 
-    def __init__(self, *args: Any, runtime: Runtime | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        runtime: Runtime | None = None,
+        liveness_file: Path | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.runtime = runtime or get_runtime()
+        self.liveness = LivenessMark(liveness_file or default_path())
         self._peek_engine = make_autocommit_engine(self.runtime.settings.database_url)
         self._failures = 0
         self.last_tick_s = 0.0
@@ -83,6 +95,7 @@ class RegistryScheduler(Scheduler):
             self._failures += 1
             delay = min(MAX_SLEEP_S * 2 ** (self._failures - 1), MAX_BACKOFF_S)
             log.warning("registry unavailable (%s); retrying in %.1f s", type(exc).__name__, delay)
+            self.liveness.failed(type(exc).__name__)  # the loop runs; the last good pass stays as it was
             return delay
         finally:
             self.last_tick_s = time.perf_counter() - started
@@ -90,6 +103,7 @@ class RegistryScheduler(Scheduler):
         if self._failures:
             log.info("registry reachable again after %d failed ticks", self._failures)
             self._failures = 0
+        self.liveness.passed()
         return sleep_s
 
     def _pass(self) -> float:
@@ -121,6 +135,7 @@ class RegistryScheduler(Scheduler):
         return CONTENDED_SLEEP_S
 
     def close(self) -> None:
+        self.liveness.remove()
         super().close()
         self.runtime.engine.dispose()
         self._peek_engine.dispose()

@@ -19,7 +19,7 @@ from mission_control.cli.common import ApiCommand, ApiGroup, ExitCode
 from tests.conftest import free_port
 
 # These run on the server's machine (processes, migrations), not through the API.
-LOCAL_COMMANDS = {"beat", "db", "dev", "web"}
+LOCAL_COMMANDS = {"beat", "db", "dev", "health", "web"}
 
 
 def _api_commands() -> list[tuple[str, click.Command]]:
