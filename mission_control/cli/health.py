@@ -122,7 +122,12 @@ def worker(node: str, timeout: float) -> None:
         try:
             from mission_control.runtime.app import app
 
-            outcome["replies"] = app.control.ping(destination=[node], timeout=timeout)
+            with app.connection_for_write() as connection:
+                # One attempt: a broker that refuses is an answer; Celery would retry for seconds.
+                connection.ensure_connection(max_retries=0, timeout=timeout)
+                outcome["replies"] = app.control.ping(
+                    destination=[node], timeout=timeout, connection=connection
+                )
         except SystemExit as exc:  # the app refuses settings it cannot use: one line, already worded
             outcome["error"] = str(exc.code)
         except Exception as exc:  # any failure to ask is an unhealthy answer, named
