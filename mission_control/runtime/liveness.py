@@ -11,8 +11,9 @@ registry (a pass that failed against the database never refreshes it) and since 
 so the probe can name an outage, and fail on one when asked to (``--require-registry``).
 
 The file is replaced whole (write, then rename), so a reader never sees half of it; beat writes it at
-most once a second (and at once when a pass's outcome changes), about 20 microseconds a second. It
-lives in the temporary directory unless ``mission-control beat --liveness-file`` says otherwise.
+most once a second (and at once when a pass's outcome changes): a write costs about 0.2 ms, under
+0.03 % of a core, and a pass that writes nothing about 0.2 microseconds. The file lives in the temporary
+directory unless ``mission-control beat --liveness-file`` says otherwise.
 """
 
 from __future__ import annotations
