@@ -1,6 +1,7 @@
 """The containers' health checks against real processes: each ``mission-control health <kind>`` that
 docker/compose.yaml declares answers 0 while its process runs and 1, with one line on stderr, once it is
-stopped (beat: also while its loop is frozen, and again 0 when it resumes).
+stopped (beat: also while its loop is frozen, and again 0 when it resumes). Redis's check is run against
+a real redis-server too.
 
 The probes run as Docker runs them, as commands of their own with the service's environment.
 """
@@ -17,8 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import free_port, wait_until
-from tests.e2e.conftest import REPO, Stack
+from tests.conftest import free_port, stop, wait_until
+from tests.e2e.conftest import REPO, RedisServer, Stack
 
 pytestmark = pytest.mark.slow
 
@@ -123,3 +124,35 @@ def test_the_beat_probe_reads_the_mark_beat_writes_by_default(stack, tmp_path):
     assert (Path(tmp_path) / "mission-control-beat.alive").exists()
     stack.stop("beat")
     assert_unhealthy(probe(stack, "beat"), "no liveness mark")
+
+
+def test_the_redis_check_wants_a_pong_not_just_an_answer(tmp_path):
+    # redis-cli exits 0 on an error reply (LOADING while Redis starts, NOAUTH here), so compose's check
+    # pipes it through grep; run it against a real redis-server that answers every ping with an error.
+    server = RedisServer(tmp_path)
+    assert server.binary is not None
+    cli = server.binary.with_name("redis-cli")
+    if not cli.exists():
+        pytest.skip(f"no redis-cli beside {server.binary}")
+    check = yaml.safe_load((REPO / "docker" / "compose.yaml").read_text())["services"]["redis"]["healthcheck"]
+    assert check["test"][0] == "CMD-SHELL" and check["test"][1].startswith("redis-cli ")
+    shell = check["test"][1].replace("redis-cli", f"{cli} -p {server.port}", 1)
+    locked = subprocess.Popen(
+        [server.binary, *server.arguments(), "--requirepass", "not-given"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        bare = [str(cli), "-p", str(server.port), "ping"]
+        wait_until(
+            lambda: "NOAUTH" in subprocess.run(bare, capture_output=True, text=True).stdout, 10, "Redis"
+        )
+        assert subprocess.run(bare, capture_output=True).returncode == 0  # what the pipe guards against
+        assert subprocess.run(["sh", "-c", shell]).returncode == 1
+    finally:
+        stop(locked)
+    server.start()
+    try:
+        assert subprocess.run(["sh", "-c", shell]).returncode == 0
+    finally:
+        server.stop()
