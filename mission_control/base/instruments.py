@@ -2,8 +2,13 @@
 
 They sit at the bottom because every part observes something (the executor runs and attempt durations,
 the beat its ticks, the web heartbeats) and none of those parts may import the runtime above them;
-reading them out (``/metrics``, with the multiprocess files and the gauges read from the database at
-scrape time) is :mod:`mission_control.runtime.metrics`' job.
+reading them out is the runtime's job: web's ``/metrics`` (:mod:`mission_control.runtime.metrics`,
+which adds up its gunicorn processes' multiprocess files and the gauges read from the database at
+scrape time) and a worker's or beat's own ``/metrics`` on ``MC_METRICS_PORT``
+(:mod:`mission_control.runtime.metrics_server`).
+
+Every label value a counter can take is created at import (at 0), so a series exists from a process's
+start and ``rate()``/``increase()`` see its first increment instead of a series appearing at 1.
 """
 
 from __future__ import annotations
@@ -40,6 +45,12 @@ TICK_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
 )
 HEARTBEATS = Counter("mc_heartbeats_total", "Heartbeats recorded", ["status"])
+
+FINAL_STATUSES = ("succeeded", "failed", "timed_out", "skipped", "cancelled")
+for _status in FINAL_STATUSES:
+    RUNS_FINISHED.labels(_status)
+for _status in ("ok", "fail"):
+    HEARTBEATS.labels(_status)
 
 
 def count_run(job: str, status: str, job_series: int = 0) -> None:

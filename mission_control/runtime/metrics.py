@@ -1,74 +1,113 @@
 """Prometheus metrics: what processes count as they work, and what the database says at scrape time.
 
-Counters and histograms live in the process that observes them (worker: runs and attempt durations,
-firing lag; beat: tick duration; web: heartbeats). With ``PROMETHEUS_MULTIPROC_DIR`` set to one
-directory shared by every process of a host (the Procfile and ``mission-control dev`` do this),
-prometheus-client's multiprocess mode writes them to files there (prometheus-client reads the variable
-itself, at import) and the web's ``/metrics`` adds them all up (the web takes the directory from its
-settings, ``Settings.prometheus_multiproc_dir``); without it, ``/metrics`` shows the web process's own.
-State (services by state, unresolved alerts by kind, unfinished runs, queue depth) is read from
-PostgreSQL and Redis when scraped, so it is the same whichever web process answers.
+Two kinds of figures, read out in two places:
+
+* **Fleet figures**, read from PostgreSQL (and the broker) on every scrape of web's ``/metrics`` by
+  :class:`StateCollector`, so they are the same whichever web process answers: runs that finished in
+  the last hour by status, unfinished runs, jobs (enabled, failing, behind schedule, and the last
+  success of a bounded set of them), missions, services, unresolved alerts, queue depth. Each query is
+  an index range scan whose cost grows with the runs of the last hour or the rows it returns, never
+  with the whole history (see :data:`RECENT_WINDOW_S` and :meth:`StateCollector.collect`).
+* **Per-process figures**, the counters and histograms of :mod:`mission_control.base.instruments`,
+  counted in the process that observes them: a worker's runs, attempt durations and firing lag, beat's
+  tick durations, the web's heartbeats. A worker or a beat serves its own on ``MC_METRICS_PORT``
+  (:mod:`mission_control.runtime.metrics_server`). The web's gunicorn processes share one
+  ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode; ``mission-control web`` makes a
+  private one when the variable is unset, see :mod:`mission_control.cli.web`), and web's ``/metrics``
+  adds them all up with :class:`~prometheus_client.multiprocess.MultiProcessCollector`, so a counter
+  does not depend on which gunicorn process answers. Where an operator points every process of a host
+  at one shared directory (``mission-control dev`` does), web's ``/metrics`` adds up the workers' and
+  beat's too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
+from prometheus_client.registry import Collector
+from sqlalchemy import and_, func, select, true
+from sqlalchemy.engine import Connection, Engine
 
-from mission_control.db.tables import alerts, jobs, runs, services
+from mission_control.base.instruments import FINAL_STATUSES
+from mission_control.db.tables import alerts, jobs, missions, runs, services
 
-__all__ = [
-    "ATTEMPT_SECONDS",
-    "FIRING_LAG_SECONDS",
-    "HEARTBEATS",
-    "RUNS_FINISHED",
-    "TICK_SECONDS",
-    "exposition",
-]
-
-from mission_control.base.instruments import (
-    ATTEMPT_SECONDS,
-    FIRING_LAG_SECONDS,
-    HEARTBEATS,
-    RUNS_FINISHED,
-    TICK_SECONDS,
-)
+__all__ = ["RECENT_WINDOW_S", "StateCollector", "exposition", "process_exposition"]
 
 UNFINISHED_STATUSES = ("queued", "running", "retrying")
+UNRESOLVED_ALERTS = ("open", "acknowledged")
+MISSION_STATUSES = ("running", "waiting", "completed", "failed", "cancelled")
+# Runs that finished this recently are counted by status on every scrape. A window, not the whole
+# retained history: counting a million retained runs takes ~160 ms of PostgreSQL per scrape, the last
+# hour's a few hundred microseconds (ix_runs_finished_at_status, an index-only range scan).
+RECENT_WINDOW_S = 3600
 
 
-class StateCollector:
-    """Gauges read from the database (and the broker) on every scrape."""
+class StateCollector(Collector):
+    """Gauges read from the database (and the broker) on every scrape.
 
-    def __init__(self, engine: Engine, broker_url: str) -> None:
+    ``job_series`` (``MC_METRICS_JOB_SERIES``) bounds the per-job series: the first that many enabled
+    jobs by name get ``mc_job_last_success_timestamp_seconds{job}``, so 100k jobs never mean 100k
+    series unless asked for. ``grace_s`` (``MC_MISFIRE_GRACE_S``) is how late a slot may be before its
+    job counts as behind schedule.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        broker_url: str,
+        *,
+        job_series: int = 0,
+        grace_s: float = 15,
+        now: datetime | None = None,
+    ) -> None:
         self.engine = engine
         self.broker_url = broker_url
+        self.job_series = job_series
+        self.grace_s = grace_s
+        self.now = now
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = self.now or datetime.now(UTC)
         with self.engine.connect() as conn:
-            by_state = dict(
-                conn.execute(select(services.c.state, func.count()).group_by(services.c.state)).all()
+            by_state = _counts(conn, select(services.c.state, func.count()).group_by(services.c.state))
+            open_alerts = _counts(
+                conn,
+                select(alerts.c.kind, func.count())
+                .where(alerts.c.state.in_(UNRESOLVED_ALERTS))
+                .group_by(alerts.c.kind),
             )
-            open_alerts = dict(
-                conn.execute(
-                    select(alerts.c.kind, func.count())
-                    .where(alerts.c.state.in_(("open", "acknowledged")))
-                    .group_by(alerts.c.kind)
-                ).all()
+            unfinished = _counts(
+                conn,
+                select(runs.c.status, func.count())
+                .where(runs.c.status.in_(UNFINISHED_STATUSES))
+                .group_by(runs.c.status),
             )
-            unfinished = dict(
-                conn.execute(
-                    select(runs.c.status, func.count())
-                    .where(runs.c.status.in_(UNFINISHED_STATUSES))
-                    .group_by(runs.c.status)
-                ).all()
+            recent = _counts(
+                conn,
+                select(runs.c.status, func.count())
+                .where(runs.c.finished_at >= now - timedelta(seconds=RECENT_WINDOW_S))
+                .group_by(runs.c.status),
             )
-            enabled = dict(conn.execute(select(jobs.c.enabled, func.count()).group_by(jobs.c.enabled)).all())
+            enabled = _counts(conn, select(jobs.c.enabled, func.count()).group_by(jobs.c.enabled))
+            failing = conn.execute(
+                select(func.count())
+                .select_from(alerts.join(jobs, jobs.c.name == alerts.c.subject))
+                .where(
+                    alerts.c.kind == "job_failed",
+                    alerts.c.state.in_(UNRESOLVED_ALERTS),
+                    jobs.c.enabled.is_(true()),
+                )
+            ).scalar_one()
+            # next_run_at is NULL for a paused job, so the range scan of ix_jobs_next_run_at is all.
+            behind = conn.execute(
+                select(func.count()).where(jobs.c.next_run_at < now - timedelta(seconds=self.grace_s))
+            ).scalar_one()
+            by_mission = _counts(conn, select(missions.c.status, func.count()).group_by(missions.c.status))
+            last_success = self._last_success(conn) if self.job_series > 0 else []
         yield _gauge(
             "mc_services", "Services by state", "state", by_state, ("new", "up", "late", "down", "paused")
         )
@@ -87,15 +126,67 @@ class StateCollector:
             UNFINISHED_STATUSES,
         )
         yield _gauge(
+            "mc_runs_finished_last_hour",
+            "Runs that finished in the last hour, by the status they finished in (from the database)",
+            "status",
+            recent,
+            FINAL_STATUSES,
+        )
+        yield _gauge(
             "mc_jobs",
             "Registered jobs",
             "enabled",
             {str(k).lower(): v for k, v in enabled.items()},
             ("true", "false"),
         )
+        yield GaugeMetricFamily(
+            "mc_jobs_failing",
+            "Enabled jobs with a run that failed since their last success (an unresolved job_failed alert)",
+            value=float(failing),
+        )
+        yield GaugeMetricFamily(
+            "mc_jobs_behind_schedule",
+            "Jobs whose next slot is due longer ago than MC_MISFIRE_GRACE_S: no scheduler is firing them",
+            value=float(behind),
+        )
+        yield _gauge("mc_missions", "Missions by status", "status", by_mission, MISSION_STATUSES)
+        if self.job_series > 0:
+            family = GaugeMetricFamily(
+                "mc_job_last_success_timestamp_seconds",
+                "When the job's latest successful run finished (Unix time), for the first "
+                "MC_METRICS_JOB_SERIES enabled jobs by name; none for a job that never succeeded",
+                labels=["job"],
+            )
+            for name, finished_at in last_success:
+                if finished_at is not None:
+                    family.add_metric([name], finished_at.timestamp())
+            yield family
         depth = _queue_depth(self.broker_url)
         if depth is not None:
             yield _gauge("mc_queue_depth", "Messages waiting in the broker", "queue", depth, ())
+
+    def _last_success(self, conn: Connection) -> list[tuple[str, datetime | None]]:
+        """The first ``job_series`` enabled jobs by name, each with its latest success's finish: a range
+        of ix_runs_job_name_id per job (at most its MC_RUN_RETENTION_PER_JOB retained runs)."""
+        chosen = (
+            select(jobs.c.name)
+            .where(jobs.c.enabled.is_(true()))
+            .order_by(jobs.c.name)
+            .limit(self.job_series)
+            .subquery()
+        )
+        latest = (
+            select(func.max(runs.c.finished_at))
+            .where(and_(runs.c.job_name == chosen.c.name, runs.c.status == "succeeded"))
+            .scalar_subquery()
+        )
+        return [
+            (row[0], row[1]) for row in conn.execute(select(chosen.c.name, latest).order_by(chosen.c.name))
+        ]
+
+
+def _counts(conn: Connection, statement: Any) -> dict[Any, int]:
+    return {key: int(count) for key, count in conn.execute(statement).all()}
 
 
 def _gauge(
@@ -125,23 +216,43 @@ def _queue_depth(broker_url: str) -> dict[str, int] | None:
     return dict(zip(("triggers", "default"), counts, strict=True))
 
 
-class _ThisProcess:
+class _ThisProcess(Collector):
     """This process's own metrics, when there is no multiprocess directory to read them all from."""
 
     def collect(self) -> Iterator[Any]:
         yield from REGISTRY.collect()
 
 
-def exposition(engine: Engine, broker_url: str, multiproc_dir: str | None = None) -> bytes:
-    """The text exposition for one scrape: every process's metrics (multiprocess mode, when
-    ``multiproc_dir`` is the settings' ``PROMETHEUS_MULTIPROC_DIR``) plus state.
-
-    A registry per scrape, so concurrent scrapes in one process never share collector state.
-    """
+def process_registry(multiproc_dir: str | None) -> CollectorRegistry:
+    """A registry of the per-process figures: every process's that writes to ``multiproc_dir``
+    (prometheus-client's multiprocess mode), else this process's own."""
     registry = CollectorRegistry()
     if multiproc_dir:
         multiprocess.MultiProcessCollector(registry, path=multiproc_dir)
     else:
-        registry.register(_ThisProcess())  # type: ignore[arg-type]
-    registry.register(StateCollector(engine, broker_url))  # type: ignore[arg-type]
+        registry.register(_ThisProcess())
+    return registry
+
+
+def exposition(
+    engine: Engine,
+    broker_url: str,
+    multiproc_dir: str | None = None,
+    *,
+    job_series: int = 0,
+    grace_s: float = 15,
+    now: datetime | None = None,
+) -> bytes:
+    """Web's text exposition for one scrape: the per-process figures (all gunicorn processes' with
+    ``multiproc_dir``) plus the fleet figures read from the database now.
+
+    A registry per scrape, so concurrent scrapes in one process never share collector state.
+    """
+    registry = process_registry(multiproc_dir)
+    registry.register(StateCollector(engine, broker_url, job_series=job_series, grace_s=grace_s, now=now))
     return generate_latest(registry)
+
+
+def process_exposition(multiproc_dir: str | None = None) -> bytes:
+    """A worker's or beat's text exposition: its own counters and histograms, nothing from the database."""
+    return generate_latest(process_registry(multiproc_dir))
