@@ -380,23 +380,40 @@ class Settings(BaseSettings):
     )
     log_format: LogFormat = Field(
         "json",
-        description="worker and beat logs: `json` (one object per line; executor lines carry `run_id`, "
-        "`job`, `attempt`, outcome) or `text` (Celery's own; `mission-control dev` sets it)",
+        description="logs of every process: `json` (one object per line; executor lines carry `run_id`, "
+        "`job`, `attempt`, outcome; web's access lines `method`, `path` without the query string, "
+        "`status`, `duration_ms`) or `text` (Celery's and gunicorn's own; `mission-control dev` sets it)",
     )
     prometheus_multiproc_dir: str | None = Field(
         None,
         validation_alias="PROMETHEUS_MULTIPROC_DIR",
-        description="one empty directory shared by every process of a host, where each writes its "
-        "metrics for the web's `/metrics` to add up (prometheus-client's multiprocess mode, which "
-        "prometheus-client reads itself too; `mission-control dev` sets it). Unset: `/metrics` shows the "
-        "web process's own",
+        description="an empty directory where processes write their counters for web's `/metrics` to "
+        "add up (prometheus-client's multiprocess mode, which prometheus-client reads itself too; "
+        "`mission-control dev` points every process at one). Unset: `mission-control web` makes a "
+        "private one for its gunicorn processes and removes it at exit",
     )
     metrics_job_series: int = Field(
         0,
         ge=0,
         le=10_000,
-        description="jobs each process counts under their own name in `mc_job_runs_total{job,status}` (the "
-        "first that many to end a run; later ones count as `_other`). 0: no per-job series",
+        description="per-job series, bounded: jobs each worker counts under their own name in "
+        "`mc_job_runs_total{job,status}` (the first that many to end a run; later ones count as "
+        "`_other`), and enabled jobs web's `/metrics` reports `mc_job_last_success_timestamp_seconds{job}` "
+        "for (the first that many by name). 0: no per-job series",
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="port a worker or a beat serves its own `/metrics` on (runs, attempt durations, "
+        "firing lag, tick durations; the same token as web's `/metrics`: `metrics` scope or admin). "
+        "Two processes on one host each need their own: run the beat with a different value (e.g. "
+        "worker 9101, beat 9102). Unset: no endpoint",
+    )
+    metrics_address: str = Field(
+        "0.0.0.0",
+        min_length=1,
+        description="address the `MC_METRICS_PORT` endpoint listens on (`127.0.0.1` for local scrapes only)",
     )
 
     @property
@@ -648,3 +665,14 @@ def normalize_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix) :]
     return url
+
+
+def export_variable(name: str, value: str | None) -> None:
+    """Set ``name`` (or with None, remove it) in this process's environment, which the processes it
+    starts inherit: for a library that reads its own variable (prometheus-client reads
+    ``PROMETHEUS_MULTIPROC_DIR`` at import; ``mission-control web`` sets it for its gunicorn processes).
+    Settings are read through :meth:`Settings.from_env`; this only writes."""
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value

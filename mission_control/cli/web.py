@@ -13,17 +13,40 @@ disagree; FORWARDED_ALLOW_IPS, which gunicorn would otherwise read, is ignored w
 Everything else is gunicorn's to configure as usual: a ``gunicorn.conf.py`` in the working directory
 (or ``-c`` in GUNICORN_CMD_ARGS) and GUNICORN_CMD_ARGS are read as the ``gunicorn`` command reads them
 (see :class:`_Gunicorn`), so a platform's ``GUNICORN_CMD_ARGS="--workers 3"`` boots three workers.
+
+Metrics: each gunicorn process counts its own heartbeats, and any of them may answer a scrape, so the
+processes write their counters to one directory (prometheus-client's multiprocess mode) and ``/metrics``
+adds them all up. With PROMETHEUS_MULTIPROC_DIR unset (the Procfile sets nothing), this command makes a
+private directory before gunicorn forks the processes that import prometheus-client (which reads the
+variable at import), and removes it when the master exits; PROMETHEUS_MULTIPROC_DIR set is used as it
+is and left in place. Either way gunicorn's ``child_exit`` hook (after any the configuration sets)
+tells prometheus-client that the process is gone (``mark_process_dead``).
+
+Logs: under MC_LOG_FORMAT=json (the default) gunicorn's error log, its access log and the app's own
+loggers write one JSON object per line (:class:`JsonGunicornLogger`, the formatter workers and beat use);
+the access line carries the method, the path without its query string, the status and the duration.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import click
 from gunicorn.app.base import Application, get_default_config_file
+from gunicorn.glogging import Logger
 
-from mission_control.base.config import ConfigError, Settings
+from mission_control.base.config import ConfigError, Settings, export_variable
 from mission_control.cli.serving import BufferingThreadWorker
+from mission_control.runtime.logs import JsonFormatter
+
+MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 # What no configuration file, GUNICORN_CMD_ARGS or --option may change: the worker class that reads whole
 # requests before a thread takes them, the access log line that leaves out query strings (a token may
@@ -64,10 +87,98 @@ class _Gunicorn(Application):  # type: ignore[misc]
                 self.ignored.append(key)
                 self.cfg.set(key, self.defaults[key])
 
+        self._chain_child_exit()
+
+    def _chain_child_exit(self) -> None:
+        """After the configured ``child_exit`` hook, if any, forget the exited process's live gauges in
+        the multiprocess directory (its counters stay: totals never go down)."""
+        configured: Callable[[Any, Any], None] = self.cfg.child_exit
+
+        def child_exit(server: Any, worker: Any) -> None:
+            configured(server, worker)
+            directory = Settings.from_env().prometheus_multiproc_dir  # the private one, if made
+            if directory:
+                from prometheus_client import multiprocess
+
+                multiprocess.mark_process_dead(worker.pid, directory)
+
+        self.cfg.set("child_exit", child_exit)
+
     def load(self) -> Any:
         from mission_control.web.api import create_app
 
         return create_app()
+
+
+class JsonGunicornLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger writing JSON lines (MC_LOG_FORMAT=json): its error log, its access log (method,
+    path without the query string, status, duration; ``access_log_format`` is not used) and, through a
+    handler on the root logger, the app's own loggers and Python's warnings."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        formatter = JsonFormatter()
+        for logger in (self.error_log, self.access_log):
+            for handler in logger.handlers:
+                handler.setFormatter(formatter)
+        root = logging.getLogger()
+        if not any(getattr(handler, "mission_control_json", False) for handler in root.handlers):
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(formatter)
+            handler.mission_control_json = True  # type: ignore[attr-defined]
+            root.addHandler(handler)
+        logging.captureWarnings(True)
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta) -> None:
+        if not (
+            self.cfg.accesslog
+            or self.cfg.logconfig
+            or self.cfg.logconfig_dict
+            or self.cfg.logconfig_json
+            or (self.cfg.syslog and not self.cfg.disable_redirect_access_to_syslog)
+        ):
+            return
+        method = str(req.method)
+        path = str(req.path)  # gunicorn's path: the query string is not part of it
+        status = resp.status_code
+        self.access_log.info(
+            "%s %s %s",
+            method,
+            path,
+            status,
+            extra={
+                "method": method,
+                "path": path,
+                "status": status,
+                "duration_ms": round(request_time.total_seconds() * 1000, 3),
+                "bytes": getattr(resp, "sent", None),
+                "remote": environ.get("REMOTE_ADDR"),
+            },
+        )
+
+
+def _warn(message: str, json_logs: bool) -> None:
+    """A start-up warning on stderr: a JSON line under MC_LOG_FORMAT=json, else plain text."""
+    if json_logs:
+        record = logging.LogRecord(__name__, logging.WARNING, __file__, 0, message, None, None)
+        click.echo(JsonFormatter().format(record), err=True)
+    else:
+        click.echo(f"warning: {message}", err=True)
+
+
+def _private_multiproc_dir(settings: Settings) -> str | None:
+    """Make a private PROMETHEUS_MULTIPROC_DIR unless one is set; the path made (to remove), or None.
+
+    Must run before anything imports prometheus-client in this process: it reads the variable at
+    import, and the gunicorn processes forked from here inherit what this process imported. The
+    command imports nothing that imports it; where something already has (a test calling the command
+    in its own process), a directory would change nothing, and none is made.
+    """
+    if settings.prometheus_multiproc_dir or "prometheus_client" in sys.modules:
+        return None
+    directory = tempfile.mkdtemp(prefix="mission-control-metrics-")
+    export_variable(MULTIPROC_VARIABLE, directory)
+    return directory
 
 
 @click.command()
@@ -112,11 +223,12 @@ def web(
         settings.require_secrets()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    json_logs = settings.log_format == "json"
     if settings.forwarded_allow_ips:
-        click.echo(
-            "warning: FORWARDED_ALLOW_IPS is ignored; set MC_PROXY_HOPS to the number of trusted proxies "
+        _warn(
+            "FORWARDED_ALLOW_IPS is ignored; set MC_PROXY_HOPS to the number of trusted proxies "
             "in front of mission-control web",
-            err=True,
+            json_logs,
         )
     worker = BufferingThreadWorker.configured(
         read_timeout_s=read_timeout or settings.web_read_timeout_s,
@@ -137,13 +249,24 @@ def web(
         "forwarded_allow_ips": "",
         "limit_request_field_size": 16384,
     }
+    if json_logs:
+        defaults["logger_class"] = JsonGunicornLogger
     given = {
         "bind": f"{host}:{port}" if port else None,
         "workers": workers,
         "threads": threads,
         "worker_connections": max_connections,
     }
+    private_dir = _private_multiproc_dir(settings)
     server = _Gunicorn(defaults, {key: value for key, value in given.items() if value is not None})
     for key in server.ignored:
-        click.echo(f"warning: gunicorn's {key} is Mission Control's own; ignoring the value given", err=True)
-    server.run()
+        _warn(f"gunicorn's {key} is Mission Control's own; ignoring the value given", json_logs)
+    master = os.getpid()
+    try:
+        server.run()
+    finally:
+        # gunicorn's worker processes leave through here too (SystemExit from the fork): only the
+        # master that made the directory removes it.
+        if private_dir is not None and os.getpid() == master:
+            export_variable(MULTIPROC_VARIABLE, None)
+            shutil.rmtree(private_dir, ignore_errors=True)

@@ -1,15 +1,23 @@
-"""JSON log lines for workers and beat: one object per line, with the run and job on every executor line.
+"""JSON log lines for every process: one object per line, with the run and job on every executor line.
+
+Workers and beat get :class:`JsonFormatter` through Celery's logging signals
+(:mod:`mission_control.runtime.app`), ``mission-control web`` through gunicorn's logger class
+(:class:`mission_control.cli.web.JsonGunicornLogger`: gunicorn's error log, its access log and the
+app's own loggers), so a log pipeline reads the same shape from each.
 
 Only the fields listed here leave the process: the message, the logger, the level, the time, and
-the known context keys the executor passes in ``extra`` (never headers, bodies, URLs or secrets).
-``MC_LOG_FORMAT=text`` (``Settings.log_format``) keeps Celery's human format (``mission-control dev``
-sets it).
+the known context keys passed in ``extra`` (:data:`CONTEXT_KEYS`: the executor's run and outcome,
+web's access line: method, path, status, duration; never headers, bodies, query strings or secrets).
+A ``token=`` in a message's query string is masked, whoever wrote the message (gunicorn names the
+request URI when it fails to handle one). ``MC_LOG_FORMAT=text`` (``Settings.log_format``) keeps
+Celery's and gunicorn's human formats (``mission-control dev`` sets it).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +34,20 @@ CONTEXT_KEYS = (
     "error_class",
     "retry_in_s",
     "lease_lost",
+    # web's access line (see mission_control.cli.web.JsonGunicornLogger): the path has no query string
+    "method",
+    "path",
+    "status",
+    "bytes",
+    "remote",
 )
+# ?token=... or &token=... in a message (heartbeat URLs may carry a service token there).
+QUERY_TOKEN = re.compile(r"([?&](?:access_)?token=)[^&\s\"']*", re.IGNORECASE)
+
+
+def mask_query_tokens(text: str) -> str:
+    """``text`` with the value of every ``token=`` query parameter replaced by ``***``."""
+    return QUERY_TOKEN.sub(r"\1***", text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -37,7 +58,7 @@ class JsonFormatter(logging.Formatter):
             .replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": mask_query_tokens(record.getMessage()),
             "process": record.processName,
         }
         for key in CONTEXT_KEYS:
@@ -45,7 +66,7 @@ class JsonFormatter(logging.Formatter):
             if value is not None:
                 entry[key] = value
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = mask_query_tokens(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
