@@ -1,7 +1,9 @@
 """The Celery application every Mission Control process shares (``celery -A mission_control.celery_app``).
 
 Its settings live in the top-level ``celeryconfig`` module (installed with the package, so it imports
-from any working directory); see that file for why each one is set.
+from any working directory); see that file for why each one is set. The signal handlers below refuse a
+process bad settings, give Celery's loggers the JSON format, and start a worker's or a beat's own
+``/metrics`` when ``MC_METRICS_PORT`` is set (:mod:`mission_control.runtime.metrics_server`).
 """
 
 from __future__ import annotations
@@ -51,3 +53,33 @@ def _json_logs(logger: Any, **_: Any) -> None:
 
     if json_logs_wanted(Settings.from_env()):
         use_json(logger)
+
+
+@signals.worker_init.connect
+def _serve_worker_metrics(**_: Any) -> None:
+    # MC_METRICS_PORT: this worker's own /metrics (runs, attempt durations, firing lag), see
+    # mission_control.runtime.metrics_server. In the worker's main process, where a threads or solo
+    # pool counts.
+    from mission_control.runtime.context import get_runtime
+    from mission_control.runtime.metrics_server import serve_from_settings
+
+    runtime = get_runtime()
+    serve_from_settings("worker", runtime.engine, runtime.settings)
+
+
+@signals.beat_init.connect
+def _serve_beat_metrics(**_: Any) -> None:
+    # MC_METRICS_PORT: this beat's own /metrics (tick durations); a beat on the same host as a worker
+    # runs with a value of its own.
+    from mission_control.runtime.context import get_runtime
+    from mission_control.runtime.metrics_server import serve_from_settings
+
+    runtime = get_runtime()
+    serve_from_settings("beat", runtime.engine, runtime.settings)
+
+
+@signals.worker_shutdown.connect
+def _stop_worker_metrics(**_: Any) -> None:
+    from mission_control.runtime.metrics_server import stop_serving
+
+    stop_serving()
