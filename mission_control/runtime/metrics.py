@@ -50,7 +50,7 @@ class StateCollector(Collector):
     """Gauges read from the database (and the broker) on every scrape.
 
     ``job_series`` (``MC_METRICS_JOB_SERIES``) bounds the per-job series: the first that many enabled
-    jobs by name get ``mc_job_last_success_timestamp_seconds{job}``, so 100k jobs never mean 100k
+    jobs by name get ``mc_job_last_success_timestamp_seconds{job_name}``, so 100k jobs never mean 100k
     series unless asked for. ``grace_s`` (``MC_MISFIRE_GRACE_S``) is how late a slot may be before its
     job counts as behind schedule.
     """
@@ -155,7 +155,9 @@ class StateCollector(Collector):
                 "mc_job_last_success_timestamp_seconds",
                 "When the job's latest successful run finished (Unix time), for the first "
                 "MC_METRICS_JOB_SERIES enabled jobs by name; none for a job that never succeeded",
-                labels=["job"],
+                # Not "job": Prometheus gives every series its scrape job's `job` label, and would
+                # rename this one to exported_job.
+                labels=["job_name"],
             )
             for name, finished_at in last_success:
                 if finished_at is not None:

@@ -112,7 +112,7 @@ def test_fleet_figures_are_read_from_the_database_at_scrape_time(app, engine, cl
     _settings_with(app, metrics_job_series=2)
     found = samples(app.test_client().get("/metrics", headers=AUTH).get_data(as_text=True))
     last = {
-        dict(labels)["job"]: value
+        dict(labels)["job_name"]: value
         for (name, labels), value in found.items()
         if name == "mc_job_last_success_timestamp_seconds"
     }
