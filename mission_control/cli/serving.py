@@ -106,10 +106,12 @@ class BufferedConn(TConn):  # type: ignore[misc]
         self.complete = False  # the parser's buffer holds the whole request
         self.must_close = False  # close after the answer (pipelined bytes, a body cut short)
         self.reading = False
+        self.started = 0.0  # time.monotonic() when this request began to be read
 
     def start(self, read_timeout_s: float) -> None:
         self.data = bytearray()
-        self.deadline = time.monotonic() + read_timeout_s
+        self.started = time.monotonic()
+        self.deadline = self.started + read_timeout_s
         self.head_end = self.request_end = -1
         self.scanned = 0
         self.body_length = None
@@ -121,6 +123,10 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
     """``gthread`` whose selector loop reads whole requests before the thread pool sees them."""
 
     read_timeout_s: float = 10.0
+    # At the connection limit, a connection is evicted only once it has been reading this long, so a
+    # newcomer has that long to send its request (a client descheduled between connect and send on a
+    # busy machine was otherwise the next one out while slow clients kept arriving).
+    eviction_grace_s: float = 0.5
     max_head_bytes: int = MAX_HEAD_BYTES
     max_body_bytes: int = MAX_BODY_BYTES
     max_buffered_bytes: int = MAX_BUFFERED_BYTES
@@ -163,7 +169,8 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         to finish. Connections still being read count toward that limit, so a thousand slow clients
         froze the worker (nothing read, nothing accepted) until their deadlines, over and over. Here
         the listeners leave the selector instead, every other socket keeps being served, and the
-        connection that has been reading longest is closed so that a newcomer can be accepted.
+        connection that has been reading longest is closed so that a newcomer can be accepted, once it
+        has been reading ``eviction_grace_s`` (until then the loop waits for that, or for any event).
         """
         if self._passthrough:
             return super().run()  # type: ignore[no-any-return]
@@ -176,10 +183,15 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         while self.alive:
             self.notify()
             full = self.nr_conns >= self.worker_connections
+            wait_s = 1.0
             if full and self._reading:
-                oldest = min(self._reading, key=lambda c: c.deadline)
-                self._drop(oldest, _TIMEOUT if oldest.data else None)
-                full = self.nr_conns >= self.worker_connections
+                oldest = min(self._reading, key=lambda c: c.started)
+                age = time.monotonic() - oldest.started
+                if age >= self.eviction_grace_s:
+                    self._drop(oldest, _TIMEOUT if oldest.data else None)
+                    full = self.nr_conns >= self.worker_connections
+                else:
+                    wait_s = self.eviction_grace_s - age
             if full == accepting:
                 with self._lock:
                     for sock, acceptor in listeners:
@@ -188,7 +200,7 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
                         else:
                             self.poller.register(sock, selectors.EVENT_READ, acceptor)
                 accepting = not full
-            for key, _ in self.poller.select(1.0):
+            for key, _ in self.poller.select(wait_s):
                 key.data(key.fileobj)
             result = futures.wait(self.futures, timeout=0, return_when=futures.FIRST_COMPLETED)
             for future in result.done:

@@ -317,3 +317,32 @@ def test_a_worker_full_of_slow_clients_still_takes_newcomers(small_web: RunningW
             assert response.status_code == 200, response.text
     finally:
         slowloris.stop()
+
+
+def test_a_newcomer_slow_to_send_is_not_evicted_at_the_limit(small_web: RunningWeb) -> None:
+    """At the limit the longest-reading connection is evicted to take a newcomer, and slow clients keep
+    arriving; a newcomer itself gets ``eviction_grace_s`` (0.5 s) before it can be the one evicted, so
+    an honest client that pauses between connect and send (a busy machine deschedules it; here it
+    waits 0.3 s on purpose) is answered. Before the grace it was closed without an answer once the
+    slow clients had been replaced around it."""
+    port = int(small_web.url.rsplit(":", 1)[1])
+    token = service_token(small_web, "hesitant")
+    request = (
+        b"POST /api/v1/heartbeats/hesitant HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        b"Authorization: Bearer " + token.encode() + b"\r\nContent-Length: 4\r\n\r\nbeat"
+    )
+    slowloris = Slowloris(port, service_token(small_web, "slow"), heads=60, bodies=0, chunked=0)
+    pause = threading.Event()
+    try:
+        slowloris.start()
+        for i in range(5):
+            with socket.create_connection(("127.0.0.1", port), timeout=READ_TIMEOUT_S) as sock:
+                pause.wait(0.3)  # the stimulus: a client that hesitates after connecting
+                sock.sendall(request)
+                answer = b""
+                with contextlib.suppress(TimeoutError):
+                    while chunk := sock.recv(65536):
+                        answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200 "), f"newcomer {i}: {answer[:80]!r}"
+    finally:
+        slowloris.stop()
