@@ -28,6 +28,7 @@ class AlertKind(StrEnum):
     JOB_FAILED = "job_failed"
     JOB_SLOW = "job_slow"
     JOB_MISSED = "job_missed"
+    SERVICE_HUNG = "service_hung"  # a run started (/heartbeats/{name}/start) and not ended in max_runtime_s
 
 
 class AlertState(StrEnum):

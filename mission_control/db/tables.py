@@ -160,6 +160,11 @@ services = Table(
     Column("paused_at", UTCDateTime(), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # A started run older than this is hung (service_hung); NULL: runs are never hung.
+    Column("max_runtime_s", Float, nullable=True),
+    # How many rows of heartbeat_runs are this service's: the plain heartbeat reads it from the row it
+    # updates anyway, and only when it is not 0 looks for a run to close.
+    Column("open_runs", Integer, nullable=False, server_default=text("0")),
     Index("ix_services_deadline_at", "deadline_at"),
 )
 
@@ -197,6 +202,24 @@ heartbeats = Table(
     Column("status", String(8), nullable=False),
     Column("message", Text, nullable=True),
     Column("truncated", Boolean, nullable=False, server_default=text("false")),
+    Column("rid", String(36), nullable=True),  # the run id the event named (?rid=)
+    Column("duration_s", Float, nullable=True),  # an end paired with its start: how long the run took
+    Column("exit_code", Integer, nullable=True),  # POST /heartbeats/{name}/{code}
+)
+
+# Runs started (POST /heartbeats/{name}/start) and not yet ended, one per service and run id ('' for
+# a start without one). ``deadline_at`` (start + the service's max_runtime_s) is folded into the
+# service's ``deadline_at`` so the staleness check finds a run that hangs; ``hung_at`` once it did.
+heartbeat_runs = Table(
+    "heartbeat_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("service_id", Id, ForeignKey("services.id", ondelete="CASCADE"), nullable=False),
+    Column("rid", String(36), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("deadline_at", UTCDateTime(), nullable=True),
+    Column("hung_at", UTCDateTime(), nullable=True),
+    UniqueConstraint("service_id", "rid", name="uq_heartbeat_runs_service_id_rid"),
 )
 
 # Every change of a service's state, with why; pruned to a number per service by retention.

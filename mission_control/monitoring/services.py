@@ -30,6 +30,7 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
+    null,
     select,
     true,
     update,
@@ -50,7 +51,10 @@ from mission_control.db.audit import AuditEntry
 from mission_control.db.audit import write as write_audit
 from mission_control.db.tables import heartbeats, service_flips, services
 from mission_control.db.types import UTCDateTime
+from mission_control.monitoring import heartbeat_runs as runs
 from mission_control.monitoring.service_state import ServiceState, health_at
+
+EVENT_COLUMNS = ("number", "received_at", "status", "message", "truncated", "rid", "duration_s", "exit_code")
 
 
 class ServiceNotFound(LookupError):
@@ -68,6 +72,7 @@ class TokenNotAccepted(LookupError):
 class ServiceConfig:
     interval_s: float
     grace_s: float
+    max_runtime_s: float | None = None  # a run started and not ended in this long is hung
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class HeartbeatResult:
     created: bool
     changes: list[AlertChange] = field(default_factory=list)
     token: RowMapping | dict[str, Any] | None = None  # the token checked with it: id, name, scopes, service
+    duration_s: float | None = None  # the end of a started run: how long it took
 
 
 @dataclass(frozen=True)
@@ -118,9 +124,10 @@ class ServiceRegistry:
             if created:
                 write_audit(conn, audit, at=now, subject_kind="service", subject_name=name,
                             service=name, after=_audit_view(row))  # fmt: skip
-            if not created and (row.interval_s, row.grace_s) != (config.interval_s, config.grace_s):
+            configured = (row.interval_s, row.grace_s, row.max_runtime_s)
+            if not created and configured != (config.interval_s, config.grace_s, config.max_runtime_s):
                 write_audit(conn, audit, at=now, subject_kind="service", subject_name=name, service=name,
-                            before=_audit_view(row), after={**_audit_view(row), **vars(config)})  # fmt: skip
+                            before=_audit_view(row), after=_audit_view(dict(row) | vars(config)))  # fmt: skip
                 health = _health(row, now, interval_s=config.interval_s, grace_s=config.grace_s)
                 _set(
                     conn,
@@ -131,6 +138,7 @@ class ServiceRegistry:
                     "reconfigured",
                     interval_s=config.interval_s,
                     grace_s=config.grace_s,
+                    max_runtime_s=config.max_runtime_s,
                 )
             return _get(conn, name), created  # type: ignore[return-value]
 
@@ -199,7 +207,7 @@ class ServiceRegistry:
                 paused_at=now if paused else None,
             )
             if paused:
-                resolve_alerts(conn, [AlertKind.SERVICE_DOWN], name, now)
+                resolve_alerts(conn, [AlertKind.SERVICE_DOWN, AlertKind.SERVICE_HUNG], name, now)
             after = _get(conn, name)
             write_audit(conn, audit, at=now, subject_kind="service", subject_name=name, service=name,
                         before=_audit_view(row), after=_audit_view(after))  # fmt: skip
@@ -247,8 +255,16 @@ class ServiceRegistry:
         truncated: bool,
         register: ServiceConfig | None = None,
         token: HeartbeatCredential | None = None,
+        rid: str | None = None,
+        exit_code: int | None = None,
     ) -> HeartbeatResult:
         """Record one heartbeat durably (committed before returning) and move the state on.
+
+        ``status`` is the event: ``ok`` and ``fail`` (a success or failure: proof of life, and the end
+        of a started run), ``start`` (a run began; see :mod:`.heartbeat_runs`) or ``log`` (kept in the
+        service's events, nothing else changes). ``rid`` names the run; ``exit_code`` is kept with it.
+        A plain ``ok``/``fail`` without ``rid`` or ``exit_code`` is the hot path: on PostgreSQL one
+        statement, plus the closing of a run only when the service has one open.
 
         ``register`` creates an unknown service with that config; without it an unknown service
         raises :class:`ServiceNotFound` and nothing is written. With ``token`` the heartbeat counts
@@ -257,10 +273,11 @@ class ServiceRegistry:
         otherwise, or for an unknown service, :class:`TokenNotAccepted` and nothing is written.
         """
         now = self.clock.now()
+        plain = rid is None and exit_code is None and status in ("ok", "fail")
         with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql" and token is not None:
+            if plain and conn.dialect.name == "postgresql" and token is not None:
                 return self._beat_with_token(conn, name, now, status, message, truncated, token)
-            if conn.dialect.name == "postgresql":
+            if plain and conn.dialect.name == "postgresql":
                 beaten = conn.execute(
                     _BEAT_IN_ONE,
                     {"p_name": name, "p_now": now, "p_status": status, "p_message": message,
@@ -273,6 +290,8 @@ class ServiceRegistry:
                         _record_flip(conn, beaten["id"], now, beaten["old_state"], beaten["state"], reason)
                         after = ServiceState(beaten["state"])
                         changes = _alerts_for(conn, name, beaten["old_state"], after, now, message)
+                    if beaten["open_runs"]:
+                        return _close_run(conn, beaten, status, now, HeartbeatResult(beaten, False, changes))
                     return HeartbeatResult(beaten, False, changes)
                 # An unknown service: the general path below registers it or refuses.
             created = False
@@ -291,30 +310,43 @@ class ServiceRegistry:
                 row = _lock(conn, name)
                 assert row is not None
             number = row.heartbeat_count + 1
-            health = health_at(
-                now,
-                last_seen_at=now,
-                last_status=status,
-                interval_s=row.interval_s,
-                grace_s=row.grace_s,
-                paused=row.paused_at is not None,
-            )
-            reason = "heartbeat: fail" if status == "fail" else "heartbeat"
+            beat: dict[str, Any] = {}
+            if status in ("ok", "fail"):
+                health = health_at(
+                    now,
+                    last_seen_at=now,
+                    last_status=status,
+                    interval_s=row.interval_s,
+                    grace_s=row.grace_s,
+                    paused=row.paused_at is not None,
+                )
+                reason = "heartbeat: fail" if status == "fail" else "heartbeat"
+                beat = {"last_seen_at": now, "last_status": status, "last_message": message}
+            else:  # start, log: no proof of life; the state is what it is now
+                health = _health(row, now)
+                reason = "no heartbeat"
+            outcome = runs.record(conn, row, status, rid, now)
+            deadline = runs.fold(health.deadline_at, outcome.run_deadline)
+            if row.paused_at is not None:
+                deadline = None
             _set(
                 conn,
                 row,
                 now,
                 health.state,
-                health.deadline_at,
+                deadline,
                 reason,
-                last_seen_at=now,
-                last_status=status,
-                last_message=message,
+                fold=False,
                 heartbeat_count=number,
+                open_runs=outcome.open_runs,
+                **beat,
             )
-            _log_heartbeat(conn, row.id, number, self.log_size, now, status, message, truncated)
-            changes = _alerts_for(conn, name, row.state, health.state, now, message)
-            return HeartbeatResult(_get(conn, name), created, changes, checked)  # type: ignore[arg-type]
+            event = {"rid": rid, "duration_s": outcome.duration_s, "exit_code": exit_code}
+            _log_heartbeat(conn, row.id, number, self.log_size, now, status, message, truncated, **event)
+            changes = _alerts_for(conn, name, row.state, health.state, now, message, None if beat else row)
+            changes += outcome.changes
+            after = _get(conn, name)
+            return HeartbeatResult(after, created, changes, checked, outcome.duration_s)  # type: ignore[arg-type]
 
     def _beat_with_token(
         self,
@@ -344,12 +376,30 @@ class ServiceRegistry:
             after = ServiceState(beaten["state"])
             changes = _alerts_for(conn, name, beaten["old_state"], after, now, message)
         checked = {key: beaten[f"token_{key}"] for key in ("id", "name", "scopes", "service")}
+        if beaten["open_runs"]:
+            return _close_run(conn, beaten, status, now, HeartbeatResult(beaten, False, changes, checked))
         return HeartbeatResult(beaten, False, changes, checked)
 
     def recent_heartbeats(self, names: Sequence[str], limit: int = 50) -> dict[str, list[dict[str, Any]]]:
         """The newest ``limit`` heartbeats of each named service, newest first (one query for all)."""
-        columns = ("number", "received_at", "status", "message", "truncated")
-        return self._newest(heartbeats, heartbeats.c.number, columns, names, limit)
+        return self._newest(heartbeats, heartbeats.c.number, EVENT_COLUMNS, names, limit)
+
+    def events(self, name: str, *, before: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """One service's kept events (heartbeats, starts, ends, logs), newest first, ``number`` below
+        ``before`` (keyset paging). Raises :class:`ServiceNotFound`."""
+        with self.engine.connect() as conn:
+            service_id = conn.execute(select(services.c.id).where(services.c.name == name)).scalar()
+            if service_id is None:
+                raise ServiceNotFound(name)
+            statement = (
+                select(*(heartbeats.c[column] for column in EVENT_COLUMNS))
+                .where(heartbeats.c.service_id == service_id)
+                .order_by(heartbeats.c.number.desc())
+                .limit(limit)
+            )
+            if before is not None:
+                statement = statement.where(heartbeats.c.number < before)
+            return [dict(row) for row in conn.execute(statement).mappings()]
 
     def flips(self, names: Sequence[str], limit: int = 50) -> dict[str, list[dict[str, Any]]]:
         """The newest ``limit`` state changes of each named service, newest first (one query for all)."""
@@ -404,9 +454,16 @@ class ServiceRegistry:
             moves: list[dict[str, Any]] = []
             flips: list[dict[str, Any]] = []
             downs: list[Any] = []
+            # Services with started runs: a run past its deadline is hung (service_hung); the
+            # service's deadline becomes the earlier of its state's and its runs' still to watch.
+            watched = [row for row in rows if row.open_runs and row.paused_at is None]
+            run_deadlines, changes = runs.find_hung(conn, watched, now)
             for row in rows:
                 health = _health(row, now)
-                if health.state == row.state and health.deadline_at == row.deadline_at:
+                deadline = health.deadline_at
+                if row.open_runs and row.paused_at is None:
+                    deadline = runs.fold(deadline, run_deadlines.get(row.id))
+                if health.state == row.state and deadline == row.deadline_at:
                     continue
                 changed = health.state.value != row.state
                 moves.append(
@@ -415,7 +472,7 @@ class ServiceRegistry:
                         "b_old": row.state,
                         "b_count": row.heartbeat_count,
                         "b_state": health.state.value,
-                        "b_deadline": health.deadline_at,
+                        "b_deadline": deadline,
                         "b_changed_at": now if changed else row.state_changed_at,
                         "b_now": now,
                     }
@@ -459,7 +516,10 @@ class ServiceRegistry:
 
 def _audit_view(row: Any) -> dict[str, Any]:
     """A service as the audit trail shows it: what an operator sets, not what heartbeats move."""
-    return {"interval_s": row["interval_s"], "grace_s": row["grace_s"], "paused_at": row["paused_at"]}
+    view = {"interval_s": row["interval_s"], "grace_s": row["grace_s"], "paused_at": row["paused_at"]}
+    if row["max_runtime_s"] is not None:
+        view["max_runtime_s"] = row["max_runtime_s"]
+    return view
 
 
 def _get(conn: Connection, name: str) -> RowMapping | None:
@@ -478,6 +538,7 @@ def _insert_if_missing(conn: Connection, name: str, config: ServiceConfig, now: 
             name=name,
             interval_s=config.interval_s,
             grace_s=config.grace_s,
+            max_runtime_s=config.max_runtime_s,
             state=ServiceState.NEW.value,
             state_changed_at=now,
             created_at=now,
@@ -506,9 +567,17 @@ def _set(
     state: ServiceState,
     deadline_at: datetime | None,
     reason: str,
+    *,
+    fold: bool = True,
     **values: Any,
 ) -> bool:
-    """Conditionally write the service's new state (and a flip record if it changed)."""
+    """Conditionally write the service's new state (and a flip record if it changed).
+
+    ``fold``: the deadline given is the state's; the service's open runs' deadlines are folded in
+    (unless it is paused). A caller that already folded them says ``fold=False``.
+    """
+    if fold and row.open_runs and state != ServiceState.PAUSED:
+        deadline_at = runs.fold(deadline_at, runs.run_deadline(conn, row.id))
     changed = state.value != row.state
     extra = {"state_changed_at": now} if changed else {}
     result = conn.execute(
@@ -589,6 +658,10 @@ def _build_beat_in_one(*, with_token: bool = False) -> Select:
         "status": status,
         "message": bindparam("p_message", type_=Text()),
         "truncated": bindparam("p_truncated", type_=Boolean()),
+        # A plain heartbeat names no run and no exit code; the slot may hold an older event's.
+        "rid": null(),
+        "duration_s": null(),
+        "exit_code": null(),
     }
     overwritten = (
         update(heartbeats)
@@ -643,6 +716,10 @@ def _log_heartbeat(
     status: str,
     message: str | None,
     truncated: bool,
+    *,
+    rid: str | None = None,
+    duration_s: float | None = None,
+    exit_code: int | None = None,
 ) -> None:
     insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     values = {
@@ -651,9 +728,42 @@ def _log_heartbeat(
         "status": status,
         "message": message,
         "truncated": truncated,
+        "rid": rid,
+        "duration_s": duration_s,
+        "exit_code": exit_code,
     }
     statement = insert_(heartbeats).values(service_id=service_id, slot=number % log_size, **values)
     conn.execute(statement.on_conflict_do_update(index_elements=["service_id", "slot"], set_=values))
+
+
+def _close_run(
+    conn: Connection, beaten: Any, status: str, now: datetime, result: HeartbeatResult
+) -> HeartbeatResult:
+    """After the one-statement heartbeat of a service with open runs: the end of its run without a
+    run id (its duration onto the event just logged), hung runs a success ends, the deadline again."""
+    outcome = runs.record(conn, beaten, status, None, now)
+    deadline = beaten["deadline_at"]
+    if beaten["paused_at"] is None:
+        deadline = runs.fold(deadline, outcome.run_deadline)
+    conn.execute(
+        update(services)
+        .where(services.c.id == beaten["id"])
+        .values(open_runs=outcome.open_runs, deadline_at=deadline)
+    )
+    if outcome.duration_s is not None:
+        conn.execute(
+            update(heartbeats)
+            .where(heartbeats.c.service_id == beaten["id"], heartbeats.c.number == beaten["heartbeat_count"])
+            .values(duration_s=outcome.duration_s)
+        )
+    row = {**beaten, "open_runs": outcome.open_runs, "deadline_at": deadline}
+    return HeartbeatResult(
+        row,  # type: ignore[arg-type]
+        result.created,
+        result.changes + outcome.changes,
+        result.token,
+        outcome.duration_s,
+    )
 
 
 def _alerts_for(
