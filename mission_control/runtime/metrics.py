@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 from mission_control.base.instruments import FINAL_STATUSES
 from mission_control.db.tables import alerts, jobs, missions, runs, services
 
-__all__ = ["RECENT_WINDOW_S", "StateCollector", "exposition", "process_exposition"]
+__all__ = ["RECENT_WINDOW_S", "StateCollector", "exposition", "process_exposition", "process_registry"]
 
 UNFINISHED_STATUSES = ("queued", "running", "retrying")
 UNRESOLVED_ALERTS = ("open", "acknowledged")
