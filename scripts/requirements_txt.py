@@ -4,9 +4,10 @@ The buildpack reads requirements.txt alone (no ``-c constraints.txt``, no extras
 project itself with its ``flower`` extra (``.[flower]``: the Procfile's ``flower`` process must start on
 the platform too) and pins, to the versions in constraints.txt, exactly the packages its runtime
 dependencies and that extra (setup.cfg's ``install_requires`` and ``flower``, followed through each
-package's own requirements and markers on this Python) pull in: no test, dev or bench extras. The platform therefore runs the
-same versions CI tests. The closure is read from the installed packages' metadata, so run it from the
-project's venv, installed with ``-c constraints.txt`` (``make lock`` does both).
+package's own requirements and markers on this Python) pull in: no test, dev or bench extras. The
+platform therefore runs the same versions CI tests. The closure is read from the installed packages'
+metadata, so run it from the project's venv, installed with ``-c constraints.txt`` (``make lock`` does
+both).
 
 ``python scripts/requirements_txt.py`` rewrites the file; ``--check`` exits 1 when it is out of date
 (tests/test_buildpack.py runs that).
