@@ -397,7 +397,7 @@ class Settings(BaseSettings):
         ge=0,
         le=10_000,
         description="per-job series, bounded: jobs each worker counts under their own name in "
-        "`mc_job_runs_total{job,status}` (the first that many to end a run; later ones count as "
+        "`mc_job_runs_total{job_name,status}` (the first that many to end a run; later ones count as "
         "`_other`), and enabled jobs web's `/metrics` reports "
         "`mc_job_last_success_timestamp_seconds{job_name}` for (the first that many by name). 0: no "
         "per-job series",

@@ -22,9 +22,12 @@ from prometheus_client import Counter, Histogram
 # and status is 600k series at 100k jobs (runs per job are in the database and GET /api/v1/runs).
 RUNS_FINISHED = Counter("mc_runs_total", "Runs by the status they finished in, counted once", ["status"])
 # Per job, only when asked for (MC_METRICS_JOB_SERIES > 0), and bounded: the first that many jobs a
-# process sees end get their own label, any later one counts as job="_other".
+# process sees end get their own label, any later one counts as job_name="_other" (not "job":
+# Prometheus renames a scraped "job" label to exported_job, its own "job" being the scrape job).
 JOB_RUNS_FINISHED = Counter(
-    "mc_job_runs_total", "Runs by job (a bounded set) and the status they finished in", ["job", "status"]
+    "mc_job_runs_total",
+    "Runs by job (a bounded set) and the status they finished in",
+    ["job_name", "status"],
 )
 OTHER_JOBS = "_other"
 _jobs_labelled: set[str] = set()
