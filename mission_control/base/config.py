@@ -174,6 +174,12 @@ class Settings(BaseSettings):
         validation_alias="WEB_CONCURRENCY",
         description="gunicorn processes of `web` (its `--workers` overrides)",
     )
+    gunicorn_cmd_args: str = Field(
+        "",
+        validation_alias="GUNICORN_CMD_ARGS",
+        description="gunicorn's own options, read by `web` as gunicorn reads them; a `--workers` here "
+        "counts in `MC_DB_PROCESSES`' default, in every process",
+    )
     web_threads: int = Field(
         16,
         ge=1,
@@ -369,8 +375,9 @@ class Settings(BaseSettings):
         None,
         ge=1,
         le=100_000,
-        description="processes sharing `MC_DB_MAX_CONNECTIONS`. Unset: `WEB_CONCURRENCY` + 2 (one web "
-        "dyno's gunicorn processes, one worker, one beat); raise it when scaling out",
+        description="processes sharing `MC_DB_MAX_CONNECTIONS`. Unset: one web dyno's gunicorn processes "
+        "(a `--workers` in `GUNICORN_CMD_ARGS`, else `WEB_CONCURRENCY`) + 2 (one worker, one beat); "
+        "raise it when scaling out",
     )
     db_max_overflow: int = Field(
         DEFAULT_DB_MAX_OVERFLOW,
@@ -429,8 +436,28 @@ class Settings(BaseSettings):
             return self.db_pool_size
         if self.db_max_connections is None:
             return DEFAULT_DB_POOL_SIZE
-        processes = self.db_processes or self.web_concurrency + 2
+        processes = self.db_processes or self.web_processes + 2
         return max(1, (self.db_max_connections - DB_RESERVED_CONNECTIONS) // processes - self.db_max_overflow)
+
+    @property
+    def web_processes(self) -> int:
+        """gunicorn processes of one ``web``, as gunicorn will count them: a ``--workers`` (``-w``) in
+        ``GUNICORN_CMD_ARGS``, else ``WEB_CONCURRENCY``. Worker and beat dynos see the platform's
+        ``GUNICORN_CMD_ARGS`` too, so every process sizes its pool for the same web. (A ``workers`` in a
+        ``gunicorn.conf.py`` or a ``--workers`` on the command line is invisible here: set
+        ``MC_DB_PROCESSES`` then.) Parsed with gunicorn's own option parser, so every spelling counts."""
+        if self.gunicorn_cmd_args.strip():
+            import shlex
+
+            from gunicorn.config import Config
+
+            try:
+                parsed, _ = Config().parser().parse_known_args(shlex.split(self.gunicorn_cmd_args))
+            except (ValueError, SystemExit):  # unbalanced quotes, or an option gunicorn itself refuses
+                parsed = None
+            if parsed is not None and parsed.workers:
+                return int(parsed.workers)
+        return self.web_concurrency
 
     @field_validator("broker_url")
     @classmethod

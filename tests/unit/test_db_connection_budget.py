@@ -54,3 +54,18 @@ def test_the_budget_is_used_not_wasted():
 def test_an_explicit_pool_size_wins_and_without_a_budget_the_pool_is_20():
     assert Settings.from_env({"MC_DB_MAX_CONNECTIONS": "20", "MC_DB_POOL_SIZE": "7"}).db_pool == 7
     assert Settings.from_env({}).db_pool == 20
+
+
+@pytest.mark.parametrize(
+    ("cmd_args", "web_processes"),
+    [("--workers 3", 3), ("-w4 --threads 8", 4), ("--workers=5", 5), ("--log-level debug", 2), ("'", 2)],
+)
+def test_a_workers_option_in_gunicorn_cmd_args_counts_as_gunicorn_counts_it(cmd_args, web_processes):
+    """GUNICORN_CMD_ARGS="--workers 3" boots three web processes (gunicorn reads it), so every process
+    sizes its pool for three, not for WEB_CONCURRENCY's two; without a --workers (or unparsable),
+    WEB_CONCURRENCY counts. Before, the budget assumed two and three web processes could overdraw it."""
+    env = {"MC_DB_MAX_CONNECTIONS": "20", "WEB_CONCURRENCY": "2", "GUNICORN_CMD_ARGS": cmd_args}
+    settings = Settings.from_env(env)
+    assert settings.web_processes == web_processes
+    assert settings.db_pool == max(1, (20 - 3) // (web_processes + 2) - settings.db_max_overflow)
+    assert settings.db_pool * (web_processes + 2) + 3 <= 20
