@@ -412,7 +412,10 @@ def test_per_job_series_are_off_by_default_and_bounded_when_asked_for(monkeypatc
     from mission_control.base import instruments
 
     monkeypatch.setattr(instruments, "_jobs_labelled", set())
-    job_runs = lambda job: REGISTRY.get_sample_value("mc_job_runs_total", {"job_name": job, "status": "skipped"})  # noqa: E731
+
+    def job_runs(job: str) -> float | None:
+        return REGISTRY.get_sample_value("mc_job_runs_total", {"job_name": job, "status": "skipped"})
+
     instruments.count_run("unlabelled", "skipped")
     assert job_runs("unlabelled") is None
 
