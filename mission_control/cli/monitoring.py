@@ -25,7 +25,7 @@ from mission_control.cli.common import (
 )
 
 SERVICE_STATES = ["new", "up", "late", "down", "paused"]
-ALERT_KINDS = ["service_down", "job_failed", "job_slow", "job_missed"]
+ALERT_KINDS = ["service_down", "service_hung", "job_failed", "job_slow", "job_missed"]
 
 
 def _state_option(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -88,6 +88,7 @@ class HeartbeatResult:
     changes: list[AlertChange] = field(default_factory=list)
     token: RowMapping | dict[str, Any] | None = None  # the token checked with it: id, name, scopes, service
     duration_s: float | None = None  # the end of a started run: how long it took
+    received_at: datetime | None = None  # when it was recorded (a start or log moves no last_seen_at)
 
 
 @dataclass(frozen=True)
@@ -346,7 +347,7 @@ class ServiceRegistry:
             changes = _alerts_for(conn, name, row.state, health.state, now, message, None if beat else row)
             changes += outcome.changes
             after = _get(conn, name)
-            return HeartbeatResult(after, created, changes, checked, outcome.duration_s)  # type: ignore[arg-type]
+            return HeartbeatResult(after, created, changes, checked, outcome.duration_s, now)  # type: ignore[arg-type]
 
     def _beat_with_token(
         self,

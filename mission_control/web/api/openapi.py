@@ -46,6 +46,7 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "name": {"type": "string", "pattern": NAME_PATTERN},
     "signal": {"type": "string", "pattern": NAME_PATTERN},
     "mission_id": {"type": "string", "pattern": MISSION_ID_PATTERN},
+    "code": {"type": "integer", "minimum": 0, "maximum": 255},  # an exit status (heartbeats)
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from pydantic import (
     AwareDatetime,
@@ -237,6 +238,13 @@ class ServicePut(BaseModel):
 
     interval_s: float = Field(gt=0, le=ONE_YEAR_S, description="a heartbeat is expected this often")
     grace_s: float = Field(0, ge=0, le=ONE_YEAR_S, description="late for this long before it is down")
+    max_runtime_s: float | None = Field(
+        None,
+        gt=0,
+        le=ONE_YEAR_S,
+        description="a run started (POST /heartbeats/{name}/start) and not ended within this is hung "
+        "(alert service_hung); absent: runs are never hung",
+    )
 
 
 class HeartbeatIn(BaseModel):
@@ -265,6 +273,44 @@ class HeartbeatQuery(BaseModel):
     token: str | None = Field(
         None, max_length=200, description="a service token, for clients without headers"
     )
+    rid: UUID | None = Field(
+        None, description="run id: this end closes the run started with the same rid (POST …/start?rid=)"
+    )
+
+
+RID_HELP = (
+    "run id (a UUID): pairs a start with its end when runs overlap; a start without one pairs with the "
+    "next end without one"
+)
+
+
+class SignalQuery(BaseModel):
+    """The query of ``/heartbeats/{name}/start|fail|log|{code}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rid: UUID | None = Field(None, description=RID_HELP)
+    interval_s: float | None = Field(None, gt=0, le=ONE_YEAR_S, description="for a new service")
+    grace_s: float | None = Field(None, ge=0, le=ONE_YEAR_S, description="for a new service")
+    token: str | None = Field(
+        None, max_length=200, description="a service token, for clients without headers"
+    )
+
+
+class SignalIn(BaseModel):
+    """A signal's JSON body (any other body is its message, as for a heartbeat)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message: str | None = Field(
+        None, description="kept with the event; cut past 10 KiB, never refused (NUL becomes U+FFFD)"
+    )
+    interval_s: float | None = Field(
+        None, gt=0, le=ONE_YEAR_S, description="admin token only: for a new service"
+    )
+    grace_s: float | None = Field(
+        None, ge=0, le=ONE_YEAR_S, description="admin token only: for a new service"
+    )
 
 
 class ServiceOut(BaseModel):
@@ -280,6 +326,8 @@ class ServiceOut(BaseModel):
     heartbeat_count: int
     paused: bool
     created_at: datetime
+    max_runtime_s: float | None = Field(None, description="a started run not ended within this is hung")
+    open_runs: int = Field(0, description="runs started and not yet ended")
 
     @classmethod
     def of(cls, row: Any) -> ServiceOut:
@@ -287,12 +335,34 @@ class ServiceOut(BaseModel):
         return cls.model_construct(**fields, paused=row["paused_at"] is not None)
 
 
+EVENT_KINDS = Literal["ok", "fail", "start", "log"]
+
+
 class HeartbeatOut(BaseModel):
+    """One kept event: a heartbeat (``ok``/``fail``, also an exit code's), a run's ``start``, a ``log``."""
+
     number: int
     received_at: datetime
-    status: Literal["ok", "fail"]
+    status: EVENT_KINDS
     message: str | None
     truncated: bool
+    rid: str | None = Field(None, description="the run id it named")
+    duration_s: float | None = Field(None, description="an end paired with its start: the run's duration")
+    exit_code: int | None = Field(None, description="sent as POST /heartbeats/{name}/{code}")
+
+
+class EventList(BaseModel):
+    events: list[HeartbeatOut] = Field(description="newest first")
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+class EventQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(50, ge=1, le=1000, description="page size (1..1000)")
+    cursor: int | None = Field(
+        None, ge=0, le=2**63 - 1, description="next_cursor of the previous page (events numbered below it)"
+    )
 
 
 class FlipOut(BaseModel):
@@ -327,6 +397,10 @@ class HeartbeatAccepted(BaseModel):
     received_at: datetime
     deadline_at: datetime | None
     truncated: bool = Field(description="the message was cut to the stored size")
+    event: EVENT_KINDS = Field("ok", description="what was recorded")
+    rid: str | None = Field(None, description="the run id it named")
+    duration_s: float | None = Field(None, description="an end paired with its start: the run's duration")
+    exit_code: int | None = Field(None, description="the exit code sent")
 
 
 class TokenIn(BaseModel):
@@ -390,7 +464,7 @@ class SigningSecretList(BaseModel):
 
 # --- alerts -----------------------------------------------------------------------------------
 
-ALERT_KINDS = Literal["service_down", "job_failed", "job_slow", "job_missed"]
+ALERT_KINDS = Literal["service_down", "service_hung", "job_failed", "job_slow", "job_missed"]
 ALERT_STATES = Literal["open", "acknowledged", "resolved"]
 
 

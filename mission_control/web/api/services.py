@@ -15,6 +15,8 @@ from mission_control.web.api.errors import ApiError
 from mission_control.web.api.openapi import ApiBlueprint
 from mission_control.web.api.responses import check_name, json_response, keyset_page
 from mission_control.web.api.schemas import (
+    EventList,
+    EventQuery,
     FlipOut,
     HeartbeatOut,
     ServiceDetail,
@@ -85,10 +87,29 @@ def get_service(name: str) -> Response:
 def put_service(name: str) -> Response:
     check_name(name)
     body = validate(ServicePut, json_object(), strict=True)
-    _, created = _services().put(
-        name, ServiceConfig(interval_s=body.interval_s, grace_s=body.grace_s), audit=entry("service.put")
-    )
+    config = ServiceConfig(interval_s=body.interval_s, grace_s=body.grace_s, max_runtime_s=body.max_runtime_s)
+    _, created = _services().put(name, config, audit=entry("service.put"))
     return _detail(name, 201 if created else 200)
+
+
+@bp.operation(
+    "GET",
+    "/services/<name>/events",
+    summary="The service's kept events (heartbeats, run starts and ends, logs), newest first",
+    query=EventQuery,
+    responses={200: EventList},
+)
+def list_events(name: str) -> Response:
+    check_name(name)
+    params = query(EventQuery)
+    try:
+        rows = _services().events(name, before=params.cursor, limit=params.limit + 1)
+    except ServiceNotFound:
+        raise _not_found(name) from None
+    page, next_cursor = keyset_page(rows, params.limit, lambda row: row["number"])
+    return json_response(
+        EventList(events=[HeartbeatOut.model_construct(**row) for row in page], next_cursor=next_cursor)
+    )
 
 
 @bp.operation("DELETE", "/services/<name>", summary="Remove a service and its tokens", responses={204: None})
