@@ -205,13 +205,70 @@ class MissionControl:
 
     # -- services, heartbeats and alerts ----------------------------------------------------------------
 
-    def heartbeat(self, service: str, *, status: str = "ok", message: str | None = None) -> dict:
-        """Tell Mission Control ``service`` is alive (``status="fail"`` marks it down at once)."""
+    def heartbeat(
+        self,
+        service: str,
+        *,
+        status: str = "ok",
+        message: str | None = None,
+        rid: str | None = None,
+        retry_for_s: float = 0,
+    ) -> dict:
+        """Tell Mission Control ``service`` is alive (``status="fail"`` marks it down at once).
+
+        ``rid``: this ends the run :meth:`start` began with the same run id. ``retry_for_s``: also
+        repeat it while the server cannot be reached, for up to that long in all (see :meth:`start`).
+        """
         body: dict[str, Any] = {"status": status}
         if message is not None:
             body["message"] = message
         # A repeated heartbeat says the same thing again, so it is retried like an idempotent call.
-        return self._call("POST", f"/api/v1/heartbeats/{quote(service, safe='')}", body=body, retry=True)
+        return self._ping(self._beat_path(service), rid=rid, body=body, retry_for_s=retry_for_s)
+
+    def start(
+        self, service: str, *, rid: str | None = None, message: str | None = None, retry_for_s: float = 0
+    ) -> dict:
+        """A run of ``service`` starts: its end (:meth:`exit_status`, :meth:`heartbeat`, with the same
+        ``rid`` if given) records how long it took, and a run not ended within the service's
+        ``max_runtime_s`` opens ``service_hung``. Runs that may overlap should each have their own
+        ``rid`` (a UUID, e.g. ``str(uuid.uuid4())``).
+
+        ``retry_for_s``: repeat the ping after a network error (and 429/502/503/504) with growing
+        pauses (0.5, 1, 2... s) until it is delivered or that long has passed in all; each attempt
+        waits at most what is left. The last error is raised.
+        """
+        return self._ping(
+            self._beat_path(service, "start"), rid=rid, body=_message(message), retry_for_s=retry_for_s
+        )
+
+    def exit_status(
+        self,
+        service: str,
+        code: int,
+        *,
+        rid: str | None = None,
+        message: str | None = None,
+        duration_s: float | None = None,
+        retry_for_s: float = 0,
+    ) -> dict:
+        """Report a command's exit status: 0 is success, 1-255 failure (the code is kept). It ends the
+        run :meth:`start` began (same ``rid``); ``duration_s``, as measured here, is kept when no start
+        reached the server. ``message``: e.g. the end of the command's output (cut past 10 KiB)."""
+        body = _message(message)
+        if duration_s is not None:
+            body["duration_s"] = round(duration_s, 3)
+        path = self._beat_path(service, str(int(code)))
+        return self._ping(path, rid=rid, body=body, retry_for_s=retry_for_s)
+
+    def log(self, service: str, message: str, *, rid: str | None = None, retry_for_s: float = 0) -> dict:
+        """Keep a message among ``service``'s events without changing its state."""
+        return self._ping(
+            self._beat_path(service, "log"), rid=rid, body=_message(message), retry_for_s=retry_for_s
+        )
+
+    def events(self, service: str, *, limit: int = 50) -> list[dict]:
+        """``service``'s newest kept events (heartbeats, starts, ends, logs), newest first."""
+        return self._newest(f"/api/v1/services/{quote(service, safe='')}/events", "events", limit)
 
     def services(self, *, state: str | None = None, page_size: int = 500) -> Iterator[dict]:
         params: dict[str, Any] = {"limit": page_size}
@@ -227,11 +284,14 @@ class MissionControl:
     def service(self, name: str) -> dict:
         return self._call("GET", f"/api/v1/services/{quote(name, safe='')}")
 
-    def put_service(self, name: str, *, interval_s: float, grace_s: float = 0) -> dict:
+    def put_service(
+        self, name: str, *, interval_s: float, grace_s: float = 0, max_runtime_s: float | None = None
+    ) -> dict:
         return self._call(
             "PUT",
             f"/api/v1/services/{quote(name, safe='')}",
-            body={"interval_s": interval_s, "grace_s": grace_s},
+            body={"interval_s": interval_s, "grace_s": grace_s}
+            | ({"max_runtime_s": max_runtime_s} if max_runtime_s is not None else {}),
         )
 
     def delete_service(self, name: str) -> None:
@@ -409,6 +469,42 @@ class MissionControl:
 
     # -- plumbing --------------------------------------------------------------------------------------
 
+    @staticmethod
+    def _beat_path(service: str, signal: str | None = None) -> str:
+        path = f"/api/v1/heartbeats/{quote(service, safe='')}"
+        return f"{path}/{signal}" if signal else path
+
+    def _ping(self, path: str, *, rid: str | None, body: Any, retry_for_s: float) -> dict:
+        """A heartbeat-like POST, repeated on 429/502/503/504 as heartbeats are and, with
+        ``retry_for_s``, also when there was no answer at all, until that long has passed."""
+        params = {"rid": rid} if rid is not None else None
+        if retry_for_s <= 0:
+            return self._call("POST", path, params=params, body=body, retry=True)  # type: ignore[no-any-return]
+        began = time.monotonic()
+        waited = 0.0  # counted apart too, so an injected ``sleep`` is bounded as a real one is
+
+        def spent() -> float:
+            return max(time.monotonic() - began, waited)
+
+        attempt = 0
+        while True:
+            left = retry_for_s - spent()
+            try:
+                return self._call_once_within(path, params, body, max(0.1, min(self.timeout_s, left)))
+            except (RateLimited, Unavailable) as error:
+                wait_s = _backoff_s(error.retry_after_s, attempt)
+                if spent() + wait_s >= retry_for_s:
+                    raise
+                log.info("POST %s: %s; retrying in %.1f s", path, error.code, wait_s)
+                self._sleep(wait_s)
+                waited += wait_s
+                attempt += 1
+
+    def _call_once_within(self, path: str, params: Any, body: Any, timeout_s: float) -> dict:
+        """One POST with its own time limit (what is left of a bounded ping)."""
+        response = self._request_once("POST", path, params=params, body=body, timeout_s=timeout_s)
+        return response.json()  # type: ignore[no-any-return]
+
     def _newest(self, path: str, key: str, limit: int, **filters: str | None) -> list[dict]:
         """Up to ``limit`` items of a newest-first listing, following its cursor page by page."""
         params: dict[str, Any] = {"limit": min(limit, 1000)}
@@ -464,8 +560,15 @@ class MissionControl:
                 attempt += 1
 
     def _request_once(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        timeout_s: float | None = None,
     ) -> requests.Response:
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
         headers = {}
         data = None
         if body is not None:
@@ -473,11 +576,11 @@ class MissionControl:
             headers["Content-Type"] = "application/json"
         try:
             response = self.session.request(
-                method, self.url + path, params=params, data=data, headers=headers, timeout=self.timeout_s
+                method, self.url + path, params=params, data=data, headers=headers, timeout=timeout_s
             )
         except requests.RequestException as exc:
             raise _error(
-                None, "unreachable", f"cannot reach {self.url} ({_why_unreachable(exc, self.timeout_s)})"
+                None, "unreachable", f"cannot reach {self.url} ({_why_unreachable(exc, timeout_s)})"
             ) from None
         if response.status_code >= 400:
             try:
@@ -595,6 +698,10 @@ def _retry_after_s(header: str | None, *, now: datetime | None = None) -> float 
 def _backoff_s(retry_after_s: float | None, attempt: int) -> float:
     """What to wait before retry number ``attempt + 1``: the server's word, else 0.5, 1, 2... s."""
     return retry_after_s if retry_after_s is not None else 0.5 * 2**attempt
+
+
+def _message(message: str | None) -> dict[str, Any]:
+    return {} if message is None else {"message": message}
 
 
 def _json_default(value: Any) -> Any:

@@ -27,6 +27,7 @@ _COMMANDS = {
     "heartbeat": "mission_control.cli.monitoring:heartbeat",
     "jobs": "mission_control.cli.jobs:jobs",
     "missions": "mission_control.cli.missions:missions",
+    "run": "mission_control.cli.run:run",
     "runs": "mission_control.cli.runs:runs",
     "services": "mission_control.cli.monitoring:services",
     "tokens": "mission_control.cli.tokens:tokens",

@@ -258,12 +258,14 @@ class ServiceRegistry:
         token: HeartbeatCredential | None = None,
         rid: str | None = None,
         exit_code: int | None = None,
+        duration_s: float | None = None,
     ) -> HeartbeatResult:
         """Record one heartbeat durably (committed before returning) and move the state on.
 
         ``status`` is the event: ``ok`` and ``fail`` (a success or failure: proof of life, and the end
         of a started run), ``start`` (a run began; see :mod:`.heartbeat_runs`) or ``log`` (kept in the
-        service's events, nothing else changes). ``rid`` names the run; ``exit_code`` is kept with it.
+        service's events, nothing else changes). ``rid`` names the run; ``exit_code`` is kept with it;
+        ``duration_s`` (the sender's own measure) is kept on an end that no start pairs with.
         A plain ``ok``/``fail`` without ``rid`` or ``exit_code`` is the hot path: on PostgreSQL one
         statement, plus the closing of a run only when the service has one open.
 
@@ -274,7 +276,7 @@ class ServiceRegistry:
         otherwise, or for an unknown service, :class:`TokenNotAccepted` and nothing is written.
         """
         now = self.clock.now()
-        plain = rid is None and exit_code is None and status in ("ok", "fail")
+        plain = rid is None and exit_code is None and duration_s is None and status in ("ok", "fail")
         with self.engine.begin() as conn:
             if plain and conn.dialect.name == "postgresql" and token is not None:
                 return self._beat_with_token(conn, name, now, status, message, truncated, token)
@@ -342,6 +344,8 @@ class ServiceRegistry:
                 open_runs=outcome.open_runs,
                 **beat,
             )
+            if outcome.duration_s is None and status in ("ok", "fail"):
+                outcome.duration_s = duration_s
             event = {"rid": rid, "duration_s": outcome.duration_s, "exit_code": exit_code}
             _log_heartbeat(conn, row.id, number, self.log_size, now, status, message, truncated, **event)
             changes = _alerts_for(conn, name, row.state, health.state, now, message, None if beat else row)

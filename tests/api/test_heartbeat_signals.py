@@ -162,3 +162,14 @@ def test_a_signal_registers_an_unknown_service_only_with_services_write(client):
     refused = client.post("/api/v1/heartbeats/other/start", headers={"Authorization": f"Bearer {token}"})
     assert refused.status_code == 403
     assert client.get("/api/v1/services/other", headers=AUTH).status_code == 404
+
+
+def test_a_sender_measured_duration_is_kept_only_when_no_start_pairs(client, clock):
+    alone = ping(client, "/0", headers=AUTH, json={"duration_s": 12.5, "message": "start was lost"})
+    assert alone.status_code == 200 and alone.get_json()["duration_s"] == 12.5
+    ping(client, "/start", headers=AUTH)
+    clock.advance(3)
+    paired = ping(client, "/0", headers=AUTH, json={"duration_s": 99})
+    assert paired.get_json()["duration_s"] == 3  # the server's own measure wins
+    bad = ping(client, "/0", headers=AUTH, json={"duration_s": -1})
+    assert bad.status_code == 422 and bad.get_json()["error"]["field"] == "duration_s"

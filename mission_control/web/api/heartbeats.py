@@ -230,6 +230,7 @@ def _signal(name: str, kind: str | None, code_text: str | None, *, with_body: bo
             register=register,
             rid=rid,
             exit_code=code,
+            duration_s=body.duration_s if kind in ("ok", "fail") else None,
         )
     except ServiceNotFound:
         raise _unknown(name) from None

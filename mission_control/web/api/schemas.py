@@ -305,6 +305,12 @@ class SignalIn(BaseModel):
     message: str | None = Field(
         None, description="kept with the event; cut past 10 KiB, never refused (NUL becomes U+FFFD)"
     )
+    duration_s: float | None = Field(
+        None,
+        ge=0,
+        le=ONE_YEAR_S,
+        description="the run's duration as the sender measured it; kept on an end no start pairs with",
+    )
     interval_s: float | None = Field(
         None, gt=0, le=ONE_YEAR_S, description="admin token only: for a new service"
     )
