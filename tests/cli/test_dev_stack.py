@@ -170,8 +170,9 @@ class Stack:
         def in_child() -> None:
             if terminal:
                 fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # the session's controlling terminal
-            if nohup:
-                signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            # Ignored as nohup leaves it, or as a terminal leaves it: the default, whatever the test
+            # run itself inherited (a suite started under nohup would otherwise start every stack so).
+            signal.signal(signal.SIGHUP, signal.SIG_IGN if nohup else signal.SIG_DFL)
 
         if terminal:
             self.terminal = Terminal()
