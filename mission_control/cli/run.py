@@ -23,6 +23,7 @@ reported).
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -78,22 +79,46 @@ def _pump(source: IO[bytes], sink: IO[bytes], tail: Tail) -> None:
 
 def run_command(argv: Sequence[str], tail: Tail) -> tuple[int, str | None]:
     """Run ``argv`` with its output copied to ours and into ``tail``: (exit status, why it could not
-    start or None)."""
+    start or None).
+
+    Waits as a shell would: a SIGTERM or SIGHUP sent to this wrapper is passed on to the command
+    (handlers set before it starts, so none is lost), and Ctrl-C, which the terminal sends the
+    command too, does not stop the waiting, so the command's end is still reported.
+    """
+    children: list[subprocess.Popen[bytes]] = []
+
+    def forward(signum: int, frame: Any) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    previous: dict[int, Any] = {}
+    main = threading.current_thread() is threading.main_thread()
     try:
-        child = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    except OSError as exc:
-        return NOT_STARTED, f"{argv[0]}: {exc.strerror or exc}"
-    assert child.stdout is not None and child.stderr is not None
-    pumps = [
-        threading.Thread(target=_pump, args=(child.stdout, sys.stdout.buffer, tail), daemon=True),
-        threading.Thread(target=_pump, args=(child.stderr, sys.stderr.buffer, tail), daemon=True),
-    ]
-    for pump in pumps:
-        pump.start()
-    status = child.wait()
-    for pump in pumps:
-        pump.join()
-    return (128 - status if status < 0 else status), None
+        if main:
+            for signum in (signal.SIGTERM, signal.SIGHUP):
+                previous[signum] = signal.signal(signum, forward)
+        try:
+            child = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            return NOT_STARTED, f"{argv[0]}: {exc.strerror or exc}"
+        children.append(child)
+        if main:  # after the start: an ignored signal would stay ignored in the command
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        assert child.stdout is not None and child.stderr is not None
+        pumps = [
+            threading.Thread(target=_pump, args=(child.stdout, sys.stdout.buffer, tail), daemon=True),
+            threading.Thread(target=_pump, args=(child.stderr, sys.stderr.buffer, tail), daemon=True),
+        ]
+        for pump in pumps:
+            pump.start()
+        status = child.wait()
+        for pump in pumps:
+            pump.join()
+        return (128 - status if status < 0 else status), None
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class _Pinger:

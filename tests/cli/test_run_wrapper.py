@@ -133,3 +133,29 @@ def test_without_a_token_the_command_still_runs(env):
     done = wrapper("svc", "--", PY, "-c", "print('ran')", env=bare)
     assert done.returncode == 0 and done.stdout == b"ran\n"
     assert len(done.stderr.decode().splitlines()) == 1 and "no token" in done.stderr.decode()
+
+
+def test_a_sigterm_to_the_wrapper_reaches_the_command_and_its_end_is_reported(mc, service, env):
+    import select
+    import signal
+
+    script = "import time; print('ready', flush=True); time.sleep(60)"
+    process = subprocess.Popen(
+        [PY, "-m", "mission_control", "run", service, "--", PY, "-c", script],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert select.select([process.stdout], [], [], 30)[0], "the command never started"
+        assert process.stdout.readline() == b"ready\n"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+        process.stderr.close()
+    [end] = mc.events(service, limit=1)
+    assert (end["status"], end["exit_code"]) == ("fail", 143)

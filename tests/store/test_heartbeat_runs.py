@@ -204,3 +204,26 @@ def test_events_page_by_number_newest_first(registry, clock):
     assert [e["message"] for e in first] == ["m6", "m5", "m4"]
     rest = registry.events("backup", before=first[-1]["number"], limit=10)
     assert [e["message"] for e in rest] == ["m3", "m2", "m1", "m0"]
+
+
+def test_a_plain_heartbeat_reusing_a_ring_slot_drops_the_older_event_s_run_columns(engine, clock):
+    registry = ServiceRegistry(engine, clock, log_size=2)
+    registry.put("backup", CONFIG)
+    signal(registry, "start", rid=RID_A)
+    signal(registry, "fail", rid=RID_A, exit_code=7)  # slots 1 and 0 hold run columns
+    signal(registry, "ok")
+    signal(registry, "ok")
+    assert [(e["rid"], e["exit_code"], e["duration_s"]) for e in registry.events("backup")] == [
+        (None, None, None),
+        (None, None, None),
+    ]
+
+
+def test_the_beat_s_probe_finds_a_run_about_to_hang(engine, registry, clock):
+    from mission_control.runtime.housekeeping import services_due
+
+    signal(registry, "ok")
+    signal(registry, "start")
+    clock.advance(120)
+    with engine.connect() as conn:
+        assert services_due(conn, clock.now())  # beat sends check_services: the run's deadline is due
