@@ -227,3 +227,21 @@ def test_the_beat_s_probe_finds_a_run_about_to_hang(engine, registry, clock):
     clock.advance(120)
     with engine.connect() as conn:
         assert services_due(conn, clock.now())  # beat sends check_services: the run's deadline is due
+
+
+def test_service_hung_opens_and_resolves_notices_on_a_channel_routed_by_kind(engine, registry, clock):
+    from mission_control.monitoring.notifications.notices import ChannelSpec, create_channel, route
+
+    def spec(name, kinds):
+        target = {"url": f"http://127.0.0.1:9/{name}"}
+        return ChannelSpec(name, "webhook", target, kinds, "*", None, True)
+
+    create_channel(engine, spec("hung-only", ["service_hung"]), clock.now())
+    create_channel(engine, spec("down-only", ["service_down"]), clock.now())
+    signal(registry, "start")
+    clock.advance(121)
+    [opened] = registry.check_stale().changes
+    assert len(route(engine, [(opened.alert_id, opened.event)], clock.now())) == 1  # hung-only's
+    [resolved] = signal(registry, "ok").changes
+    assert (resolved.alert_id, resolved.event) == (opened.alert_id, "resolved")
+    assert len(route(engine, [(resolved.alert_id, resolved.event)], clock.now())) == 1
