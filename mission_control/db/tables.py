@@ -254,6 +254,7 @@ alerts = Table(
     Column("ack_comment", Text, nullable=True),
     Column("resolved_at", UTCDateTime(), nullable=True),
     Column("last_notified_at", UTCDateTime(), nullable=True),
+    Column("silence_id", Id, nullable=True),  # the silence that last muted a notice about it
     Index(
         "uq_alerts_unresolved",
         "kind",
@@ -289,14 +290,15 @@ notices = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("channel_id", Id, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
     Column("alert_id", Id, ForeignKey("alerts.id", ondelete="SET NULL"), nullable=True),
-    Column("event", String(16), nullable=False),  # opened | resolved | repeat | test
+    Column("event", String(16), nullable=False),  # opened | resolved | repeat | acknowledged | test
     Column("dedup_key", String(128), nullable=False, unique=True),
-    Column("status", String(16), nullable=False),  # pending | sent | failed
+    Column("status", String(16), nullable=False),  # pending | sent | failed | silenced
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("error_kind", String(16), nullable=True),  # transient | permanent
     Column("last_error", Text, nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("sent_at", UTCDateTime(), nullable=True),
+    Column("silence_id", Id, nullable=True),  # status "silenced": the silence that kept it from going
     Index("ix_notices_channel_id_id", "channel_id", "id"),
     Index("ix_notices_alert_id", "alert_id"),
 )
@@ -313,6 +315,23 @@ notice_attempts = Table(
     Column("outcome", String(16), nullable=False),  # sent | transient | permanent
     Column("detail", Text, nullable=True),
     UniqueConstraint("notice_id", "number", name="uq_notice_attempts_notice_id_number"),
+)
+
+# Silences: while one is active (starts_at <= now < ends_at), alerts it matches still open and are
+# recorded, but their notices are kept (status "silenced") instead of sent.
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("alert_kinds", json_type(), nullable=True),  # null: every kind
+    Column("subject_pattern", String(128), nullable=False),  # fnmatch-style, as channels'
+    Column("starts_at", UTCDateTime(), nullable=False),
+    Column("ends_at", UTCDateTime(), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("created_by", String(160), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expired_at", UTCDateTime(), nullable=True),  # ended early by hand
+    Index("ix_silences_ends_at", "ends_at"),
 )
 
 # Mission definitions: every version kept, because a running mission finishes on the version it

@@ -103,6 +103,7 @@ class Runtime:
     def delivery_context(self) -> DeliveryContext:
         from mission_control.monitoring.notifications.notices import DeliveryContext
         from mission_control.monitoring.notifications.senders import SmtpServer
+        from mission_control.outbound.policy import policy_from
 
         self.execution_context()  # makes the shared HTTP session
         assert self._session is not None
@@ -113,6 +114,7 @@ class Runtime:
             smtp_from=s.smtp_from,
             signing_secret=s.signing_secret,
             box=self.execution_context().secret_box,
+            policy=policy_from(s),
         )
 
     def close(self) -> None:

@@ -16,7 +16,13 @@ from collections import Counter
 from email.message import EmailMessage
 from typing import Any
 
-EVENT_WORDS = {"opened": "OPEN", "resolved": "RESOLVED", "repeat": "STILL OPEN", "test": "TEST"}
+EVENT_WORDS = {
+    "opened": "OPEN",
+    "resolved": "RESOLVED",
+    "repeat": "STILL OPEN",
+    "acknowledged": "ACKNOWLEDGED",
+    "test": "TEST",
+}
 Item = tuple[str, dict[str, Any] | None]
 LISTED = 20  # lines a Slack message or email lists before "and N more"
 
@@ -75,9 +81,9 @@ def email(items: list[Item], sender: str, to: list[str]) -> EmailMessage:
 def _detail(event: str, alert: dict[str, Any] | None) -> str:
     if alert is None:
         return "A test notice from Mission Control. If you can read this, the channel is configured."
-    lines = [alert["message"], f"opened {_plain(alert['opened_at'])}, seen {alert['occurrences']} time(s)"]
+    lines = [alert["message"], f"opened {plain(alert['opened_at'])}, seen {alert['occurrences']} time(s)"]
     if alert.get("resolved_at"):
-        lines.append(f"resolved {_plain(alert['resolved_at'])}")
+        lines.append(f"resolved {plain(alert['resolved_at'])}")
     if alert.get("ack_comment"):
         lines.append(f"acknowledged: {alert['ack_comment']}")
     return "\n".join(lines)
@@ -90,10 +96,11 @@ def _line(event: str, alert: dict[str, Any] | None) -> str:
 
 
 def _document(alert: dict[str, Any] | None) -> dict[str, Any] | None:
-    return None if alert is None else {key: _plain(value) for key, value in alert.items()}
+    return None if alert is None else {key: plain(value) for key, value in alert.items()}
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A value as a JSON document carries it: times as UTC ISO-8601 with ``Z``, the rest as it is."""
     if hasattr(value, "isoformat"):
         return value.isoformat().replace("+00:00", "Z")
     return value

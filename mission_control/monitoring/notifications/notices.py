@@ -28,8 +28,10 @@ from mission_control.db.alerts import AlertState
 from mission_control.db.audit import AuditEntry
 from mission_control.db.audit import write as write_audit
 from mission_control.db.tables import alerts, channels, notice_attempts, notices
-from mission_control.monitoring.notifications import messages
+from mission_control.monitoring.notifications import apprise_channel, messages, pagerduty
 from mission_control.monitoring.notifications.senders import Delivery, SmtpServer, post_json, send_email
+from mission_control.monitoring.silences import active_silences, silencing
+from mission_control.outbound.policy import DEFAULT_POLICY, OutboundPolicy
 from mission_control.outbound.secretbox import SecretBox, SecretUnreadable, is_sealed
 
 GROUP_SIZE = 100  # notices per message at most
@@ -42,7 +44,7 @@ class ChannelExists(ValueError):
 @dataclass(frozen=True)
 class ChannelSpec:
     name: str
-    kind: str  # webhook | slack | email
+    kind: str  # webhook | slack | email | pagerduty | apprise
     target: dict[str, Any]
     alert_kinds: list[str] | None
     subject_pattern: str
@@ -57,17 +59,42 @@ class DeliveryContext:
     smtp_from: str
     signing_secret: str | None
     box: SecretBox | None = None  # opens sealed channel URLs
+    # Judges what Apprise connects to (``session`` enforces the same policy for our own requests).
+    policy: OutboundPolicy = DEFAULT_POLICY
 
 
 # --- channels -----------------------------------------------------------------------------------
 
 
-def sealed_target(target: dict[str, Any], box: SecretBox) -> dict[str, Any]:
-    """A channel target as stored: its URL sealed, with what may be shown of it beside."""
-    url = target.get("url")
-    if not isinstance(url, str) or is_sealed(url):
-        return target
-    return {**target, "url": box.seal_value(url), "shown": redacted_url(url)}
+# The fields of a channel's target that are credentials, sealed at rest: a webhook's, Slack's or
+# Apprise's URL, PagerDuty's routing key.
+SECRET_FIELDS = ("url", "routing_key")
+
+
+def sealed_target(target: dict[str, Any], box: SecretBox, kind: str | None = None) -> dict[str, Any]:
+    """A channel target as stored: its credentials sealed, with what may be shown of it beside."""
+    sealed = dict(target)
+    for name in SECRET_FIELDS:
+        value = target.get(name)
+        if isinstance(value, str) and not is_sealed(value):
+            sealed[name] = box.seal_value(value)
+            if name == "url":
+                sealed["shown"] = shown_url(value, kind)
+    return sealed
+
+
+def shown_url(url: str, kind: str | None) -> str:
+    """What may be shown of a channel's URL: :func:`redacted_url`, and for an Apprise URL the host only
+    when it is a host (a name with a dot, an IP address): many Apprise schemes carry a token where a
+    host would be (``tgram://<bot token>/<chat>``, ``discord://<id>/<token>``), shown as ``tgram://…``."""
+    shown = redacted_url(url)
+    if kind != "apprise":
+        return shown
+    scheme, _, rest = shown.partition("://")
+    host = rest.removesuffix("/…")
+    if "." in host.split(":", 1)[0] or host.startswith("["):
+        return shown
+    return f"{scheme}://…"
 
 
 def create_channel(
@@ -84,7 +111,7 @@ def create_channel(
     shown as :func:`audit_view` shows it (its URL cut to scheme, host and port).
     """
     if box is not None:
-        spec = ChannelSpec(**{**vars(spec), "target": sealed_target(spec.target, box)})
+        spec = ChannelSpec(**{**vars(spec), "target": sealed_target(spec.target, box, spec.kind)})
     with engine.begin() as conn:
         if conn.execute(select(channels.c.id).where(channels.c.name == spec.name)).first():
             raise ChannelExists(spec.name)
@@ -157,11 +184,24 @@ def redacted_url(url: str) -> str:
 
 def destination(target: dict[str, Any]) -> str:
     """Where a channel's notices go, as the API may show it: the redacted URL, or the recipients."""
+    if "routing_key" in target:  # PagerDuty: the events URL is no secret, but shown as the others are
+        return redacted_url(str(target.get("events_url") or ""))
     if "url" in target:
         if is_sealed(target["url"]):
             return str(target.get("shown") or "…")
         return redacted_url(target["url"])
     return ", ".join(target["to"])
+
+
+# Events only some kinds of channel hear of: PagerDuty acknowledges its incident when we acknowledge
+# the alert; a chat message or an email about it would only be noise.
+EVENTS_FOR_KINDS = {"acknowledged": ("pagerduty",)}
+
+
+def hears(channel: Any, event: str) -> bool:
+    """Whether a channel of this kind is told about ``event`` at all."""
+    kinds = EVENTS_FOR_KINDS.get(event)
+    return kinds is None or channel.kind in kinds
 
 
 def matches(channel: Any, kind: str, subject: str) -> bool:
@@ -176,7 +216,8 @@ def matches(channel: Any, kind: str, subject: str) -> bool:
 
 
 def route(engine: Engine, changes: Sequence[tuple[int, str]], now: datetime) -> list[int]:
-    """Create one notice per matching channel for each (alert id, event); returns the new notice ids.
+    """Create one notice per matching channel for each (alert id, event); returns the ids of the new
+    notices to deliver (silenced ones are stored, not returned: see :mod:`..silences`).
 
     One transaction and one multi-row INSERT however many alerts changed at once.
     """
@@ -189,15 +230,60 @@ def route(engine: Engine, changes: Sequence[tuple[int, str]], now: datetime) -> 
             for alert_id, event in changes
             if alert_id in found
             for c in targets
-            if matches(c, found[alert_id]["kind"], found[alert_id]["subject"])
+            if hears(c, event) and matches(c, found[alert_id]["kind"], found[alert_id]["subject"])
         ]
+        _silence(conn, rows, found, now)
         created = _add_notices(conn, rows)
         notified = sorted(
-            {alert_id for alert_id, event in changes if event != "resolved" and alert_id in found}
+            {
+                alert_id
+                for alert_id, event in changes
+                if event not in ("resolved", "acknowledged") and alert_id in found
+            }
         )
         if created and notified:
             conn.execute(update(alerts).where(alerts.c.id.in_(notified)).values(last_notified_at=now))
     return created
+
+
+def _silence(conn: Connection, rows: list[dict[str, Any]], found: dict[int, Any], now: datetime) -> None:
+    """Mark the notice rows an active silence mutes (status ``silenced``, the silence's id, a dedup key
+    of their own so the notice can still go once the silence is over), and the alerts with it.
+
+    A resolve or acknowledgement to a channel that heard nothing but silenced notices about the alert
+    is silenced too, by the silence that muted the last of them.
+    """
+    if not rows:
+        return
+    in_force = active_silences(conn, now)
+    closing = sorted({r["alert_id"] for r in rows if r["event"] in ("resolved", "acknowledged")})
+    heard: dict[tuple[int, int], tuple[bool, int | None]] = {}  # (channel, alert) -> (any sent, silence)
+    if closing:
+        for notice in conn.execute(
+            select(notices.c.channel_id, notices.c.alert_id, notices.c.status, notices.c.silence_id)
+            .where(notices.c.alert_id.in_(closing), notices.c.event.in_(["opened", "repeat"]))
+            .order_by(notices.c.id)
+        ):
+            key = (notice.channel_id, notice.alert_id)
+            sent, silence_id = heard.get(key, (False, None))
+            if notice.status == "silenced":
+                heard[key] = (sent, notice.silence_id)
+            else:
+                heard[key] = (True, silence_id)
+    muted: dict[int, int] = {}
+    for row in rows:
+        alert = found[row["alert_id"]]
+        silence = silencing(in_force, alert["kind"], alert["subject"], now)
+        silence_id = silence.id if silence is not None else None
+        if silence_id is None and row["event"] in ("resolved", "acknowledged"):
+            sent, last_silence = heard.get((row["channel_id"], row["alert_id"]), (True, None))
+            silence_id = None if sent else last_silence
+        if silence_id is None:
+            continue
+        row.update(status="silenced", silence_id=silence_id, dedup_key=f"{row['dedup_key']}:s{silence_id}")
+        muted[row["alert_id"]] = silence_id
+    for alert_id, silence_id in muted.items():
+        conn.execute(update(alerts).where(alerts.c.id == alert_id).values(silence_id=silence_id))
 
 
 def add_test_notice(
@@ -256,6 +342,7 @@ def due_repeats(engine: Engine, now: datetime) -> list[int]:
                     continue
                 key = f"{alert['id']}:repeat{count}:{channel.id}"
                 rows.append(_notice_row(channel.id, alert["id"], "repeat", key, now))
+        _silence(conn, rows, {a["id"]: a for a in open_alerts}, now)
         return _add_notices(conn, rows)
 
 
@@ -289,16 +376,19 @@ def _notice_row(channel_id: int, alert_id: int | None, event: str, key: str, now
         "dedup_key": key,
         "status": "pending",
         "created_at": now,
+        "silence_id": None,
     }
 
 
 def _add_notices(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert notices, skipping any whose dedup key exists (a redelivered routing task); new ids."""
+    """Insert notices, skipping any whose dedup key exists (a redelivered routing task); the new ids of
+    those to deliver (pending ones: a silenced notice is stored, never delivered)."""
     if not rows:
         return []
     insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     statement = insert_(notices).values(rows).on_conflict_do_nothing(index_elements=[notices.c.dedup_key])
-    return sorted(conn.execute(statement.returning(notices.c.id)).scalars())
+    inserted = conn.execute(statement.returning(notices.c.id, notices.c.status)).all()
+    return sorted(row.id for row in inserted if row.status == "pending")
 
 
 # --- delivery -----------------------------------------------------------------------------------
@@ -395,18 +485,34 @@ def deliver(
     return Attempted([r["id"] for r in rows], result.outcome, result.detail)
 
 
+def _opened(target: dict[str, Any], name: str, ctx: DeliveryContext) -> str | Delivery:
+    """The plaintext of a target's secret field, or the permanent failure that it cannot be read."""
+    value = target[name]
+    what = "URL" if name == "url" else "routing key"
+    if not is_sealed(value):
+        return str(value)
+    if ctx.box is None:
+        return Delivery("permanent", f"the channel's {what} is sealed and no key is at hand", 0.0)
+    try:
+        return ctx.box.open_value(value)
+    except SecretUnreadable:
+        return Delivery("permanent", f"the channel's {what} cannot be decrypted (MC_SECRET_KEY)", 0.0)
+
+
 def _send(
     kind: str, target: dict[str, Any], items: list[tuple[str, dict[str, Any] | None]], ctx: DeliveryContext
 ) -> Delivery:
+    if kind == "pagerduty":
+        routing_key = _opened(target, "routing_key", ctx)
+        if isinstance(routing_key, Delivery):
+            return routing_key
+        return pagerduty.send(ctx.session, target["events_url"], routing_key, items)
     if kind in ("webhook", "slack"):
-        url = target["url"]
-        if is_sealed(url):
-            if ctx.box is None:
-                return Delivery("permanent", "the channel's URL is sealed and no key is at hand", 0.0)
-            try:
-                url = ctx.box.open_value(url)
-            except SecretUnreadable:
-                return Delivery("permanent", "the channel's URL cannot be decrypted (MC_SECRET_KEY)", 0.0)
+        url = _opened(target, "url", ctx)
+        if isinstance(url, Delivery):
+            return url
+        if kind == "apprise":
+            return apprise_channel.send(url, items, ctx.policy)
         if kind == "webhook":
             return post_json(ctx.session, url, messages.payload(items), secret=ctx.signing_secret)
         return post_json(ctx.session, url, messages.slack(items))
@@ -450,13 +556,19 @@ def reseal_channels(engine: Engine, box: SecretBox) -> int:
     for channel_id in ids:
         with engine.begin() as conn:
             row = conn.execute(
-                select(channels.c.target).where(channels.c.id == channel_id).with_for_update()
+                select(channels.c.kind, channels.c.target)
+                .where(channels.c.id == channel_id)
+                .with_for_update()
             ).first()
-            url = row.target.get("url") if row is not None else None
-            if not isinstance(url, str):
+            if row is None or not any(isinstance(row.target.get(f), str) for f in SECRET_FIELDS):
                 continue
-            shown = row.target.get("shown") or redacted_url(url)
-            target = {**row.target, "url": box.reseal_value(url), "shown": shown}
+            target = dict(row.target)
+            for name in SECRET_FIELDS:
+                value = target.get(name)
+                if isinstance(value, str):
+                    target[name] = box.reseal_value(value)
+            if isinstance(row.target.get("url"), str):
+                target["shown"] = row.target.get("shown") or shown_url(row.target["url"], row.kind)
             conn.execute(update(channels).where(channels.c.id == channel_id).values(target=target))
             rewritten += 1
     return rewritten

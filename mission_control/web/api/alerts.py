@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from flask import Response, current_app, jsonify
 
-from mission_control.db.alerts import AlertFilter, AlertState, acknowledge, get_alert, list_alerts, summarize
+from mission_control.db.alerts import (
+    AlertChange,
+    AlertFilter,
+    AlertState,
+    acknowledge,
+    get_alert,
+    list_alerts,
+    summarize,
+)
 from mission_control.web.api.audit import entry
 from mission_control.web.api.bodies import optional_body, query
 from mission_control.web.api.errors import ApiError
@@ -85,4 +93,6 @@ def acknowledge_alert(alert_id: int) -> Response:
         raise ApiError(404, "not_found", f"alert_id: no alert with id {alert_id}", "alert_id")
     if row["state"] == AlertState.RESOLVED:
         raise ApiError(409, "conflict", f"alert_id: alert {alert_id} is already resolved", "alert_id")
+    # PagerDuty channels acknowledge their incident (once: the notice's dedup key absorbs re-acks).
+    state.notify([AlertChange(row["id"], row["kind"], row["subject"], "acknowledged")])
     return jsonify(AlertOut.of(row).model_dump(mode="json"))

@@ -6,8 +6,13 @@ port only, see ``redacted_url``).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from flask import Response, current_app, jsonify
 
+from mission_control.monitoring.notifications.apprise_channel import apprise_url_known
 from mission_control.monitoring.notifications.notices import (
     ChannelExists,
     ChannelSpec,
@@ -18,6 +23,7 @@ from mission_control.monitoring.notifications.notices import (
     list_channels,
     list_notices,
 )
+from mission_control.monitoring.notifications.pagerduty import DEFAULT_EVENTS_URL
 from mission_control.web.api.audit import entry
 from mission_control.web.api.bodies import json_object, validate
 from mission_control.web.api.errors import ApiError
@@ -33,6 +39,22 @@ def _state():  # type: ignore[no-untyped-def]
     return current_app.extensions["mission_control"]
 
 
+T = TypeVar("T")
+_FIELD_PREFIX = re.compile(r"([a-z_]+(?:\.[a-z0-9_]+)*): ")
+
+
+def named_field(validating: Callable[[], T]) -> T:
+    """``validating()``, with a 422 that a whole-body check raised (``"url: a … channel needs …"``)
+    naming its field as the others do."""
+    try:
+        return validating()
+    except ApiError as exc:
+        found = _FIELD_PREFIX.match(str(exc)) if exc.field is None else None
+        if found is None:
+            raise
+        raise ApiError(exc.status, exc.code, str(exc), found.group(1)) from None
+
+
 def _not_found(channel_id: int) -> ApiError:
     return ApiError(404, "not_found", f"channel_id: no channel with id {channel_id}", "channel_id")
 
@@ -44,12 +66,22 @@ def list_all_channels() -> Response:
 
 
 @bp.operation(
-    "POST", "/channels", summary="Add a channel (webhook, slack or email)", body=ChannelIn,
-    responses={201: ChannelOut}, errors=(409,),
+    "POST", "/channels", summary="Add a channel (webhook, slack, email, pagerduty or apprise)",
+    body=ChannelIn, responses={201: ChannelOut}, errors=(409,),
 )  # fmt: skip
 def add_channel() -> Response:
-    body = validate(ChannelIn, json_object(), strict=True)
-    target = {"to": body.to} if body.kind == "email" else {"url": body.url}
+    body = named_field(lambda: validate(ChannelIn, json_object(), strict=True))
+    target: dict[str, Any]
+    if body.kind == "email":
+        target = {"to": body.to}
+    elif body.kind == "pagerduty":
+        target = {"routing_key": body.routing_key, "events_url": body.events_url or DEFAULT_EVENTS_URL}
+    else:
+        target = {"url": body.url}
+    if body.kind == "apprise" and not apprise_url_known(str(body.url)):
+        raise ApiError(
+            422, "validation_error", "url: not an Apprise URL of a service Apprise supports", "url"
+        )
     spec = ChannelSpec(
         name=body.name,
         kind=body.kind,

@@ -550,19 +550,37 @@ class AlertSummaryQuery(BaseModel):
 EMAIL_PATTERN = r"^[^@\s<>,;]{1,64}@[A-Za-z0-9.-]{1,253}$"
 
 
+CHANNEL_KINDS = Literal["webhook", "slack", "email", "pagerduty", "apprise"]
+URL_KINDS = ("webhook", "slack", "apprise")
+
+
 class ChannelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
-    kind: Literal["webhook", "slack", "email"]
+    kind: CHANNEL_KINDS
     url: str | None = Field(
         None,
         max_length=2048,
-        pattern=r"^https?://[^\s]+$",
-        description="webhook or Slack incoming-webhook URL",
+        pattern=r"^[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s]+$",
+        description="webhook or Slack incoming-webhook URL (http or https), or an Apprise URL "
+        "(ntfy://…, tgram://…, pagerduty://…); write-only: a credential",
     )
     to: list[Annotated[str, StringConstraints(pattern=EMAIL_PATTERN)]] | None = Field(
         None, min_length=1, max_length=50, description="email recipients"
+    )
+    routing_key: str | None = Field(
+        None,
+        min_length=8,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="pagerduty: the Events API v2 integration (routing) key; write-only: a credential",
+    )
+    events_url: str | None = Field(
+        None,
+        max_length=2048,
+        pattern=r"^https?://[^\s]+$",
+        description="pagerduty: where events go (default https://events.pagerduty.com/v2/enqueue)",
     )
     alert_kinds: list[ALERT_KINDS] | None = Field(
         None, min_length=1, description="only these kinds; null for all"
@@ -577,11 +595,23 @@ class ChannelIn(BaseModel):
 
     @model_validator(mode="after")
     def _destination_fits_kind(self) -> ChannelIn:
+        if self.kind != "pagerduty":
+            if self.routing_key is not None:
+                raise ValueError("routing_key: only a pagerduty channel takes `routing_key`")
+            if self.events_url is not None:
+                raise ValueError("events_url: only a pagerduty channel takes `events_url`")
         if self.kind == "email":
             if not self.to or self.url is not None:
                 raise ValueError("to: an email channel needs `to` (and no `url`)")
+        elif self.kind == "pagerduty":
+            if not self.routing_key:
+                raise ValueError("routing_key: a pagerduty channel needs `routing_key`")
+            if self.url is not None or self.to is not None:
+                raise ValueError("url: a pagerduty channel takes `routing_key` and `events_url`, no `url`")
         elif not self.url or self.to is not None:
             raise ValueError(f"url: a {self.kind} channel needs `url` (and no `to`)")
+        if self.kind in ("webhook", "slack") and not re.match(r"https?://", self.url or ""):
+            raise ValueError(f"url: a {self.kind} channel's URL is an http or https URL")
         if self.kind == "slack" and not (self.url or "").startswith("https://"):
             raise ValueError("url: Slack incoming webhooks are https URLs")
         return self
@@ -590,7 +620,7 @@ class ChannelIn(BaseModel):
 class ChannelOut(BaseModel):
     id: int
     name: str
-    kind: Literal["webhook", "slack", "email"]
+    kind: CHANNEL_KINDS
     destination: str = Field(
         description="where notices go; URLs shown only to their host (they carry secrets)"
     )
@@ -622,8 +652,9 @@ class NoticeAttemptOut(BaseModel):
 class NoticeOut(BaseModel):
     id: int
     alert_id: int | None
-    event: Literal["opened", "resolved", "repeat", "test"]
-    status: Literal["pending", "sent", "failed"]
+    event: Literal["opened", "resolved", "repeat", "acknowledged", "test"]
+    status: Literal["pending", "sent", "failed", "silenced"]
+    silence_id: int | None = Field(description="the silence that kept this notice from being sent")
     attempts: int
     error_kind: Literal["transient", "permanent"] | None
     last_error: str | None

@@ -33,7 +33,7 @@ from flask import (
     url_for,
 )
 
-from mission_control.db.alerts import AlertFilter, acknowledge, list_alerts, summarize
+from mission_control.db.alerts import AlertChange, AlertFilter, acknowledge, list_alerts, summarize
 from mission_control.db.audit import AuditFilter, list_entries
 from mission_control.jobs.history import RunFilter, get_run, last_runs, list_runs, recent_runs
 from mission_control.jobs.registry import JobNotFound
@@ -347,5 +347,6 @@ def acknowledge_alert(alert_id: int) -> Response:
     elif row["state"] == "resolved":
         flash(f"alert {alert_id} was already resolved")
     else:
+        _state().notify([AlertChange(row["id"], row["kind"], row["subject"], "acknowledged")])
         flash(f"alert {alert_id} acknowledged")
     return redirect(url_for("dashboard.alerts"))
