@@ -173,3 +173,18 @@ def test_a_sender_measured_duration_is_kept_only_when_no_start_pairs(client, clo
     assert paired.get_json()["duration_s"] == 3  # the server's own measure wins
     bad = ping(client, "/0", headers=AUTH, json={"duration_s": -1})
     assert bad.status_code == 422 and bad.get_json()["error"]["field"] == "duration_s"
+
+
+def test_the_dashboard_strip_tells_starts_and_logs_from_failures(app, client):
+    from tests.conftest import ADMIN_TOKEN
+
+    ping(client, "/start", headers=AUTH)
+    ping(client, "/log", headers=AUTH)
+    ping(client, "/4", headers=AUTH)
+    browser = app.test_client()
+    assert browser.post("/login", data={"token": ADMIN_TOKEN}).status_code == 302
+    page = browser.get("/services").get_data(as_text=True)
+    strip = page[page.index('class="strip"') :]
+    strip = strip[: strip.index("</span>")]
+    assert strip.count("s-failed") == 1 and "(exit 4)" in strip  # the exit code's failure only
+    assert "s-running" in strip and "s-pending" in strip  # the start and the log
