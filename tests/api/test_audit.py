@@ -84,6 +84,12 @@ def _mission(w: Walker, mission_id: str) -> None:
     w.ok(w.api.post("/api/v1/missions", json={"definition": "approval", "input": {}, "id": mission_id}))
 
 
+def _silence(w: Walker) -> int:
+    ends_at = (w.clock.now() + timedelta(hours=1)).isoformat()
+    made = w.api.post("/api/v1/silences", json={"ends_at": ends_at, "comment": "maintenance"})
+    return int(w.ok(made)["id"])
+
+
 def _alert(w: Walker) -> int:
     with w.engine.begin() as conn:
         change = open_alert(conn, AlertKind.SERVICE_DOWN, "billing", w.clock.now(), "down")
@@ -153,6 +159,15 @@ RECIPES: dict[tuple[str, str], Recipe] = {
         (alert_id := _alert(w)) and None,
         (f"/api/v1/alerts/{alert_id}/acknowledge", {"json": {"comment": "on it"}}, "alert.acknowledge",
          "alert", str(alert_id)),
+    )[1],
+    ("POST", "/api/v1/silences"): lambda w: (
+        "/api/v1/silences",
+        {"json": {"ends_at": (w.clock.now() + timedelta(hours=2)).isoformat(), "comment": "deploy",
+                  "subject_pattern": "billing*"}},
+        "silence.create", "silence", str(_silence(w) + 1)),
+    ("DELETE", "/api/v1/silences/{silence_id}"): lambda w: (
+        (silence_id := _silence(w)) and None,
+        (f"/api/v1/silences/{silence_id}", {}, "silence.expire", "silence", str(silence_id)),
     )[1],
     ("PUT", "/api/v1/mission-definitions/{name}"): lambda w: (
         "/api/v1/mission-definitions/d-new", {"json": APPROVAL}, "definition.put", "definition", "d-new"),

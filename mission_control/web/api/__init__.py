@@ -33,6 +33,7 @@ from mission_control.web.api import (
     runs,
     services,
     signing_secrets,
+    silences,
     tokens,
 )
 from mission_control.web.api.auth import (
@@ -148,6 +149,7 @@ def create_app(
     app.register_blueprint(signing_secrets.bp, url_prefix=API_PREFIX)
     app.register_blueprint(alerts.bp, url_prefix=API_PREFIX)
     app.register_blueprint(channels.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(silences.bp, url_prefix=API_PREFIX)
     app.register_blueprint(missions.bp, url_prefix=API_PREFIX)
     app.register_blueprint(tokens.bp, url_prefix=API_PREFIX)
     app.register_blueprint(audit.bp, url_prefix=API_PREFIX)

@@ -488,6 +488,9 @@ class AlertOut(BaseModel):
     ack_comment: str | None
     resolved_at: datetime | None
     duration_s: float | None = Field(description="opened to resolved, for resolved alerts")
+    silence_id: int | None = Field(
+        None, description="the silence that last kept a notice about it from going"
+    )
 
     @classmethod
     def of(cls, row: Any) -> AlertOut:

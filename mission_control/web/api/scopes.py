@@ -140,6 +140,11 @@ RULES: dict[str, Rule] = {
     "channels.add_channel": _write("channels:write", "unbound"),
     "channels.remove_channel": _write("channels:write", "unbound"),
     "channels.send_test_notice": _write("channels:write", "unbound"),
+    # silences mute alerts' notices: alerts' scopes
+    "silences.list_all_silences": _read("alerts", "unbound"),
+    "silences.get_one_silence": _read("alerts", "unbound"),
+    "silences.add_silence": _write("alerts:write", "unbound"),
+    "silences.expire_one_silence": _write("alerts:write", "unbound"),
     # missions
     "missions.put_definition": _write("missions:write", "unbound"),
     "missions.list_definitions": _read("missions", "any"),
@@ -166,6 +171,8 @@ RULES: dict[str, Rule] = {
     "dashboard.trigger_job": ADMIN_ONLY,
     "dashboard.cancel_mission": ADMIN_ONLY,
     "dashboard.acknowledge_alert": ADMIN_ONLY,
+    "dashboard.silences": Rule(("read",), "unbound"),
+    "dashboard.expire_silence_now": ADMIN_ONLY,
 }
 
 # Endpoints whose body may name a service (a job's ``service``): a bound token may only name its own.

@@ -40,6 +40,7 @@ from mission_control.jobs.registry import JobNotFound
 from mission_control.missions.machine import STATUSES as MISSION_STATUSES
 from mission_control.missions.machine import MissionConflict
 from mission_control.missions.store import MissionNotFound, public_view
+from mission_control.monitoring.silences import expire_silence, list_silences, state_of
 from mission_control.scheduling.claiming import RunInProgress, create_manual_run
 from mission_control.web.api.audit import entry, subject_filter
 from mission_control.web.api.auth import is_admin, spend_auth_budget
@@ -295,6 +296,21 @@ def alerts() -> str:
     history = list_alerts(state.engine, AlertFilter(state="resolved", limit=100))
     patterns = summarize(state.engine, state.clock.now())[:50]
     return _page("alerts.html", unresolved=unresolved, history=history, patterns=patterns)
+
+
+@bp.get("/silences")
+def silences() -> str:
+    now = _state().clock.now()
+    found = [{**row, "state": state_of(row, now)} for row in list_silences(_state().engine, now, limit=200)]
+    return _page("silences.html", silences=found)
+
+
+@bp.post("/silences/<int(max=9223372036854775807):silence_id>/expire")
+def expire_silence_now(silence_id: int) -> Response:
+    auth.check_csrf()
+    row = expire_silence(_state().engine, silence_id, _state().clock.now(), audit=entry("silence.expire"))
+    flash(f"no silence {silence_id}" if row is None else f"silence {silence_id} expired")
+    return redirect(url_for("dashboard.silences"))
 
 
 @bp.get("/missions")
