@@ -30,6 +30,7 @@ _COMMANDS = {
     "run": "mission_control.cli.run:run",
     "runs": "mission_control.cli.runs:runs",
     "services": "mission_control.cli.monitoring:services",
+    "silences": "mission_control.cli.silences:silences",
     "tokens": "mission_control.cli.tokens:tokens",
     "web": "mission_control.cli.web:web",
 }

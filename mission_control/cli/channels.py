@@ -19,7 +19,7 @@ from mission_control.cli.monitoring import ALERT_KINDS
 
 @click.group(cls=ApiGroup)
 def channels() -> None:
-    """Notification channels (webhook, Slack, email): list, show, add, remove, send a test notice."""
+    """Notification channels (webhook, Slack, email, PagerDuty, Apprise): list, show, add, remove, test."""
 
 
 @channels.command("list")
@@ -69,12 +69,19 @@ def _channel_fields(channel: dict[str, Any]) -> str:
 @channels.command()
 @click.argument("name")
 @click.option(
-    "--kind", type=click.Choice(["webhook", "slack", "email"]), required=True, help="Where notices go."
-)
+    "--kind", type=click.Choice(["webhook", "slack", "email", "pagerduty", "apprise"]), required=True,
+    help="Where notices go.",
+)  # fmt: skip
 @click.option(
-    "--webhook-url", "target_url", metavar="URL", help="The webhook's or Slack incoming webhook's URL."
-)
+    "--webhook-url", "--apprise-url", "target_url", metavar="URL",
+    help="The webhook's or Slack incoming webhook's URL, or an Apprise URL (ntfy://…, tgram://…).",
+)  # fmt: skip
 @click.option("--to", "recipients", multiple=True, help="An email recipient (repeat for several).")
+@click.option(
+    "--routing-key", envvar="MC_PAGERDUTY_ROUTING_KEY", show_envvar=True,
+    help="PagerDuty: the Events API v2 integration key (better from the environment than the command line).",
+)  # fmt: skip
+@click.option("--events-url", help="PagerDuty: where events go (default PagerDuty's own).")
 @click.option(
     "--alert-kind", "alert_kinds", multiple=True, type=click.Choice(ALERT_KINDS),
     help="Only alerts of this kind (repeat for several; default: all).",
@@ -93,13 +100,15 @@ def add(
     kind: str,
     target_url: str | None,
     recipients: Sequence[str],
+    routing_key: str | None,
+    events_url: str | None,
     alert_kinds: Sequence[str],
     subject_pattern: str,
     repeat_interval_s: float | None,
     disabled: bool,
 ) -> None:
-    """Add channel NAME: a webhook or Slack channel takes --webhook-url, an email channel --to (--json:
-    the channel)."""
+    """Add channel NAME: a webhook or Slack channel takes --webhook-url, an Apprise channel
+    --apprise-url, an email channel --to, a PagerDuty channel --routing-key (--json: the channel)."""
     spec: dict[str, Any] = {
         "name": name,
         "kind": kind,
@@ -110,6 +119,10 @@ def add(
         spec["url"] = target_url
     if recipients:
         spec["to"] = list(recipients)
+    if routing_key is not None and kind == "pagerduty":
+        spec["routing_key"] = routing_key
+    if events_url is not None:
+        spec["events_url"] = events_url
     if alert_kinds:
         spec["alert_kinds"] = list(alert_kinds)
     if repeat_interval_s is not None:
