@@ -33,6 +33,7 @@ from sqlalchemy import and_, func, select, true
 from sqlalchemy.engine import Connection, Engine
 
 from mission_control.base.instruments import FINAL_STATUSES
+from mission_control.db.alerts import AlertKind
 from mission_control.db.tables import alerts, jobs, missions, runs, services
 
 __all__ = ["RECENT_WINDOW_S", "StateCollector", "exposition", "process_exposition", "process_registry"]
@@ -116,7 +117,7 @@ class StateCollector(Collector):
             "Open or acknowledged alerts by kind",
             "kind",
             open_alerts,
-            ("service_down", "job_failed", "job_slow", "job_missed"),
+            tuple(kind.value for kind in AlertKind),
         )
         yield _gauge(
             "mc_runs_unfinished",
