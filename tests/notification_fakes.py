@@ -37,6 +37,7 @@ class FakeService:
         self.received: list[Received] = []
         self.incidents: dict[str, dict[str, Any]] = {}
         self._accepted: list[dict[str, Any]] = []
+        self.redirect_to: str | None = None  # answer every request 307 to there
         self._queued: list[int] = []
         self._lock = threading.Lock()
         fake = self
@@ -51,6 +52,8 @@ class FakeService:
                 status, answer = fake._answer(self.command, self.path, dict(self.headers), body)
                 raw = json.dumps(answer).encode()
                 self.send_response(status)
+                if status == 307:
+                    self.send_header("Location", answer["location"])
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
@@ -97,6 +100,8 @@ class FakeService:
     def _answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
         with self._lock:
             self.received.append(Received(method, path, headers, body))
+            if self.redirect_to is not None:
+                return 307, {"location": self.redirect_to}
             if self._queued:
                 status = self._queued.pop(0)
                 return status, {"status": "unavailable" if status >= 500 else "throttled"}

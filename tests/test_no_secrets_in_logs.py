@@ -44,6 +44,8 @@ SIGNAL = "signal-payload-MARKER-P7"
 HOOK = "webhook-path-MARKER-W8"
 SMTP_PASSWORD = "smtp-password-MARKER-S9"
 AUTHORIZATION = "Bearer authorization-MARKER-A10"
+ROUTING_KEY = "routing-key-MARKER-R11"
+APPRISE = "apprise-url-MARKER-U12"
 
 
 @pytest.fixture
@@ -131,6 +133,29 @@ def test_secrets_never_reach_the_logs(tmp_path: Any, everything_logged: pytest.L
         details = [a["detail"] for n in notices for a in n["delivery_attempts"]]
         assert len(details) == 2 and all("connection failed" in d for d in details), details
 
+        # A PagerDuty channel (its routing key a secret) and an Apprise channel (its URL one), tested
+        # against the local target, which accepts anything.
+        port = target.url.rsplit(":", 1)[1]
+        pager = client.post(
+            "/api/v1/channels",
+            headers=admin,
+            json={"name": "pd", "kind": "pagerduty", "routing_key": ROUTING_KEY,
+                  "events_url": f"{target.url}/status/202?ch=pd"},
+        ).get_json()  # fmt: skip
+        apprise = client.post(
+            "/api/v1/channels",
+            headers=admin,
+            json={
+                "name": "apprise",
+                "kind": "apprise",
+                "url": f"json://mc:{APPRISE}@127.0.0.1:{port}/status/200",
+            },
+        ).get_json()
+        for made in (pager, apprise):
+            tested = client.post(f"/api/v1/channels/{made['id']}/test", headers=admin).get_json()
+            assert deliver(engine, [tested["id"]], delivery, clock.now(), final=True).outcome == "sent"
+        assert ROUTING_KEY in target.requests_to("/status/202?ch=pd")[0].text  # it really was sent
+
         # Missions: a step with secret headers and body, a signal with a secret payload.
         client.put("/api/v1/mission-definitions/pay", headers=admin, json={"steps": [
             {"name": "approve", "kind": "wait_for"},
@@ -159,6 +184,8 @@ def test_secrets_never_reach_the_logs(tmp_path: Any, everything_logged: pytest.L
         HOOK,
         SMTP_PASSWORD,
         AUTHORIZATION,
+        ROUTING_KEY,
+        APPRISE,
         token,
     )
     leaked = [m for m in markers if m in text]

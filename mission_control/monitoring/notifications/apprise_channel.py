@@ -58,13 +58,16 @@ def send(
     except ValueError:
         host, port = None, None
     try:
-        if host:
+        # Only a host that is one (a name with a dot, an address): many schemes put a token there,
+        # which must not go to a DNS resolver.
+        if host and ("." in host or ":" in host):
             check_host(host, port, policy)
     except DestinationRefused as exc:
         return Delivery("permanent", str(exc), _ms(started))
     # async_mode off: Apprise calls the service in this thread (or, with a timeout, in its pool with a
-    # copy of this context), never in a thread the guard does not follow.
-    notifier = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False))
+    # copy of this context), never in a thread the guard does not follow. Redirects are not followed,
+    # as for webhooks and triggers (the guard would judge the new address anyway).
+    notifier = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False, http_redirects=False))
     if not notifier.add(url):
         return Delivery("permanent", "not an Apprise URL of a service Apprise supports", _ms(started))
     with guarded(policy) as record:

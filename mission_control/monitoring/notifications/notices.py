@@ -507,7 +507,7 @@ def _send(
         if isinstance(routing_key, Delivery):
             return routing_key
         return pagerduty.send(ctx.session, target["events_url"], routing_key, items)
-    if kind in ("webhook", "slack"):
+    if kind in ("webhook", "slack", "apprise"):
         url = _opened(target, "url", ctx)
         if isinstance(url, Delivery):
             return url
