@@ -73,7 +73,7 @@ def test_every_import_contract_is_kept():
             "import mission_control.scheduling.claiming",
             "A lower part never imports an upper one",
         ),
-        ("jobs/schedules.py", "import sqlalchemy", "The pure core imports nothing"),
+        ("base/schedules.py", "import sqlalchemy", "The pure core imports nothing"),
         ("client.py", "import mission_control.db.tables", "The client library needs nothing of the server"),
     ],
 )

@@ -9,7 +9,7 @@ the chaos phase: jobs were registered before ``w0`` and beats kept running until
 
 Definitions (each one a figure in the JSON line):
 
-* ``slots_due``: for every job, the instants its schedule (``mission_control.jobs.schedules``) yields in
+* ``slots_due``: for every job, the instants its schedule (``mission_control.base.schedules``) yields in
   ``[w0, w1]``.
 * ``lost``: due slots with no runs row standing for them. A row stands for its own ``scheduled_for``;
   a ``catch_up`` row (misfire ``run_once``) also stands for the ``missed_count`` slots ending at its
@@ -50,8 +50,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from mission_control.base.schedules import Schedule, schedule_from_dict
 from mission_control.db.tables import alerts, attempts, jobs, runs, services
-from mission_control.jobs.schedules import Schedule, schedule_from_dict
 from mission_control.jobs.slots import MAX_SLOTS_SCANNED
 
 TERMINAL = ("succeeded", "failed", "timed_out", "skipped", "cancelled")

@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from mission_control.base.schedules import IntervalSchedule, Schedule
 from mission_control.jobs.runstate import Reason, RunStatus, Trigger
-from mission_control.jobs.schedules import IntervalSchedule, Schedule
 
 # Walking a cron schedule over a very long outage is capped; past it the count is a lower bound.
 MAX_SLOTS_SCANNED = 100_000

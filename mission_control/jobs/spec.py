@@ -28,8 +28,8 @@ from pydantic import (
     model_validator,
 )
 
-from mission_control.jobs import schedules
-from mission_control.jobs.schedules import Schedule, ScheduleError
+from mission_control.base import schedules
+from mission_control.base.schedules import Schedule, ScheduleError
 from mission_control.outbound.signing import SignatureScheme
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"

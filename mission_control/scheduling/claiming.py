@@ -21,12 +21,12 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from mission_control.base.schedules import cached_schedule
 from mission_control.db.alerts import AlertChange, AlertKind, open_alert
 from mission_control.db.audit import AuditEntry
 from mission_control.db.audit import write as write_audit
 from mission_control.db.tables import jobs, runs
 from mission_control.jobs.runstate import UNFINISHED, RunStatus, Trigger
-from mission_control.jobs.schedules import cached_schedule
 from mission_control.jobs.slots import PlannedRun, plan_due_slots
 from mission_control.scheduling.wakeups import NEXT_MISSION_WAKE
 

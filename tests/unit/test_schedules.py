@@ -1,4 +1,4 @@
-"""Example-based tests for mission_control.jobs.schedules.
+"""Example-based tests for mission_control.base.schedules.
 
 Every expected instant is a literal UTC datetime worked out by hand from the zone's rules; the
 comment next to it says which local time it is and why.
@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mission_control.jobs.schedules import (
+from mission_control.base.schedules import (
     CRON_ALIASES,
     CronSchedule,
     IntervalSchedule,

@@ -1,6 +1,6 @@
 """Property tests: cron fire times against an independent brute-force model of cronie.
 
-The reference below knows nothing about cronsim or ``mission_control.jobs.schedules``: it parses the
+The reference below knows nothing about cronsim or ``mission_control.base.schedules``: it parses the
 expression itself, walks UTC one minute at a time, reads the wall clock through zoneinfo and
 applies the cronie DST rules directly. Inputs are concentrated around the DST transitions of
 2025-2027, where schedulers go wrong.
@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mission_control.jobs.schedules import (
+from mission_control.base.schedules import (
     CronSchedule,
     IntervalSchedule,
     OneShotSchedule,

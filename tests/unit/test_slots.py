@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from mission_control.base.schedules import CronSchedule, IntervalSchedule, OneShotSchedule
 from mission_control.jobs.runstate import Reason, RunStatus, Trigger
-from mission_control.jobs.schedules import CronSchedule, IntervalSchedule, OneShotSchedule
 from mission_control.jobs.slots import plan_due_slots
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, 300_000, tzinfo=UTC)
