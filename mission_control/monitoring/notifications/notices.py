@@ -1,12 +1,18 @@
 """Channels, and the notices routed to them: create, route, deliver, repeat, list.
 
-Routing is idempotent: every notice has a dedup key (``<alert>:<event>:<channel>`` for opened and
-resolved, ``<alert>:repeat<n>:<channel>`` for the n-th repeat), inserted with ON CONFLICT DO NOTHING,
-so a redelivered routing task or two beats sending the repeat sweep never notify twice.
+Routing is idempotent: every notice has a dedup key (``<alert>:<event>:<channel>`` for opened,
+resolved and acknowledged, ``<alert>:repeat<n>:<channel>`` for the n-th repeat, ``…:s<silence>`` for
+one a silence kept), inserted with ON CONFLICT DO NOTHING, so a redelivered routing task or two
+beats sending the repeat sweep never notify twice. Acknowledgements reach PagerDuty channels only
+(:data:`EVENTS_FOR_KINDS`). A notice an active silence matches is stored with status ``silenced``
+and the silence's id and never delivered (:mod:`mission_control.monitoring.silences`).
 
-A webhook or Slack channel's URL is a credential: it is stored sealed (``{"url": <envelope>, "shown":
-"https://host/…"}``, :mod:`mission_control.outbound.secretbox`), opened only to deliver, and shown
-only as its scheme and host (:func:`destination`).
+Channel kinds: ``webhook``, ``slack`` and ``email`` (:mod:`.senders`), ``pagerduty`` (Events API v2,
+:mod:`.pagerduty`) and ``apprise`` (:mod:`.apprise_channel`). Their credentials are stored sealed
+(:mod:`mission_control.outbound.secretbox`) and opened only to deliver: a webhook's, Slack's or
+Apprise's URL (``{"url": <envelope>, "shown": "https://host/…"}``, shown only as its scheme and
+host, :func:`destination`) and PagerDuty's routing key (``{"routing_key": <envelope>,
+"events_url": …}``).
 """
 
 from __future__ import annotations

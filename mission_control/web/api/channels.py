@@ -1,7 +1,9 @@
 """``/api/v1/channels``: where alert notices go, a test notice, and the delivery log.
 
-A channel's URL is never answered: ``ChannelOut.of`` shows it through ``notices.destination`` (host and
-port only, see ``redacted_url``).
+A channel's URL and a PagerDuty channel's routing key are never answered: ``ChannelOut.of`` shows the
+destination through ``notices.destination`` (host and port only, see ``redacted_url``; an Apprise
+URL's host only when it is a host). An Apprise URL is checked against Apprise's plugins on the way
+in, so one it cannot use is a 422 naming ``url``.
 """
 
 from __future__ import annotations
