@@ -148,7 +148,7 @@ services = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("name", String(128), nullable=False, unique=True),
-    Column("interval_s", Float, nullable=False),
+    Column("interval_s", Float, nullable=True),  # NULL for a cron-scheduled service
     Column("grace_s", Float, nullable=False),
     Column("state", String(16), nullable=False),  # new | up | late | down | paused
     Column("state_changed_at", UTCDateTime(), nullable=False),
@@ -165,6 +165,18 @@ services = Table(
     # How many rows of heartbeat_runs are this service's: the plain heartbeat reads it from the row it
     # updates anyway, and only when it is not 0 looks for a run to close.
     Column("open_runs", Integer, nullable=False, server_default=text("0")),
+    # A cron-scheduled service (instead of interval_s): heartbeats expected at each instant, with the
+    # jobs' cronie DST rules (monitoring/service_state.py).
+    Column("schedule_cron", String(256), nullable=True),
+    Column("schedule_timezone", String(64), nullable=True),
+    # service_down opens after fail_threshold failures in a row; fail_count is the current streak.
+    Column("fail_threshold", Integer, nullable=False, server_default=text("1")),
+    Column("fail_count", Integer, nullable=False, server_default=text("0")),
+    # A heartbeat more than early_tolerance_s before expected_at (when the next one is due; every
+    # heartbeat keeps it) is early (service_early); early_at is the last early one.
+    Column("early_tolerance_s", Float, nullable=True),
+    Column("expected_at", UTCDateTime(), nullable=True),
+    Column("early_at", UTCDateTime(), nullable=True),
     Index("ix_services_deadline_at", "deadline_at"),
 )
 

@@ -52,7 +52,7 @@ from mission_control.db.audit import write as write_audit
 from mission_control.db.tables import heartbeats, service_flips, services
 from mission_control.db.types import UTCDateTime
 from mission_control.monitoring import heartbeat_runs as runs
-from mission_control.monitoring.service_state import ServiceState, health_at
+from mission_control.monitoring.service_state import ServiceState, cron_schedule, expected_after, health_at
 
 EVENT_COLUMNS = ("number", "received_at", "status", "message", "truncated", "rid", "duration_s", "exit_code")
 
@@ -70,9 +70,23 @@ class TokenNotAccepted(LookupError):
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    interval_s: float
+    interval_s: float | None  # None for a cron-scheduled service (``cron`` set)
     grace_s: float
     max_runtime_s: float | None = None  # a run started and not ended in this long is hung
+    cron: str | None = None  # heartbeats expected at each instant of this cron line, in ``timezone``
+    timezone: str | None = None
+    fail_threshold: int = 1  # service_down after this many failures in a row
+
+    def columns(self) -> dict[str, Any]:
+        """The service's columns this config sets."""
+        return {
+            "interval_s": self.interval_s,
+            "grace_s": self.grace_s,
+            "max_runtime_s": self.max_runtime_s,
+            "schedule_cron": self.cron,
+            "schedule_timezone": (self.timezone or "UTC") if self.cron is not None else None,
+            "fail_threshold": self.fail_threshold,
+        }
 
 
 @dataclass(frozen=True)
@@ -125,22 +139,14 @@ class ServiceRegistry:
             if created:
                 write_audit(conn, audit, at=now, subject_kind="service", subject_name=name,
                             service=name, after=_audit_view(row))  # fmt: skip
-            configured = (row.interval_s, row.grace_s, row.max_runtime_s)
-            if not created and configured != (config.interval_s, config.grace_s, config.max_runtime_s):
+            wanted = config.columns()
+            if not created and any(row[key] != value for key, value in wanted.items()):
                 write_audit(conn, audit, at=now, subject_kind="service", subject_name=name, service=name,
-                            before=_audit_view(row), after=_audit_view(dict(row) | vars(config)))  # fmt: skip
-                health = _health(row, now, interval_s=config.interval_s, grace_s=config.grace_s)
-                _set(
-                    conn,
-                    row,
-                    now,
-                    health.state,
-                    health.deadline_at,
-                    "reconfigured",
-                    interval_s=config.interval_s,
-                    grace_s=config.grace_s,
-                    max_runtime_s=config.max_runtime_s,
-                )
+                            before=_audit_view(row), after=_audit_view(dict(row) | wanted))  # fmt: skip
+                health = _health(row, now, **wanted)
+                expected = _expected(row, **wanted)
+                _set(conn, row, now, health.state, health.deadline_at, "reconfigured",
+                     expected_at=expected, **wanted)  # fmt: skip
             return _get(conn, name), created  # type: ignore[return-value]
 
     def get(self, name: str) -> RowMapping | None:
@@ -190,14 +196,7 @@ class ServiceRegistry:
                 raise ServiceNotFound(name)
             if paused == (row.paused_at is not None):
                 return row
-            health = health_at(
-                now,
-                last_seen_at=row.last_seen_at,
-                last_status=row.last_status,
-                interval_s=row.interval_s,
-                grace_s=row.grace_s,
-                paused=paused,
-            )
+            health = _health(row, now, paused=paused)
             _set(
                 conn,
                 row,
@@ -287,15 +286,7 @@ class ServiceRegistry:
                      "p_truncated": truncated, "p_log_size": self.log_size},
                 ).mappings().first()  # fmt: skip
                 if beaten is not None:
-                    changes: list[AlertChange] = []
-                    if beaten["old_state"] != beaten["state"]:
-                        reason = "heartbeat: fail" if status == "fail" else "heartbeat"
-                        _record_flip(conn, beaten["id"], now, beaten["old_state"], beaten["state"], reason)
-                        after = ServiceState(beaten["state"])
-                        changes = _alerts_for(conn, name, beaten["old_state"], after, now, message)
-                    if beaten["open_runs"]:
-                        return _close_run(conn, beaten, status, now, HeartbeatResult(beaten, False, changes))
-                    return HeartbeatResult(beaten, False, changes)
+                    return _after_beat(conn, dict(beaten), name, now, status, message, None)
                 # An unknown service: the general path below registers it or refuses.
             created = False
             checked = None
@@ -315,16 +306,12 @@ class ServiceRegistry:
             number = row.heartbeat_count + 1
             beat: dict[str, Any] = {}
             if status in ("ok", "fail"):
-                health = health_at(
-                    now,
-                    last_seen_at=now,
-                    last_status=status,
-                    interval_s=row.interval_s,
-                    grace_s=row.grace_s,
-                    paused=row.paused_at is not None,
-                )
+                fail_count = row.fail_count + 1 if status == "fail" else 0
+                expected = _expected(row, last_seen_at=now)
+                beat = {"last_seen_at": now, "last_status": status, "last_message": message,
+                        "fail_count": fail_count, "expected_at": expected}  # fmt: skip
+                health = _health(row, now, **beat)
                 reason = "heartbeat: fail" if status == "fail" else "heartbeat"
-                beat = {"last_seen_at": now, "last_status": status, "last_message": message}
             else:  # start, log: no proof of life; the state is what it is now
                 health = _health(row, now)
                 reason = "no heartbeat"
@@ -348,7 +335,8 @@ class ServiceRegistry:
                 outcome.duration_s = duration_s
             event = {"rid": rid, "duration_s": outcome.duration_s, "exit_code": exit_code}
             _log_heartbeat(conn, row.id, number, self.log_size, now, status, message, truncated, **event)
-            changes = _alerts_for(conn, name, row.state, health.state, now, message, None if beat else row)
+            changes = _alerts_for(conn, name, row.state, health.state, now, message, None if beat else row,
+                                  fail_count=beat.get("fail_count"))  # fmt: skip
             changes += outcome.changes
             after = _get(conn, name)
             return HeartbeatResult(after, created, changes, checked, outcome.duration_s, now)  # type: ignore[arg-type]
@@ -374,16 +362,8 @@ class ServiceRegistry:
         ).mappings().first()  # fmt: skip
         if beaten is None:
             raise TokenNotAccepted(name)
-        changes: list[AlertChange] = []
-        if beaten["old_state"] != beaten["state"]:
-            reason = "heartbeat: fail" if status == "fail" else "heartbeat"
-            _record_flip(conn, beaten["id"], now, beaten["old_state"], beaten["state"], reason)
-            after = ServiceState(beaten["state"])
-            changes = _alerts_for(conn, name, beaten["old_state"], after, now, message)
         checked = {key: beaten[f"token_{key}"] for key in ("id", "name", "scopes", "service")}
-        if beaten["open_runs"]:
-            return _close_run(conn, beaten, status, now, HeartbeatResult(beaten, False, changes, checked))
-        return HeartbeatResult(beaten, False, changes, checked)
+        return _after_beat(conn, dict(beaten), name, now, status, message, checked)
 
     def recent_heartbeats(self, names: Sequence[str], limit: int = 50) -> dict[str, list[dict[str, Any]]]:
         """The newest ``limit`` heartbeats of each named service, newest first (one query for all)."""
@@ -522,8 +502,11 @@ class ServiceRegistry:
 def _audit_view(row: Any) -> dict[str, Any]:
     """A service as the audit trail shows it: what an operator sets, not what heartbeats move."""
     view = {"interval_s": row["interval_s"], "grace_s": row["grace_s"], "paused_at": row["paused_at"]}
-    if row["max_runtime_s"] is not None:
-        view["max_runtime_s"] = row["max_runtime_s"]
+    for key in ("max_runtime_s", "schedule_cron", "schedule_timezone"):
+        if row[key] is not None:
+            view[key] = row[key]
+    if row["fail_threshold"] != 1:
+        view["fail_threshold"] = row["fail_threshold"]
     return view
 
 
@@ -541,9 +524,7 @@ def _insert_if_missing(conn: Connection, name: str, config: ServiceConfig, now: 
         insert_(services)
         .values(
             name=name,
-            interval_s=config.interval_s,
-            grace_s=config.grace_s,
-            max_runtime_s=config.max_runtime_s,
+            **config.columns(),
             state=ServiceState.NEW.value,
             state_changed_at=now,
             created_at=now,
@@ -555,14 +536,35 @@ def _insert_if_missing(conn: Connection, name: str, config: ServiceConfig, now: 
 
 
 def _health(row: Any, now: datetime, **overrides: Any) -> Any:
+    """The row's health at ``now``; ``overrides`` are column values (and ``paused``) to use instead."""
+
+    def value(key: str) -> Any:
+        return overrides[key] if key in overrides else row[key]
+
     return health_at(
         now,
-        last_seen_at=row.last_seen_at,
-        last_status=row.last_status,
-        interval_s=overrides.get("interval_s", row.interval_s),
-        grace_s=overrides.get("grace_s", row.grace_s),
-        paused=row.paused_at is not None,
+        last_seen_at=value("last_seen_at"),
+        last_status=value("last_status"),
+        interval_s=value("interval_s"),
+        grace_s=value("grace_s"),
+        paused=overrides["paused"] if "paused" in overrides else row["paused_at"] is not None,
+        schedule=cron_schedule(value("schedule_cron"), value("schedule_timezone")),
+        fail_count=value("fail_count"),
+        fail_threshold=value("fail_threshold"),
     )
+
+
+def _expected(row: Any, **overrides: Any) -> datetime | None:
+    """When the row's next heartbeat is expected (``overrides`` as for :func:`_health`)."""
+
+    def value(key: str) -> Any:
+        return overrides[key] if key in overrides else row[key]
+
+    last_seen_at = value("last_seen_at")
+    if last_seen_at is None:
+        return None
+    schedule = cron_schedule(value("schedule_cron"), value("schedule_timezone"))
+    return expected_after(last_seen_at, interval_s=value("interval_s"), schedule=schedule)
 
 
 def _set(
@@ -626,10 +628,16 @@ def _build_beat_in_one(*, with_token: bool = False) -> Select:
         tok, touched = heartbeat_token_cte()
         old = old.where(select(tok.c.id).exists())
     old = old.with_for_update(of=services).cte("old")
+    down = and_(status == "fail", services.c.fail_count + 1 >= services.c.fail_threshold)
     new_state = case(
         (services.c.paused_at.is_not(None), ServiceState.PAUSED.value),
-        (status == "fail", ServiceState.DOWN.value),
+        (down, ServiceState.DOWN.value),
         else_=ServiceState.UP.value,
+    )
+    # A cron service's next instant is not SQL's to compute: NULL here, and the caller (who sees
+    # schedule_cron in the row returned) sets it in the same transaction.
+    expected = case(
+        (services.c.schedule_cron.is_(None), now + services.c.interval_s * _ONE_SECOND), else_=None
     )
     beaten = (
         update(services)
@@ -639,14 +647,10 @@ def _build_beat_in_one(*, with_token: bool = False) -> Select:
             last_status=status,
             last_message=bindparam("p_message", type_=Text()),
             heartbeat_count=services.c.heartbeat_count + 1,
+            fail_count=case((status == "fail", services.c.fail_count + 1), else_=0),
             state=new_state,
-            deadline_at=case(
-                (
-                    and_(services.c.paused_at.is_(None), status == "ok"),
-                    now + services.c.interval_s * _ONE_SECOND,
-                ),
-                else_=None,
-            ),
+            expected_at=expected,
+            deadline_at=case((and_(services.c.paused_at.is_(None), ~down), expected), else_=None),
             state_changed_at=case((new_state != services.c.state, now), else_=services.c.state_changed_at),
             updated_at=now,
         )
@@ -771,6 +775,40 @@ def _close_run(
     )
 
 
+def _after_beat(
+    conn: Connection,
+    beaten: dict[str, Any],
+    name: str,
+    now: datetime,
+    status: str,
+    message: str | None,
+    checked: dict[str, Any] | None,
+) -> HeartbeatResult:
+    """After the one-statement heartbeat: a flip and its alerts when the state changed, a cron
+    service's next instant (SQL left it NULL; only a cron service's heartbeat pays this statement),
+    the run it ends when the service has runs open."""
+    changes: list[AlertChange] = []
+    if beaten["old_state"] != beaten["state"]:
+        reason = "heartbeat: fail" if status == "fail" else "heartbeat"
+        _record_flip(conn, beaten["id"], now, beaten["old_state"], beaten["state"], reason)
+        after = ServiceState(beaten["state"])
+        changes = _alerts_for(
+            conn, name, beaten["old_state"], after, now, message, fail_count=beaten["fail_count"]
+        )
+    if beaten["schedule_cron"] is not None:
+        expected = _expected(beaten)
+        deadline = _health(beaten, now).deadline_at
+        conn.execute(
+            update(services)
+            .where(services.c.id == beaten["id"])
+            .values(expected_at=expected, deadline_at=deadline)
+        )
+        beaten.update(expected_at=expected, deadline_at=deadline)
+    if beaten["open_runs"]:
+        return _close_run(conn, beaten, status, now, HeartbeatResult(beaten, False, changes, checked))  # type: ignore[arg-type]
+    return HeartbeatResult(beaten, False, changes, checked)  # type: ignore[arg-type]
+
+
 def _alerts_for(
     conn: Connection,
     name: str,
@@ -779,6 +817,8 @@ def _alerts_for(
     now: datetime,
     message: str | None,
     row: Any = None,
+    *,
+    fail_count: int | None = None,
 ) -> list[AlertChange]:
     if after.value == before:
         return []
@@ -787,6 +827,8 @@ def _alerts_for(
             text = f"service {name} is down: no heartbeat since {row.last_seen_at.isoformat()}"
         else:
             text = f"service {name} is down: it reported failure" + (f" ({message[:200]})" if message else "")
+            if fail_count is not None and fail_count > 1:
+                text += f", {fail_count} times in a row"
         change = open_alert(conn, AlertKind.SERVICE_DOWN, name, now, text, {"service": name})
         return [change] if change else []
     if after == ServiceState.UP:
