@@ -61,6 +61,8 @@ jobs = Table(
     Column("revision", Integer, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # The job's tags as answered (mission_control.base.tags); subject_tags indexes them for filtering.
+    Column("tags", json_type(), nullable=False, server_default=text("'[]'")),
     Index("ix_jobs_next_run_at", "next_run_at"),
     Index("ix_jobs_service_name", "service", "name"),
 )
@@ -177,7 +179,38 @@ services = Table(
     Column("early_tolerance_s", Float, nullable=True),
     Column("expected_at", UTCDateTime(), nullable=True),
     Column("early_at", UTCDateTime(), nullable=True),
+    # The service's tags as answered (mission_control.base.tags); subject_tags indexes them.
+    Column("tags", json_type(), nullable=False, server_default=text("'[]'")),
     Index("ix_services_deadline_at", "deadline_at"),
+)
+
+# One row per tag of a service or job (kind "service" | "job", by name), written in the same
+# transaction as the object's own ``tags`` column. The primary key (kind, tag, name) is the index a
+# filtered list walks in name order: ``?tag=team:billing&cursor=<name>`` is a range scan of it, joined
+# to the object by its unique name, at any number of jobs and on both databases (a JSON containment
+# index would be PostgreSQL's only, and would not give the keyset order).
+subject_tags = Table(
+    "subject_tags",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("tag", String(64), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Index("ix_subject_tags_kind_name", "kind", "name"),
+)
+
+# Status badges (GET /badge/<key>.svg, no token): one row per badge, for a service, a job or a tag by
+# name. The key (128 random bits and more) is shown once; only its SHA-256 is kept, so the table leaks
+# no badge URL. A revoked badge keeps its row (revoked_at set) and its key answers 404 like any other.
+badges = Table(
+    "badges",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # service | job | tag
+    Column("subject", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("created_by", String(160), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
 )
 
 # Every API credential but the bootstrap MC_ADMIN_TOKEN: a name, scopes (a JSON list such as

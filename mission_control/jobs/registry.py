@@ -8,7 +8,7 @@ so services can PUT their jobs on every deploy without shifting or re-firing a s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from mission_control.base.clock import SYSTEM_CLOCK, Clock
+from mission_control.db import tags as tag_index
 from mission_control.db.audit import AuditEntry
 from mission_control.db.audit import write as write_audit
 from mission_control.db.tables import jobs
@@ -29,6 +30,9 @@ from mission_control.outbound.secretbox import SecretBox
 _READ_CONTEXT = {"max_target_body_bytes": float("inf"), "stored": True}
 # The jobs table keeps each JobSpec field in a column of the same name.
 _SPEC_COLUMNS = tuple(JobSpec.model_fields)
+# What a run needs of its job: every field but ``tags``, metadata for people, lists, routing and badges
+# that the executor never reads, so reading and validating a spec per attempt costs nothing more.
+_RUN_COLUMNS = tuple(name for name in _SPEC_COLUMNS if name != "tags")
 
 
 class JobNotFound(LookupError):
@@ -93,9 +97,11 @@ class JobRegistry:
         enabled: bool | None = None,
         after: str | None = None,
         limit: int = 100,
+        tags: Sequence[str] = (),
     ) -> list[JobRecord]:
-        """Jobs ordered by name; ``after`` is the last name of the previous page (keyset pagination)."""
-        query = select(jobs).order_by(jobs.c.name).limit(limit)
+        """Jobs ordered by name; ``after`` is the last name of the previous page (keyset pagination);
+        ``tags``: only jobs carrying every one of them."""
+        query = tag_index.filtered(select(jobs), "job", jobs.c.name, tags).order_by(jobs.c.name).limit(limit)
         if service is not None:
             query = query.where(jobs.c.service == service)
         if enabled is not None:
@@ -161,6 +167,7 @@ class JobRegistry:
                 raise JobNotFound(name)
             current = _record(row)
             conn.execute(delete(jobs).where(jobs.c.id == current.id))
+            tag_index.forget(conn, "job", name)
             write_audit(
                 conn,
                 audit,
@@ -187,6 +194,7 @@ class JobRegistry:
         }
         result = conn.execute(insert(jobs).values(values).returning(jobs))
         record = _record(result.one())
+        tag_index.replace(conn, "job", spec.name, spec.tags)
         write_audit(
             conn,
             audit,
@@ -221,6 +229,8 @@ class JobRegistry:
             .returning(jobs)
         )
         record = _record(result.one())
+        if spec.tags != current.spec.tags:
+            tag_index.replace(conn, "job", spec.name, spec.tags)
         write_audit(
             conn,
             audit,
@@ -249,21 +259,27 @@ def _spec_columns(spec: JobSpec) -> dict[str, Any]:
     return spec.model_dump(mode="json", include=set(_SPEC_COLUMNS))
 
 
-def spec_from_row(mapping: Any, prefix: str = "") -> JobSpec:
-    """The JobSpec stored in a jobs row (columns optionally selected as ``<prefix><field>``)."""
+def spec_from_row(mapping: Any, prefix: str = "", *, with_tags: bool = False) -> JobSpec:
+    """The JobSpec stored in a jobs row (columns optionally selected as ``<prefix><field>``).
+
+    Without ``with_tags`` (what a run reads) the spec's ``tags`` are left empty: a spec read so is
+    never written back, only the registry writes, and it reads them.
+    """
+    columns = _SPEC_COLUMNS if with_tags else _RUN_COLUMNS
     return JobSpec.model_validate(
-        {key: mapping[prefix + key] for key in _SPEC_COLUMNS}, strict=False, context=_READ_CONTEXT
+        {key: mapping[prefix + key] for key in columns}, strict=False, context=_READ_CONTEXT
     )
 
 
-def spec_columns(prefix: str = "") -> list[Any]:
-    """The jobs columns holding a JobSpec, labelled for :func:`spec_from_row`."""
-    return [jobs.c[name].label(prefix + name) for name in _SPEC_COLUMNS]
+def spec_columns(prefix: str = "", *, with_tags: bool = False) -> list[Any]:
+    """The jobs columns holding a JobSpec, labelled for :func:`spec_from_row` (``tags`` only
+    ``with_tags``)."""
+    return [jobs.c[name].label(prefix + name) for name in (_SPEC_COLUMNS if with_tags else _RUN_COLUMNS)]
 
 
 def _record(row: Row[Any]) -> JobRecord:
     mapping = row._mapping
-    spec = spec_from_row(mapping)
+    spec = spec_from_row(mapping, with_tags=True)
     return JobRecord(
         id=mapping["id"],
         spec=spec,

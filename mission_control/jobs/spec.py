@@ -30,6 +30,7 @@ from pydantic import (
 
 from mission_control.base import schedules
 from mission_control.base.schedules import Schedule, ScheduleError
+from mission_control.base.tags import TAG_HELP, Tags
 from mission_control.outbound.signing import SignatureScheme
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
@@ -346,6 +347,7 @@ class JobSpec(StrictModel):
         "run_once", description="what to do with slots missed while no scheduler ran"
     )
     enabled: bool = True
+    tags: Tags = Field(default_factory=list, description=TAG_HELP, examples=[["team:billing", "tier:1"]])
 
     def to_schedule(self) -> Schedule:
         return self.schedule.to_schedule()

@@ -39,6 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from mission_control.base.clock import Clock
+from mission_control.db import tags as tag_index
 from mission_control.db.alerts import AlertChange, AlertKind, open_alert, resolve_alerts
 from mission_control.db.api_tokens import (
     TOUCH_EVERY_S,
@@ -76,6 +77,7 @@ class ServiceConfig:
     cron: str | None = None  # heartbeats expected at each instant of this cron line, in ``timezone``
     timezone: str | None = None
     fail_threshold: int = 1  # service_down after this many failures in a row
+    tags: tuple[str, ...] = ()  # validated by the caller (mission_control.base.tags)
 
     def columns(self) -> dict[str, Any]:
         """The service's columns this config sets."""
@@ -86,6 +88,7 @@ class ServiceConfig:
             "schedule_cron": self.cron,
             "schedule_timezone": (self.timezone or "UTC") if self.cron is not None else None,
             "fail_threshold": self.fail_threshold,
+            "tags": list(self.tags),
         }
 
 
@@ -147,6 +150,8 @@ class ServiceRegistry:
                 expected = _expected(row, **wanted)
                 _set(conn, row, now, health.state, health.deadline_at, "reconfigured",
                      expected_at=expected, **wanted)  # fmt: skip
+            if created or list(row["tags"]) != list(config.tags):
+                tag_index.replace(conn, "service", name, config.tags)
             return _get(conn, name), created  # type: ignore[return-value]
 
     def get(self, name: str) -> RowMapping | None:
@@ -160,9 +165,12 @@ class ServiceRegistry:
         after: str | None = None,
         limit: int = 100,
         name: str | None = None,
+        tags: Sequence[str] = (),
     ) -> list[RowMapping]:
-        """Services by name; ``name`` keeps only that one (a listing for a service-bound token)."""
-        statement = select(services).order_by(services.c.name).limit(limit)
+        """Services by name; ``name`` keeps only that one (a listing for a service-bound token);
+        ``tags``: only services carrying every one of them."""
+        statement = tag_index.filtered(select(services), "service", services.c.name, tags)
+        statement = statement.order_by(services.c.name).limit(limit)
         if name is not None:
             statement = statement.where(services.c.name == name)
         if state:
@@ -177,6 +185,7 @@ class ServiceRegistry:
         with self.engine.begin() as conn:
             row = _lock(conn, name)
             deleted = conn.execute(delete(services).where(services.c.name == name)).rowcount == 1
+            tag_index.forget(conn, "service", name)
             if deleted and row is not None:
                 write_audit(conn, audit, at=self.clock.now(), subject_kind="service", subject_name=name,
                             service=name, before=_audit_view(row))  # fmt: skip
@@ -507,6 +516,8 @@ def _audit_view(row: Any) -> dict[str, Any]:
             view[key] = row[key]
     if row["fail_threshold"] != 1:
         view["fail_threshold"] = row["fail_threshold"]
+    if row["tags"]:
+        view["tags"] = list(row["tags"])
     return view
 
 

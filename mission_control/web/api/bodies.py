@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_origin
 
 from flask import current_app, request
 from pydantic import BaseModel, ValidationError
@@ -128,10 +128,17 @@ def optional_body(model: type[M]) -> M:
 
 
 def query(model: type[M]) -> M:
-    """Validate the query string; unknown parameters are errors, as a misspelt filter must not match all."""
+    """Validate the query string; unknown parameters are errors, as a misspelt filter must not match all.
+
+    A parameter the model holds as a list (``tag``) may be repeated; any other is given once.
+    """
     args: dict[str, Any] = {}
     for key in request.args:
         values = request.args.getlist(key)
+        field = model.model_fields.get(key)
+        if field is not None and get_origin(field.annotation) is list:
+            args[key] = values
+            continue
         if len(values) > 1:
             raise ApiError(422, "validation_error", f"{key}: give this parameter once", key)
         args[key] = values[0]

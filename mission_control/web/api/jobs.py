@@ -59,7 +59,11 @@ def list_jobs() -> Response:
     if bound is not None and params.service not in (None, bound):
         return json_response(JobList(jobs=[], next_cursor=None))
     records = registry().list(
-        service=bound or params.service, enabled=params.enabled, after=params.cursor, limit=params.limit + 1
+        service=bound or params.service,
+        enabled=params.enabled,
+        after=params.cursor,
+        limit=params.limit + 1,
+        tags=params.tag,
     )
     page, next_cursor = keyset_page(records, params.limit, lambda record: record.name)
     last = last_runs(current_app.extensions["mission_control"].engine, [record.id for record in page])

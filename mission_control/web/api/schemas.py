@@ -18,6 +18,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from mission_control.base.tags import MAX_TAGS, TAG_HELP, Tag, Tags
 from mission_control.jobs.registry import JobRecord
 from mission_control.jobs.secrets import redacted_target
 from mission_control.jobs.spec import NAME_PATTERN, JobSpec, Name, ScheduleSpec
@@ -68,6 +69,7 @@ class JobPatch(BaseModel):
     concurrency: Literal["allow", "forbid"] | SkipJsonSchema[None] = _absent()
     misfire: Literal["run_once", "skip"] | SkipJsonSchema[None] = _absent()
     enabled: bool | SkipJsonSchema[None] = _absent()
+    tags: Tags | SkipJsonSchema[None] = _absent(description=f"replaces the job's tags; {TAG_HELP}")
 
 
 def _iso_instant(value: Any) -> Any:
@@ -204,6 +206,18 @@ class RunListQuery(BaseModel):
     cursor: str | None = Field(None, pattern=r"^[0-9]{1,18}$", description="next_cursor of the previous page")
 
 
+TagFilter = Annotated[list[Tag], Field(max_length=MAX_TAGS)]
+
+
+def _tag_filter(what: str) -> Any:
+    """``?tag=`` (repeatable): only objects carrying every tag given."""
+    return Field(
+        default_factory=list,
+        description=f"only {what} carrying this tag; repeat it for {what} carrying all of them",
+        json_schema_extra=_no_default,
+    )
+
+
 class JobList(BaseModel):
     jobs: list[JobOut]
     next_cursor: str | None = Field(
@@ -216,6 +230,7 @@ class JobListQuery(BaseModel):
 
     service: Name | None = Field(None, description="only jobs of this service")
     enabled: bool | None = Field(None, description="only enabled (true) or paused (false) jobs")
+    tag: TagFilter = _tag_filter("jobs")
     limit: int = Field(100, ge=1, le=1000, description="page size (1..1000)")
     cursor: str | None = Field(
         None, pattern=NAME_PATTERN, description="next_cursor of the previous page (opaque)"
@@ -245,6 +260,7 @@ class ServicePut(BaseModel):
         description="a run started (POST /heartbeats/{name}/start) and not ended within this is hung "
         "(alert service_hung); absent: runs are never hung",
     )
+    tags: Tags = Field(default_factory=list, description=f"{TAG_HELP}; absent: none")
 
 
 class HeartbeatIn(BaseModel):
@@ -334,6 +350,7 @@ class ServiceOut(BaseModel):
     created_at: datetime
     max_runtime_s: float | None = Field(None, description="a started run not ended within this is hung")
     open_runs: int = Field(0, description="runs started and not yet ended")
+    tags: list[str] = Field(default_factory=list, description="the service's tags")
 
     @classmethod
     def of(cls, row: Any) -> ServiceOut:
@@ -392,6 +409,7 @@ class ServiceListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     state: SERVICE_STATES | None = Field(None, description="only services in this state")
+    tag: TagFilter = _tag_filter("services")
     limit: int = Field(100, ge=1, le=1000, description="page size (1..1000)")
     cursor: str | None = Field(None, pattern=NAME_PATTERN, description="next_cursor of the previous page")
 

@@ -6,6 +6,8 @@ only, and revoked one at a time by id (a leaked token need not cost the service 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import Response, current_app
 
 from mission_control.monitoring.services import ServiceConfig, ServiceNotFound, ServiceRegistry
@@ -62,7 +64,7 @@ def _detail(name: str, status: int = 200) -> Response:
 def list_services() -> Response:
     params = query(ServiceListQuery)
     rows = _services().list(
-        state=params.state, after=params.cursor, limit=params.limit + 1, name=bound_service()
+        state=params.state, after=params.cursor, limit=params.limit + 1, name=bound_service(), tags=params.tag
     )
     page, next_cursor = keyset_page(rows, params.limit, lambda row: row["name"])
     return json_response(ServiceList(services=[ServiceOut.of(row) for row in page], next_cursor=next_cursor))
@@ -88,6 +90,7 @@ def put_service(name: str) -> Response:
     check_name(name)
     body = validate(ServicePut, json_object(), strict=True)
     config = ServiceConfig(interval_s=body.interval_s, grace_s=body.grace_s, max_runtime_s=body.max_runtime_s)
+    config = replace(config, tags=tuple(body.tags))
     _, created = _services().put(name, config, audit=entry("service.put"))
     return _detail(name, 201 if created else 200)
 
