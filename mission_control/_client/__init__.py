@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -131,13 +131,21 @@ class MissionControl:
     # -- jobs ------------------------------------------------------------------------------------------
 
     def jobs(
-        self, *, service: str | None = None, enabled: bool | None = None, page_size: int = 500
+        self,
+        *,
+        service: str | None = None,
+        enabled: bool | None = None,
+        tags: Sequence[str] = (),
+        page_size: int = 500,
     ) -> Iterator[dict]:
+        """Every job, page by page; ``tags``: only jobs carrying all of them."""
         params: dict[str, Any] = {"limit": page_size}
         if service is not None:
             params["service"] = service
         if enabled is not None:
             params["enabled"] = "true" if enabled else "false"
+        if tags:
+            params["tag"] = list(tags)
         while True:
             page = self._call("GET", "/api/v1/jobs", params=params)
             yield from page["jobs"]
@@ -270,10 +278,15 @@ class MissionControl:
         """``service``'s newest kept events (heartbeats, starts, ends, logs), newest first."""
         return self._newest(f"/api/v1/services/{quote(service, safe='')}/events", "events", limit)
 
-    def services(self, *, state: str | None = None, page_size: int = 500) -> Iterator[dict]:
+    def services(
+        self, *, state: str | None = None, tags: Sequence[str] = (), page_size: int = 500
+    ) -> Iterator[dict]:
+        """Every service, page by page; ``tags``: only services carrying all of them."""
         params: dict[str, Any] = {"limit": page_size}
         if state is not None:
             params["state"] = state
+        if tags:
+            params["tag"] = list(tags)
         while True:
             page = self._call("GET", "/api/v1/services", params=params)
             yield from page["services"]

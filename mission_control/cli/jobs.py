@@ -31,9 +31,10 @@ def jobs() -> None:
 @jobs.command("list")
 @click.option("--service", help="Only jobs of this service.")
 @click.option("--enabled/--paused", "enabled", default=None, help="Only enabled or only paused jobs.")
-def list_jobs(service: str | None, enabled: bool | None) -> None:
+@click.option("--tag", "tags", multiple=True, help="Only jobs carrying this tag (repeat: all of them).")
+def list_jobs(service: str | None, enabled: bool | None, tags: tuple[str, ...]) -> None:
     """List registered jobs (--json: one array)."""
-    found = list(api_client().jobs(service=service, enabled=enabled))
+    found = list(api_client().jobs(service=service, enabled=enabled, tags=tags))
     output(found, lambda: _jobs_table(found))
 
 

@@ -44,13 +44,14 @@ def services(ctx: click.Context, state: str | None) -> None:
 
 @services.command("list")
 @_state_option
-def list_services(state: str | None) -> None:
+@click.option("--tag", "tags", multiple=True, help="Only services carrying this tag (repeat: all of them).")
+def list_services(state: str | None, tags: tuple[str, ...]) -> None:
     """List services with their state and last heartbeat."""
-    _list_services(state)
+    _list_services(state, tags)
 
 
-def _list_services(state: str | None) -> None:
-    found = list(api_client().services(state=state))
+def _list_services(state: str | None, tags: tuple[str, ...] = ()) -> None:
+    found = list(api_client().services(state=state, tags=tags))
     rows = [
         (s["name"], s["state"], s["last_seen_at"] or "-", f"{s['interval_s']:g} s", f"{s['grace_s']:g} s")
         for s in found

@@ -1,0 +1,60 @@
+"""Tags from the client library and the CLI against a real server (gunicorn over its own PostgreSQL
+database): ``jobs(tags=)``/``services(tags=)`` and ``jobs list --tag``/``services list --tag`` page
+through everything carrying all the tags given."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner, Result
+
+from mission_control.cli import main
+from mission_control.client import MissionControl
+from tests.factories import job_body
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def env(web_server) -> dict[str, str | None]:
+    return {"MC_URL": web_server.url, "MC_ADMIN_TOKEN": web_server.token, "MC_SERVICE_TOKEN": None}
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return result
+
+
+def test_the_client_and_the_cli_filter_jobs_and_services_by_tag(web_server, runner, env):
+    client = MissionControl(web_server.url, web_server.token)
+    for index in range(5):
+        tags = ["team:tagged"] + (["tier:1"] if index % 2 else [])
+        client.put_job(job_body(f"tagged.job{index}", tags=tags))
+        client._call("PUT", f"/api/v1/services/tagged-{index}", body={"interval_s": 60, "tags": tags})
+    client.put_job(job_body("untagged.job"))
+
+    # page_size 2: the filter holds across pages
+    assert [job["name"] for job in client.jobs(tags=["team:tagged"], page_size=2)] == [
+        f"tagged.job{i}" for i in range(5)
+    ]
+    assert [job["name"] for job in client.jobs(tags=["team:tagged", "tier:1"], page_size=2)] == [
+        "tagged.job1", "tagged.job3"]  # fmt: skip
+    assert [s["name"] for s in client.services(tags=["tier:1", "team:tagged"], page_size=1)] == [
+        "tagged-1", "tagged-3"]  # fmt: skip
+
+    listed = json.loads(ok(runner.invoke(main, ["jobs", "list", "--tag", "team:tagged", "--tag", "tier:1",
+                                                "--json"], env=env)).stdout)  # fmt: skip
+    assert [job["name"] for job in listed] == ["tagged.job1", "tagged.job3"]
+    assert listed[0]["tags"] == ["team:tagged", "tier:1"]
+    services = json.loads(
+        ok(runner.invoke(main, ["services", "list", "--tag", "tier:1", "--json"], env=env)).stdout
+    )
+    assert [s["name"] for s in services] == ["tagged-1", "tagged-3"]
+    refused = runner.invoke(main, ["jobs", "list", "--tag", "Not A Tag"], env=env)
+    assert refused.exit_code != 0 and "tag" in refused.stderr
