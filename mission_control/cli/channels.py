@@ -8,6 +8,7 @@ its host (``destination``).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -78,8 +79,8 @@ def _channel_fields(channel: dict[str, Any]) -> str:
 )  # fmt: skip
 @click.option("--to", "recipients", multiple=True, help="An email recipient (repeat for several).")
 @click.option(
-    "--routing-key", envvar="MC_PAGERDUTY_ROUTING_KEY", show_envvar=True,
-    help="PagerDuty: the Events API v2 integration key (better from the environment than the command line).",
+    "--routing-key", metavar="KEY|-",
+    help="PagerDuty: the Events API v2 integration key; - reads it from stdin (kept off the command line).",
 )  # fmt: skip
 @click.option("--events-url", help="PagerDuty: where events go (default PagerDuty's own).")
 @click.option(
@@ -119,7 +120,9 @@ def add(
         spec["url"] = target_url
     if recipients:
         spec["to"] = list(recipients)
-    if routing_key is not None and kind == "pagerduty":
+    if routing_key == "-":
+        routing_key = sys.stdin.readline().strip()
+    if routing_key is not None:
         spec["routing_key"] = routing_key
     if events_url is not None:
         spec["events_url"] = events_url

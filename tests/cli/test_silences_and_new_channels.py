@@ -77,9 +77,9 @@ def test_pagerduty_and_apprise_channels_from_the_command_line(runner, env):
         ok(
             runner.invoke(
                 main,
-                ["channels", "add", "cli-pd", "--kind", "pagerduty", "--events-url",
+                ["channels", "add", "cli-pd", "--kind", "pagerduty", "--routing-key", "-", "--events-url",
                  "http://127.0.0.1:9/v2/enqueue", "--json"],
-                env={**env, "MC_PAGERDUTY_ROUTING_KEY": ROUTING_KEY},
+                env=env, input=f"{ROUTING_KEY}\n",
             )
         ).stdout
     )  # fmt: skip
