@@ -153,3 +153,19 @@ def test_a_test_notice_triggers_and_resolves_at_once(engine, clock, box, pagerdu
     trigger, resolve = pagerduty.events()
     assert (trigger["event_action"], resolve["event_action"]) == ("trigger", "resolve")
     assert pagerduty.incidents[trigger["dedup_key"]]["status"] == "resolved"
+
+
+def test_resealing_with_a_new_key_keeps_the_routing_key_usable(engine, clock, box, pagerduty, delivery):
+    from mission_control.monitoring.notifications.notices import reseal_channels
+
+    row = pd_channel(engine, clock, box, pagerduty)
+    newer = SecretBox(["a-newer-secret-key-0123456789abcdef"], SIGNING_SECRET)
+    assert reseal_channels(engine, newer) == 1
+    with engine.connect() as conn:
+        stored = conn.execute(select(channels.c.target).where(channels.c.id == row["id"])).scalar_one()
+    assert KEY not in json.dumps(stored) and newer.open_value(stored["routing_key"]) == KEY
+    only_newer = DeliveryContext(
+        **{**vars(delivery), "box": SecretBox(["a-newer-secret-key-0123456789abcdef"], None)}
+    )
+    notice_id = add_test_notice(engine, row["id"], clock.now())
+    assert deliver(engine, [notice_id], only_newer, clock.now(), final=False).outcome == "sent"
