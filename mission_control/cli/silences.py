@@ -1,9 +1,10 @@
 """``mission-control silences list|add|expire``: mute alerts' notices for a while, over the HTTP API.
 
-A silence matches alerts by kind (``--alert-kind``, repeatable; default every kind) and subject
-(``--subjects``, the fnmatch pattern channels use) from ``--start`` (default now) for ``--duration``
-(``90m``, ``2h``, ``1d``) or until ``--end``. Matching alerts still open and are recorded; their
-notices are kept as silenced instead of sent. ``expire`` ends one now.
+A silence matches alerts by kind (``--alert-kind``, repeatable; default every kind), subject
+(``--subjects``, the fnmatch pattern channels use) and optionally tag (``--tags team:billing``), from
+``--start`` (default now) for ``--duration`` (``90m``, ``2h``, ``1d``) or until ``--end``. Matching
+alerts still open and are recorded; their notices are kept as silenced instead of sent. ``expire``
+ends one now.
 
 The client library has no silence methods yet, so these commands call the API through its generic
 request method (``MissionControl._call``), with the same token, retries and error statuses.
@@ -65,7 +66,7 @@ def list_silences(state: str | None) -> None:
             s["id"],
             s["state"],
             ",".join(s["alert_kinds"] or ["all"]),
-            s["subject_pattern"],
+            s["subject_pattern"] + (f" [{s['tag_pattern']}]" if s.get("tag_pattern") else ""),
             s["starts_at"],
             s["ends_at"],
             s["created_by"],
@@ -89,6 +90,7 @@ def list_silences(state: str | None) -> None:
     "--subjects", "subject_pattern", default="*", show_default=True,
     help="Only alerts about services or jobs matching this pattern (e.g. billing-*).",
 )  # fmt: skip
+@click.option("--tags", "tag_pattern", help="Only alerts whose service or job has a tag matching this.")
 @click.option("--start", callback=_moment, help="When it begins (ISO-8601 with a timezone; default now).")
 @click.option("--duration", callback=_duration, help="How long: 30m, 2h, 1d.")
 @click.option("--end", callback=_moment, help="When it ends (ISO-8601 with a timezone); or --duration.")
@@ -96,6 +98,7 @@ def add(
     comment: str,
     alert_kinds: Sequence[str],
     subject_pattern: str,
+    tag_pattern: str | None,
     start: datetime | None,
     duration: timedelta | None,
     end: datetime | None,
@@ -113,6 +116,8 @@ def add(
         body["starts_at"] = start.isoformat()
     if alert_kinds:
         body["alert_kinds"] = list(alert_kinds)
+    if tag_pattern is not None:
+        body["tag_pattern"] = tag_pattern
     silence = api_client()._call("POST", "/api/v1/silences", body=body)
     output(silence, f"silence {silence['id']} ({silence['state']}) until {silence['ends_at']}")
 

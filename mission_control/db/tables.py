@@ -370,6 +370,7 @@ silences = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("alert_kinds", json_type(), nullable=True),  # null: every kind
     Column("subject_pattern", String(128), nullable=False),  # fnmatch-style, as channels'
+    Column("tag_pattern", String(80), nullable=True),  # one of the subject's tags matches; null: any
     Column("starts_at", UTCDateTime(), nullable=False),
     Column("ends_at", UTCDateTime(), nullable=False),
     Column("comment", Text, nullable=False),

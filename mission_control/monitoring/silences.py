@@ -14,10 +14,9 @@ Expiring a silence (``DELETE /api/v1/silences/{id}``) ends it now: ``ends_at`` b
 ``expired_at`` records that it was ended by hand. Silences are never deleted, so a notice's
 ``silence_id`` always names one.
 
-Extension point, tags: the issue asks for tag matchers once services and jobs have tags. A silence
-would then get a ``tags`` column (a list of ``key:value`` patterns) and :meth:`Silence.matches` one
-more condition, fed the alert's subject's tags; the API model (``extra="forbid"``) refuses ``tags``
-until then rather than accepting a matcher it would ignore.
+Tags: a silence may also carry a ``tag_pattern`` (fnmatch, ``team:billing``, ``tier:*``); it then
+mutes only alerts whose subject (the service of a ``service_*`` alert, the job of a ``job_*`` one)
+carries a tag matching it, read from the ``subject_tags`` index when routing meets such a silence.
 """
 
 from __future__ import annotations
@@ -31,9 +30,10 @@ from typing import Any, Literal
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
+from mission_control.base.tags import any_tag_matches
 from mission_control.db.audit import AuditEntry
 from mission_control.db.audit import write as write_audit
-from mission_control.db.tables import silences
+from mission_control.db.tables import silences, subject_tags
 
 SilenceState = Literal["pending", "active", "expired"]
 
@@ -46,6 +46,7 @@ class SilenceSpec:
     ends_at: datetime
     comment: str
     created_by: str
+    tag_pattern: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Silence:
     subject_pattern: str
     starts_at: datetime
     ends_at: datetime
+    tag_pattern: str | None = None
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> Silence:
@@ -67,16 +69,44 @@ class Silence:
             row["subject_pattern"],
             row["starts_at"],
             row["ends_at"],
+            row.get("tag_pattern"),
         )
 
     def active(self, now: datetime) -> bool:
         return self.starts_at <= now < self.ends_at
 
-    def matches(self, kind: str, subject: str) -> bool:
-        """Whether an alert of ``kind`` on ``subject`` is muted by this silence (window aside)."""
+    def matches(self, kind: str, subject: str, tags: Iterable[str] = ()) -> bool:
+        """Whether an alert of ``kind`` on ``subject`` (carrying ``tags``) is muted by this silence
+        (window aside)."""
         if self.alert_kinds is not None and kind not in self.alert_kinds:
             return False
+        if self.tag_pattern is not None and not any_tag_matches(self.tag_pattern, tags):
+            return False
         return fnmatch.fnmatchcase(subject, self.subject_pattern)
+
+
+def subject_kind(alert_kind: str) -> str:
+    """Whose tags an alert of this kind is about: a service's (``service_*``) or a job's."""
+    return "service" if alert_kind.startswith("service_") else "job"
+
+
+def subject_tags_of(
+    conn: Connection, alerts: Iterable[Mapping[str, Any]]
+) -> dict[tuple[str, str], list[str]]:
+    """The tags of the alerts' subjects, by (``service``|``job``, name): one indexed read."""
+    wanted = {(subject_kind(a["kind"]), a["subject"]) for a in alerts}
+    if not wanted:
+        return {}
+    found: dict[tuple[str, str], list[str]] = {}
+    rows = conn.execute(
+        select(subject_tags.c.kind, subject_tags.c.name, subject_tags.c.tag).where(
+            subject_tags.c.name.in_(sorted({name for _, name in wanted}))
+        )
+    )
+    for kind, name, tag in rows:
+        if (kind, name) in wanted:
+            found.setdefault((kind, name), []).append(tag)
+    return found
 
 
 def state_of(row: Mapping[str, Any], now: datetime) -> SilenceState:
@@ -90,6 +120,7 @@ def audit_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "id": row["id"],
         "alert_kinds": row["alert_kinds"],
         "subject_pattern": row["subject_pattern"],
+        "tag_pattern": row["tag_pattern"],
         "starts_at": row["starts_at"],
         "ends_at": row["ends_at"],
         "comment": row["comment"],
@@ -172,9 +203,11 @@ def active_silences(conn: Connection, now: datetime) -> list[Silence]:
     return [Silence.of(row) for row in rows]
 
 
-def silencing(found: Iterable[Silence], kind: str, subject: str, now: datetime) -> Silence | None:
-    """The first active silence that mutes an alert of ``kind`` on ``subject``, if any."""
+def silencing(
+    found: Iterable[Silence], kind: str, subject: str, now: datetime, tags: Iterable[str] = ()
+) -> Silence | None:
+    """The first active silence that mutes an alert of ``kind`` on ``subject`` (with ``tags``)."""
     for silence in found:
-        if silence.active(now) and silence.matches(kind, subject):
+        if silence.active(now) and silence.matches(kind, subject, tags):
             return silence
     return None

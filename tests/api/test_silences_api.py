@@ -33,6 +33,14 @@ def test_silences_are_created_listed_and_expired(client, clock):
     assert made.status_code == 201, made.get_json()
     silence = made.get_json()
     assert silence["state"] == "active" and silence["created_by"] == "MC_ADMIN_TOKEN"
+    assert silence["tag_pattern"] is None
+    tagged = client.post(
+        "/api/v1/silences",
+        headers=AUTH,
+        json={"tag_pattern": "tier:*", "ends_at": later(clock, minutes=5), "comment": "tiered"},
+    )
+    assert tagged.status_code == 201 and tagged.get_json()["tag_pattern"] == "tier:*"
+    client.delete(f"/api/v1/silences/{tagged.get_json()['id']}", headers=AUTH)
     assert silence["starts_at"].startswith(clock.now().isoformat()[:19])
     pending = client.post(
         "/api/v1/silences",
@@ -45,13 +53,14 @@ def test_silences_are_created_listed_and_expired(client, clock):
         path = "/api/v1/silences" + (f"?state={state}" if state else "")
         return [s["id"] for s in client.get(path, headers=AUTH).get_json()["silences"]]
 
-    assert ids() == [pending["id"], silence["id"]]
-    assert ids("active") == [silence["id"]] and ids("pending") == [pending["id"]] and ids("expired") == []
+    assert ids() == [pending["id"], tagged.get_json()["id"], silence["id"]]
+    assert ids("active") == [silence["id"]] and ids("pending") == [pending["id"]]
+    assert ids("expired") == [tagged.get_json()["id"]]
 
     expired = client.delete(f"/api/v1/silences/{silence['id']}", headers=AUTH)
     assert expired.status_code == 200 and expired.get_json()["state"] == "expired"
     assert expired.get_json()["expired_at"] is not None
-    assert ids("expired") == [silence["id"]]
+    assert ids("expired") == [tagged.get_json()["id"], silence["id"]]
     assert client.get(f"/api/v1/silences/{silence['id']}", headers=AUTH).get_json()["state"] == "expired"
     assert client.delete("/api/v1/silences/999999", headers=AUTH).status_code == 404
     assert client.get("/api/v1/silences?state=bogus", headers=AUTH).status_code == 422
@@ -68,6 +77,7 @@ def test_silences_are_created_listed_and_expired(client, clock):
         ({"ends_at": "2999-01-01T00:00:00Z", "comment": "x", "alert_kinds": ["nope"]}, "alert_kinds.0"),
         ({"ends_at": "2999-01-01T00:00:00Z", "comment": "x", "subject_pattern": ""}, "subject_pattern"),
         ({"ends_at": "2999-01-01T00:00:00Z", "comment": "x", "tags": ["team:a"]}, "tags"),
+        ({"ends_at": "2999-01-01T00:00:00Z", "comment": "x", "tag_pattern": "Team A"}, "tag_pattern"),
     ],
 )
 def test_bad_silences_are_422_naming_the_field_and_change_nothing(client, body, field):

@@ -35,12 +35,13 @@ def test_silences_are_added_listed_and_expired(runner, env):
             runner.invoke(
                 main,
                 ["silences", "add", "-m", "db migration", "--alert-kind", "service_down", "--subjects",
-                 "billing-*", "--duration", "2h", "--json"],
+                 "billing-*", "--tags", "team:*", "--duration", "2h", "--json"],
                 env=env,
             )
         ).stdout
     )  # fmt: skip
     assert added["state"] == "active" and added["alert_kinds"] == ["service_down"]
+    assert added["tag_pattern"] == "team:*"
     later = ok(
         runner.invoke(
             main,

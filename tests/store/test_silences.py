@@ -34,10 +34,11 @@ def hook(engine, clock):
     return create_channel(engine, spec, clock.now())
 
 
-def silence(engine, clock, *, kinds=None, pattern="*", start_s=0.0, hours=1.0):
+def silence(engine, clock, *, kinds=None, pattern="*", start_s=0.0, hours=1.0, tags=None):
     spec = SilenceSpec(
         alert_kinds=kinds,
         subject_pattern=pattern,
+        tag_pattern=tags,
         starts_at=clock.now() + timedelta(seconds=start_s),
         ends_at=clock.now() + timedelta(seconds=start_s, hours=hours),
         comment="maintenance",
@@ -132,3 +133,22 @@ def test_expiring_ends_a_silence_now_and_states_follow_the_clock(engine, clock):
     assert expire_silence(engine, 10**9, clock.now()) is None
     assert [s["id"] for s in list_silences(engine, clock.now(), "expired")] == [active["id"], pending["id"]]
     assert list_silences(engine, clock.now(), "active") == []
+
+
+def test_a_tag_pattern_mutes_only_subjects_carrying_a_matching_tag(engine, clock, hook):
+    from mission_control.db import tags as tag_index
+
+    with engine.begin() as conn:
+        tag_index.replace(conn, "service", "billing", ["team:billing", "tier:1"])
+        tag_index.replace(conn, "job", "billing", ["team:search"])  # a job of the same name
+        tag_index.replace(conn, "service", "search", ["team:search"])
+    muted = silence(engine, clock, tags="team:bill*")
+    billing = open_one(engine, clock, subject="billing")
+    search = open_one(engine, clock, subject="search")
+    untagged = open_one(engine, clock, subject="legacy")
+    job = open_one(engine, clock, kind=AlertKind.JOB_FAILED, subject="billing")
+    changes = [(a.alert_id, "opened") for a in (billing, search, untagged, job)]
+    assert len(route(engine, changes, clock.now())) == 3
+    silenced = {n["alert_id"] for n in all_notices(engine) if n["status"] == "silenced"}
+    assert silenced == {billing.alert_id}
+    assert get_alert(engine, billing.alert_id)["silence_id"] == muted["id"]

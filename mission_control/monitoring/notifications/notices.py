@@ -36,7 +36,12 @@ from mission_control.db.audit import write as write_audit
 from mission_control.db.tables import alerts, channels, notice_attempts, notices
 from mission_control.monitoring.notifications import apprise_channel, messages, pagerduty
 from mission_control.monitoring.notifications.senders import Delivery, SmtpServer, post_json, send_email
-from mission_control.monitoring.silences import active_silences, silencing
+from mission_control.monitoring.silences import (
+    active_silences,
+    silencing,
+    subject_kind,
+    subject_tags_of,
+)
 from mission_control.outbound.policy import DEFAULT_POLICY, OutboundPolicy
 from mission_control.outbound.secretbox import SecretBox, SecretUnreadable, is_sealed
 
@@ -276,10 +281,14 @@ def _silence(conn: Connection, rows: list[dict[str, Any]], found: dict[int, Any]
                 heard[key] = (sent, notice.silence_id)
             else:
                 heard[key] = (True, silence_id)
+    tags: dict[tuple[str, str], list[str]] = {}
+    if any(s.tag_pattern is not None for s in in_force):
+        tags = subject_tags_of(conn, [found[r["alert_id"]] for r in rows])
     muted: dict[int, int] = {}
     for row in rows:
         alert = found[row["alert_id"]]
-        silence = silencing(in_force, alert["kind"], alert["subject"], now)
+        carried = tags.get((subject_kind(alert["kind"]), alert["subject"]), [])
+        silence = silencing(in_force, alert["kind"], alert["subject"], now, carried)
         silence_id = silence.id if silence is not None else None
         if silence_id is None and row["event"] in ("resolved", "acknowledged"):
             sent, last_silence = heard.get((row["channel_id"], row["alert_id"]), (True, None))

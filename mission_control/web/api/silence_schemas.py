@@ -15,7 +15,7 @@ MAX_SILENCE_S = 366 * 86_400
 
 
 class SilenceIn(BaseModel):
-    """Matchers, a window and why. Tags are not a matcher yet (no tags exist); see the store module."""
+    """Matchers (kinds, subject, tags), a window and why."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -24,6 +24,14 @@ class SilenceIn(BaseModel):
     )
     subject_pattern: str = Field(
         "*", min_length=1, max_length=128, description="fnmatch pattern on the alert's subject, as channels'"
+    )
+    tag_pattern: str | None = Field(
+        None,
+        min_length=1,
+        max_length=80,
+        pattern=r"^[a-z0-9_.:/*?\[\]!-]+$",
+        description="fnmatch pattern one of the subject's tags must match (team:billing, tier:*); "
+        "null: any subject, tagged or not",
     )
     starts_at: AwareDatetime | None = Field(None, description="when it begins; null for now")
     ends_at: AwareDatetime = Field(description="when it ends; after starts_at and in the future")
@@ -42,6 +50,7 @@ class SilenceOut(BaseModel):
     id: int
     alert_kinds: list[ALERT_KINDS] | None
     subject_pattern: str
+    tag_pattern: str | None
     starts_at: datetime
     ends_at: datetime
     comment: str

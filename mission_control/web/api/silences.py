@@ -60,6 +60,7 @@ def add_silence() -> Response:
     spec = SilenceSpec(
         alert_kinds=list(body.alert_kinds) if body.alert_kinds else None,
         subject_pattern=body.subject_pattern,
+        tag_pattern=body.tag_pattern,
         starts_at=starts_at,
         ends_at=body.ends_at,
         comment=body.comment,
