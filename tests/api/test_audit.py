@@ -169,6 +169,14 @@ RECIPES: dict[tuple[str, str], Recipe] = {
         (silence_id := _silence(w)) and None,
         (f"/api/v1/silences/{silence_id}", {}, "silence.expire", "silence", str(silence_id)),
     )[1],
+    ("POST", "/api/v1/badges"): lambda w: (
+        _service(w, "s-badge"),
+        ("/api/v1/badges", {"json": {"service": "s-badge"}}, "badge.create", "badge", None),
+    )[1],
+    ("DELETE", "/api/v1/badges/{badge_id}"): lambda w: (
+        (badge_id := w.ok(w.api.post("/api/v1/badges", json={"tag": "tier:1"}))["id"]) and None,
+        (f"/api/v1/badges/{badge_id}", {}, "badge.revoke", "badge", str(badge_id)),
+    )[1],
     ("PUT", "/api/v1/mission-definitions/{name}"): lambda w: (
         "/api/v1/mission-definitions/d-new", {"json": APPROVAL}, "definition.put", "definition", "d-new"),
     ("POST", "/api/v1/missions"): lambda w: (

@@ -22,6 +22,7 @@ from mission_control.runtime import notify as dispatch
 from mission_control.web.api import (
     alerts,
     audit,
+    badges,
     channels,
     demo,
     docs,
@@ -153,6 +154,8 @@ def create_app(
     app.register_blueprint(missions.bp, url_prefix=API_PREFIX)
     app.register_blueprint(tokens.bp, url_prefix=API_PREFIX)
     app.register_blueprint(audit.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(badges.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(badges.images)  # /badge/<key>.svg: public, see web/api/badges.py
     if settings.demo_echo:
         app.register_blueprint(demo.bp)
     from mission_control.web import dashboard

@@ -47,6 +47,7 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "signal": {"type": "string", "pattern": NAME_PATTERN},
     "mission_id": {"type": "string", "pattern": MISSION_ID_PATTERN},
     "code": {"type": "integer", "minimum": 0, "maximum": 255},  # an exit status (heartbeats)
+    "key": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{16,128}$"},  # a status badge's key
 }
 
 

@@ -145,6 +145,15 @@ RULES: dict[str, Rule] = {
     "silences.get_one_silence": _read("alerts", "unbound"),
     "silences.add_silence": _write("alerts:write", "unbound"),
     "silences.expire_one_silence": _write("alerts:write", "unbound"),
+    # status badges: managed with the write scope of what they show (unbound: a tag spans services;
+    # the view checks the kind's scope). The images need no token at all, on purpose: browsers and
+    # image proxies fetch them from READMEs without credentials, so the random key in the URL is the
+    # credential (an unknown key spends the failed-authentication budget). See web/api/badges.py.
+    "badges.create_badge": Rule(("services:write", "jobs:write"), "unbound", write=True),
+    "badges.list_badges": _read("services", "unbound", "jobs:write"),
+    "badges.revoke_badge": Rule(("services:write", "jobs:write"), "unbound", write=True),
+    "badge_images.badge_svg": PUBLIC,
+    "badge_images.badge_json": PUBLIC,
     # missions
     "missions.put_definition": _write("missions:write", "unbound"),
     "missions.list_definitions": _read("missions", "any"),
