@@ -60,6 +60,7 @@ def _channel_fields(channel: dict[str, Any]) -> str:
             ("destination", channel["destination"]),
             ("alerts", ", ".join(channel["alert_kinds"] or ["all kinds"])),
             ("subjects", channel["subject_pattern"]),
+            ("tags", channel.get("tag_pattern") or "any"),
             ("repeat", "never" if repeat is None else f"every {repeat:g} s while open"),
             ("enabled", "yes" if channel["enabled"] else "no"),
             ("created", channel["created_at"]),
@@ -92,6 +93,10 @@ def _channel_fields(channel: dict[str, Any]) -> str:
     help="Only alerts about services or jobs matching this pattern (e.g. billing-*).",
 )  # fmt: skip
 @click.option(
+    "--tags", "tag_pattern", default=None,
+    help="Only alerts whose service or job has a tag matching this pattern (e.g. team:billing, tier:*).",
+)  # fmt: skip
+@click.option(
     "--repeat", "repeat_interval_s", type=click.FloatRange(60, 7 * 86_400), default=None,
     help="Notify again this many seconds apart while an alert is open and unacknowledged.",
 )  # fmt: skip
@@ -105,6 +110,7 @@ def add(
     events_url: str | None,
     alert_kinds: Sequence[str],
     subject_pattern: str,
+    tag_pattern: str | None,
     repeat_interval_s: float | None,
     disabled: bool,
 ) -> None:
@@ -130,6 +136,8 @@ def add(
         spec["alert_kinds"] = list(alert_kinds)
     if repeat_interval_s is not None:
         spec["repeat_interval_s"] = repeat_interval_s
+    if tag_pattern is not None:
+        spec["tag_pattern"] = tag_pattern
     channel = api_client().add_channel(spec)
     output(
         channel,

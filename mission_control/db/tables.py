@@ -323,6 +323,7 @@ channels = Table(
     Column("alert_kinds", json_type(), nullable=True),  # null: every kind
     Column("subject_pattern", String(128), nullable=False),  # fnmatch-style, "*" for all
     Column("repeat_interval_s", Float, nullable=True),  # null: no repeat notices
+    Column("tag_pattern", String(80), nullable=True),  # fnmatch on the subject's tags; null: any
     Column("enabled", Boolean, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),

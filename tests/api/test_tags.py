@@ -148,3 +148,24 @@ def test_a_bound_token_lists_only_its_services_jobs_by_tag(api: Any, app: Any) -
     token = made.get_json()["token"]
     answer = app.test_client().get("/api/v1/jobs?tag=tier:1", headers={"Authorization": f"Bearer {token}"})
     assert [job["name"] for job in answer.get_json()["jobs"]] == ["billing.a"]
+
+
+def test_a_channel_takes_a_tag_pattern_beside_its_subject_pattern(api: Any, engine: Any) -> None:
+    body = {
+        "name": "billing-hook",
+        "kind": "webhook",
+        "url": "https://hooks.test/x",
+        "tag_pattern": "team:billing",
+    }
+    made = api.post("/api/v1/channels", json=body)
+    assert made.status_code == 201, made.get_json()
+    assert (made.get_json()["tag_pattern"], made.get_json()["subject_pattern"]) == ("team:billing", "*")
+    assert api.get("/api/v1/channels").get_json()["channels"][0]["tag_pattern"] == "team:billing"
+    with engine.connect() as conn:
+        [row] = conn.execute(select(audit_log)).mappings().all()
+    assert row["change"]["after"]["tag_pattern"] == "team:billing"
+    plain = api.post("/api/v1/channels", json={**body, "name": "all", "tag_pattern": None})
+    assert plain.get_json()["tag_pattern"] is None
+    for bad in ("Team Billing", "<x>", ""):
+        refused = api.post("/api/v1/channels", json={**body, "name": "bad", "tag_pattern": bad})
+        assert refused.status_code == 422 and refused.get_json()["error"]["field"] == "tag_pattern"

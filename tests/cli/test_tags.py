@@ -58,3 +58,12 @@ def test_the_client_and_the_cli_filter_jobs_and_services_by_tag(web_server, runn
     assert [s["name"] for s in services] == ["tagged-1", "tagged-3"]
     refused = runner.invoke(main, ["jobs", "list", "--tag", "Not A Tag"], env=env)
     assert refused.exit_code != 0 and "tag" in refused.stderr
+
+
+def test_channels_add_takes_a_tag_pattern(runner, env):
+    args = ["channels", "add", "tagged-hook", "--kind", "webhook", "--webhook-url", "https://hooks.test/x",
+            "--tags", "team:*", "--json"]  # fmt: skip
+    made = json.loads(ok(runner.invoke(main, args, env=env)).stdout)
+    assert made["tag_pattern"] == "team:*"
+    shown = ok(runner.invoke(main, ["channels", "show", str(made["id"])], env=env)).stdout
+    assert "team:*" in shown

@@ -20,7 +20,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +30,7 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
+from mission_control.base.tags import any_tag_matches
 from mission_control.db.alerts import AlertState
 from mission_control.db.audit import AuditEntry
 from mission_control.db.audit import write as write_audit
@@ -46,6 +47,7 @@ from mission_control.outbound.policy import DEFAULT_POLICY, OutboundPolicy
 from mission_control.outbound.secretbox import SecretBox, SecretUnreadable, is_sealed
 
 GROUP_SIZE = 100  # notices per message at most
+TagsOf = Callable[[Any], Sequence[str]]  # an alert -> its subject's tags
 
 
 class ChannelExists(ValueError):
@@ -61,6 +63,7 @@ class ChannelSpec:
     subject_pattern: str
     repeat_interval_s: float | None
     enabled: bool
+    tag_pattern: str | None = None  # one of the subject's tags must match (fnmatch); None: any
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,7 @@ def audit_view(row: Any) -> dict[str, Any]:
         "subject_pattern": row["subject_pattern"],
         "repeat_interval_s": row["repeat_interval_s"],
         "enabled": row["enabled"],
+        **({"tag_pattern": row["tag_pattern"]} if row["tag_pattern"] is not None else {}),
     }
 
 
@@ -215,12 +219,23 @@ def hears(channel: Any, event: str) -> bool:
     return kinds is None or channel.kind in kinds
 
 
-def matches(channel: Any, kind: str, subject: str) -> bool:
+def matches(channel: Any, kind: str, subject: str, tags: Sequence[str] = ()) -> bool:
+    """Whether ``channel`` hears alerts of ``kind`` about ``subject``, which carries ``tags``."""
     if not channel.enabled:
         return False
     if channel.alert_kinds is not None and kind not in channel.alert_kinds:
         return False
+    if channel.tag_pattern is not None and not any_tag_matches(channel.tag_pattern, tags):
+        return False
     return fnmatch.fnmatchcase(subject, channel.subject_pattern)
+
+
+def _tags_for(conn: Connection, targets: Sequence[Any], alerts_: Iterable[Any]) -> TagsOf:
+    """The tags of the alerts' subjects, read only when a channel routes by tag."""
+    if not any(channel.tag_pattern is not None for channel in targets):
+        return lambda alert: ()
+    found = subject_tags_of(conn, list(alerts_))
+    return lambda alert: found.get((subject_kind(alert["kind"]), alert["subject"]), [])
 
 
 # --- routing ------------------------------------------------------------------------------------
@@ -236,12 +251,14 @@ def route(engine: Engine, changes: Sequence[tuple[int, str]], now: datetime) -> 
         ids = sorted({alert_id for alert_id, _ in changes})
         found = {a["id"]: a for a in conn.execute(select(alerts).where(alerts.c.id.in_(ids))).mappings()}
         targets = list(conn.execute(select(channels)))
+        tags = _tags_for(conn, targets, found.values())
         rows = [
             _notice_row(c.id, alert_id, event, f"{alert_id}:{event}:{c.id}", now)
             for alert_id, event in changes
             if alert_id in found
             for c in targets
-            if hears(c, event) and matches(c, found[alert_id]["kind"], found[alert_id]["subject"])
+            if hears(c, event)
+            and matches(c, found[alert_id]["kind"], found[alert_id]["subject"], tags(found[alert_id]))
         ]
         _silence(conn, rows, found, now)
         created = _add_notices(conn, rows)
@@ -333,6 +350,7 @@ def due_repeats(engine: Engine, now: datetime) -> list[int]:
         )
         if not open_alerts:
             return []
+        tags = _tags_for(conn, repeating, open_alerts)
         sent = {
             (row.channel_id, row.alert_id): (row.last, row.count)
             for row in conn.execute(
@@ -350,7 +368,7 @@ def due_repeats(engine: Engine, now: datetime) -> list[int]:
         rows = []
         for channel in repeating:
             for alert in open_alerts:
-                if not matches(channel, alert["kind"], alert["subject"]):
+                if not matches(channel, alert["kind"], alert["subject"], tags(alert)):
                     continue
                 last, count = sent.get((channel.id, alert["id"]), (None, 0))
                 if now - (last or alert["opened_at"]) < timedelta(seconds=channel.repeat_interval_s):

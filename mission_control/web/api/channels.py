@@ -92,6 +92,7 @@ def add_channel() -> Response:
         subject_pattern=body.subject_pattern,
         repeat_interval_s=body.repeat_interval_s,
         enabled=body.enabled,
+        tag_pattern=body.tag_pattern,
     )
     try:
         row = create_channel(

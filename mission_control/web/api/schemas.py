@@ -609,6 +609,14 @@ class ChannelIn(BaseModel):
     subject_pattern: str = Field(
         "*", min_length=1, max_length=128, description="fnmatch pattern, e.g. billing-*"
     )
+    tag_pattern: str | None = Field(
+        None,
+        min_length=1,
+        max_length=80,
+        pattern=r"^[a-z0-9_.:/*?\[\]!-]+$",
+        description="fnmatch pattern one of the subject's tags must match too (team:billing, tier:*); "
+        "null: any subject, tagged or not",
+    )
     repeat_interval_s: float | None = Field(
         None, ge=60, le=7 * 86_400, description="notify again this often while open and unacknowledged"
     )
@@ -647,6 +655,7 @@ class ChannelOut(BaseModel):
     )
     alert_kinds: list[ALERT_KINDS] | None
     subject_pattern: str
+    tag_pattern: str | None = Field(None, description="one of the subject's tags must match; null: any")
     repeat_interval_s: float | None
     enabled: bool
     created_at: datetime
