@@ -353,6 +353,27 @@ class MissionControl:
         """Revoke a token: its next request is refused (401)."""
         self._call("DELETE", f"/api/v1/tokens/{int(token_id)}")
 
+    def create_badge(
+        self, *, service: str | None = None, job: str | None = None, tag: str | None = None
+    ) -> dict:
+        """A status badge for one service, job or tag: ``key`` and ``svg_url``/``json_url`` (paths on
+        this server, no token needed) are shown this once; :meth:`badge_url` makes them absolute."""
+        given = {kind: value for kind, value in (("service", service), ("job", job), ("tag", tag)) if value}
+        return self._call("POST", "/api/v1/badges", body=given)
+
+    def badges(self, *, include_revoked: bool = False) -> list[dict]:
+        """Every live badge (with ``include_revoked``, revoked ones too); never a key."""
+        params = {"all": "true"} if include_revoked else None
+        return self._call("GET", "/api/v1/badges", params=params)["badges"]  # type: ignore[no-any-return]
+
+    def revoke_badge(self, badge_id: int) -> None:
+        """Revoke a badge: its URL answers 404 from now on."""
+        self._call("DELETE", f"/api/v1/badges/{int(badge_id)}")
+
+    def badge_url(self, path: str) -> str:
+        """A badge's ``svg_url`` or ``json_url`` as an absolute URL on this server."""
+        return self.url + path
+
     def audit(
         self,
         *,

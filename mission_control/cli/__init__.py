@@ -19,6 +19,7 @@ from mission_control.cli.common import EXIT_CODES_HELP, ApiGroup
 _COMMANDS = {
     "alerts": "mission_control.cli.monitoring:alerts",
     "audit": "mission_control.cli.audit:audit",
+    "badges": "mission_control.cli.badges:badges",
     "beat": "mission_control.cli.beat:beat",
     "channels": "mission_control.cli.channels:channels",
     "db": "mission_control.cli.db:db",
