@@ -130,6 +130,8 @@ def test_badges_are_listed_revoked_and_audited_without_their_keys(api: Any, app:
     assert [(row["action"], row["service"]) for row in rows] == [("badge.create", "billing"),
                                                                   ("badge.revoke", "billing")]  # fmt: skip
     assert made["key"] not in str([dict(row) for row in rows])
+    trail = api.get(f"/api/v1/audit?subject=badge:{made['id']}").get_json()["entries"]
+    assert [entry["action"] for entry in trail] == ["badge.revoke", "badge.create"]
 
 
 @pytest.mark.parametrize(

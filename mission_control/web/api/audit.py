@@ -29,7 +29,7 @@ from mission_control.web.api.scopes import bound_service
 
 bp = ApiBlueprint("audit", __name__, tag="audit")
 
-SUBJECT_KINDS = ("job", "service", "channel", "token", "definition", "mission", "alert")
+SUBJECT_KINDS = ("job", "service", "channel", "token", "definition", "mission", "alert", "badge")
 
 
 def entry(action: str) -> AuditEntry:
