@@ -298,14 +298,20 @@ class MissionControl:
         return self._call("GET", f"/api/v1/services/{quote(name, safe='')}")
 
     def put_service(
-        self, name: str, *, interval_s: float, grace_s: float = 0, max_runtime_s: float | None = None
+        self,
+        name: str,
+        *,
+        interval_s: float | None = None,
+        grace_s: float = 0,
+        max_runtime_s: float | None = None,
+        schedule: dict[str, str] | None = None,
+        fail_threshold: int | None = None,
     ) -> dict:
-        return self._call(
-            "PUT",
-            f"/api/v1/services/{quote(name, safe='')}",
-            body={"interval_s": interval_s, "grace_s": grace_s}
-            | ({"max_runtime_s": max_runtime_s} if max_runtime_s is not None else {}),
-        )
+        """Register or change a service: ``interval_s`` or ``schedule`` (``{"cron": …, "timezone": …}``)."""
+        optional = {"interval_s": interval_s, "schedule": schedule, "max_runtime_s": max_runtime_s,
+                    "fail_threshold": fail_threshold}  # fmt: skip
+        body = {"grace_s": grace_s} | {key: value for key, value in optional.items() if value is not None}
+        return self._call("PUT", f"/api/v1/services/{quote(name, safe='')}", body=body)
 
     def delete_service(self, name: str) -> None:
         """Remove a service with its tokens and history."""

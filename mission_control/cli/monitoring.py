@@ -53,8 +53,7 @@ def list_services(state: str | None, tags: tuple[str, ...]) -> None:
 def _list_services(state: str | None, tags: tuple[str, ...] = ()) -> None:
     found = list(api_client().services(state=state, tags=tags))
     rows = [
-        (s["name"], s["state"], s["last_seen_at"] or "-", f"{s['interval_s']:g} s", f"{s['grace_s']:g} s")
-        for s in found
+        (s["name"], s["state"], s["last_seen_at"] or "-", _expects(s), f"{s['grace_s']:g} s") for s in found
     ]
     output(found, lambda: table(("SERVICE", "STATE", "LAST SEEN (UTC)", "INTERVAL", "GRACE"), rows))
 
@@ -67,12 +66,20 @@ def show(name: str) -> None:
     output(service, lambda: _service_text(service))
 
 
+def _expects(service: dict[str, Any]) -> str:
+    """A service's interval, or its cron schedule and zone."""
+    schedule = service.get("schedule")
+    if schedule:
+        return f"cron {schedule['cron']} ({schedule['timezone']})"
+    return f"{service['interval_s']:g} s"
+
+
 def _service_text(service: dict[str, Any]) -> str:
     summary = fields(
         [
             ("name", service["name"]),
             ("state", service["state"] + (" (paused)" if service["paused"] else "")),
-            ("interval", f"{service['interval_s']:g} s"),
+            ("interval", _expects(service)),
             ("grace", f"{service['grace_s']:g} s"),
             ("last seen", service["last_seen_at"] or "-"),
             ("last status", service["last_status"] or "-"),
@@ -97,21 +104,34 @@ def _service_text(service: dict[str, Any]) -> str:
 @services.command()
 @click.argument("name")
 @click.option(
-    "--interval", "interval_s", type=click.FloatRange(min=0, min_open=True), required=True,
-    help="Seconds between expected heartbeats.",
+    "--interval", "interval_s", type=click.FloatRange(min=0, min_open=True), default=None,
+    help="Seconds between expected heartbeats (or --cron).",
+)  # fmt: skip
+@click.option("--cron", default=None, help="Cron line a heartbeat is expected after each instant of.")
+@click.option(
+    "--timezone", default="UTC", show_default=True, help="IANA timezone the --cron line is read in."
+)
+@click.option(
+    "--fail-threshold", type=click.IntRange(1, 1000), default=1, show_default=True,
+    help="Failures in a row before the service is down.",
 )  # fmt: skip
 @click.option(
     "--grace", "grace_s", type=click.FloatRange(min=0), default=0, show_default=True,
     help="Seconds a service may be late before it is down.",
 )  # fmt: skip
-def put(name: str, interval_s: float, grace_s: float) -> None:
-    """Register service NAME, or change its interval and grace (idempotent)."""
-    service = api_client().put_service(name, interval_s=interval_s, grace_s=grace_s)
-    output(
-        service,
-        f"{service['name']}: heartbeat every {service['interval_s']:g} s, grace {service['grace_s']:g} s "
-        f"({service['state']})",
+def put(
+    name: str, interval_s: float | None, cron: str | None, timezone: str, fail_threshold: int, grace_s: float
+) -> None:
+    """Register service NAME, or change its interval (or cron schedule) and grace (idempotent)."""
+    if (interval_s is None) == (cron is None):
+        raise click.UsageError("give exactly one of --interval and --cron")
+    schedule = {"cron": cron, "timezone": timezone} if cron is not None else None
+    service = api_client().put_service(
+        name, interval_s=interval_s, schedule=schedule, grace_s=grace_s, fail_threshold=fail_threshold
     )
+    every = f"every {service['interval_s']:g} s" if interval_s is not None else f"after {_expects(service)}"
+    grace = f"grace {service['grace_s']:g} s"
+    output(service, f"{service['name']}: heartbeat {every}, {grace} ({service['state']})")
 
 
 @services.command()

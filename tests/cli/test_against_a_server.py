@@ -198,6 +198,26 @@ def test_channels_are_added_listed_shown_tested_and_removed(runner, env):
     assert no_url.exit_code == 6 and "url" in no_url.stderr
 
 
+def test_a_cron_service_is_put_and_listed_with_its_schedule(runner, env):
+    args = ["services", "put", "cli-svc-cron", "--cron", "30 2 * * *", "--timezone", "Europe/Riga"]
+    put = ok(runner.invoke(main, [*args, "--grace", "900", "--fail-threshold", "3"], env=env))
+    assert (
+        put.stdout.strip() == "cli-svc-cron: heartbeat after cron 30 2 * * * (Europe/Riga), grace 900 s (new)"
+    )
+    shown = as_json(runner.invoke(main, ["services", "show", "cli-svc-cron", "--json"], env=env))
+    assert (shown["schedule"]["cron"], shown["interval_s"], shown["fail_threshold"]) == (
+        "30 2 * * *",
+        None,
+        3,
+    )
+    listed = ok(runner.invoke(main, ["services", "list"], env=env)).stdout
+    assert "cron 30 2 * * * (Europe/Riga)" in listed
+    both = runner.invoke(
+        main, ["services", "put", "cli-svc-cron", "--cron", "* * * * *", "--interval", "5"], env=env
+    )
+    assert both.exit_code != 0 and "exactly one of --interval and --cron" in both.output
+
+
 def test_services_are_put_shown_paused_resumed_and_removed(runner, env):
     put = ok(
         runner.invoke(main, ["services", "put", "cli-svc-put", "--interval", "60", "--grace", "30"], env=env)

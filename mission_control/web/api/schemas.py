@@ -14,10 +14,13 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from mission_control.base.schedules import ScheduleError, load_timezone, parse_cron
 from mission_control.base.tags import MAX_TAGS, TAG_HELP, Tag, Tags
 from mission_control.jobs.registry import JobRecord
 from mission_control.jobs.secrets import redacted_target
@@ -248,11 +251,73 @@ SERVICE_STATES = Literal["new", "up", "late", "down", "paused"]
 ONE_YEAR_S = 366 * 86_400
 
 
-class ServicePut(BaseModel):
+def _not_null(schema: dict[str, Any]) -> None:
+    """An Optional field documented as its value only: absent, never null."""
+    kept = [option for option in schema.pop("anyOf", []) if option.get("type") != "null"]
+    if len(kept) == 1:
+        schema.update(kept[0])
+    schema.pop("default", None)
+
+
+class ServiceSchedule(BaseModel):
+    """A cron-scheduled service's schedule: read with the jobs' cronie DST rules."""
+
     model_config = ConfigDict(extra="forbid")
 
-    interval_s: float = Field(gt=0, le=ONE_YEAR_S, description="a heartbeat is expected this often")
+    # Declared first so the cron validator can read it from the already-validated data.
+    timezone: str = Field("UTC", description="IANA timezone the cron line is read in, e.g. Europe/Riga")
+    cron: str = Field(
+        description="5-field cron expression or an alias such as @daily: a heartbeat is expected after "
+        "each instant (late once an instant passes with no heartbeat since it, down grace_s later)",
+        examples=["30 2 * * *"],
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            load_timezone(value)
+        except ScheduleError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            parse_cron(value, info.data.get("timezone", "UTC"))
+        except ScheduleError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
+# A service expects heartbeats on exactly one of these (the view answers 422 naming the field).
+_ONE_OF_EXPECTATIONS = {"oneOf": [{"required": ["interval_s"]}, {"required": ["schedule"]}]}
+
+
+class ServicePut(BaseModel):
+    """Exactly one of ``interval_s`` and ``schedule``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_OF_EXPECTATIONS)
+
+    # Absent, never null in the document (a null is taken as absent); plain Optionals, so an error
+    # inside the schedule is named ``schedule.cron``, not after a union member.
+    interval_s: float | None = Field(
+        None,
+        gt=0,
+        le=ONE_YEAR_S,
+        description="a heartbeat is expected this often; exactly one of interval_s and schedule",
+        json_schema_extra=_not_null,
+    )
+    schedule: ServiceSchedule | None = Field(
+        None,
+        description="a heartbeat is expected after each instant of a cron line, instead of interval_s",
+        json_schema_extra=_not_null,
+    )
     grace_s: float = Field(0, ge=0, le=ONE_YEAR_S, description="late for this long before it is down")
+    fail_threshold: int = Field(
+        1, ge=1, le=1000, description="service_down opens after this many failures in a row (fail, exit code)"
+    )
     max_runtime_s: float | None = Field(
         None,
         gt=0,
@@ -261,6 +326,13 @@ class ServicePut(BaseModel):
         "(alert service_hung); absent: runs are never hung",
     )
     tags: Tags = Field(default_factory=list, description=f"{TAG_HELP}; absent: none")
+
+    @field_validator("interval_s", "schedule", mode="before")
+    @classmethod
+    def _absent_not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("give a value or leave the field out")
+        return value
 
 
 class HeartbeatIn(BaseModel):
@@ -338,7 +410,8 @@ class SignalIn(BaseModel):
 class ServiceOut(BaseModel):
     name: str
     state: SERVICE_STATES
-    interval_s: float
+    interval_s: float | None = Field(description="null for a cron-scheduled service")
+    schedule: ServiceSchedule | None = Field(None, description="a cron-scheduled service's schedule")
     grace_s: float
     last_seen_at: datetime | None
     last_status: Literal["ok", "fail"] | None
@@ -350,11 +423,17 @@ class ServiceOut(BaseModel):
     created_at: datetime
     max_runtime_s: float | None = Field(None, description="a started run not ended within this is hung")
     open_runs: int = Field(0, description="runs started and not yet ended")
+    fail_threshold: int = Field(1, description="service_down opens after this many failures in a row")
+    fail_count: int = Field(0, description="failures in a row so far (a success resets it)")
     tags: list[str] = Field(default_factory=list, description="the service's tags")
 
     @classmethod
     def of(cls, row: Any) -> ServiceOut:
         fields = {name: row[name] for name in cls.model_fields if name in row}
+        if row.get("schedule_cron") is not None:
+            fields["schedule"] = ServiceSchedule.model_construct(
+                cron=row["schedule_cron"], timezone=row["schedule_timezone"]
+            )
         return cls.model_construct(**fields, paused=row["paused_at"] is not None)
 
 

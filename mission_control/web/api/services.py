@@ -89,7 +89,18 @@ def get_service(name: str) -> Response:
 def put_service(name: str) -> Response:
     check_name(name)
     body = validate(ServicePut, json_object(), strict=True)
-    config = ServiceConfig(interval_s=body.interval_s, grace_s=body.grace_s, max_runtime_s=body.max_runtime_s)
+    if (body.interval_s is None) == (body.schedule is None):
+        field = "interval_s" if body.schedule is None else "schedule"
+        message = f"{field}: give exactly one of interval_s and schedule"
+        raise ApiError(422, "validation_error", message, field)
+    config = ServiceConfig(
+        interval_s=body.interval_s,
+        grace_s=body.grace_s,
+        max_runtime_s=body.max_runtime_s,
+        cron=body.schedule.cron if body.schedule else None,
+        timezone=body.schedule.timezone if body.schedule else None,
+        fail_threshold=body.fail_threshold,
+    )
     config = replace(config, tags=tuple(body.tags))
     _, created = _services().put(name, config, audit=entry("service.put"))
     return _detail(name, 201 if created else 200)
