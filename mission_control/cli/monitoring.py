@@ -86,6 +86,7 @@ def _service_text(service: dict[str, Any]) -> str:
             ("last message", service["last_message"] or "-"),
             ("next change", service["deadline_at"] or "-"),
             ("heartbeats", service["heartbeat_count"]),
+            ("tags", ", ".join(service.get("tags") or []) or "-"),
         ]
     )
     parts = [summary]
@@ -119,15 +120,27 @@ def _service_text(service: dict[str, Any]) -> str:
     "--grace", "grace_s", type=click.FloatRange(min=0), default=0, show_default=True,
     help="Seconds a service may be late before it is down.",
 )  # fmt: skip
+@click.option("--tag", "tags", multiple=True, help="A tag (team:billing, tier:1); repeat for several.")
 def put(
-    name: str, interval_s: float | None, cron: str | None, timezone: str, fail_threshold: int, grace_s: float
+    name: str,
+    interval_s: float | None,
+    cron: str | None,
+    timezone: str,
+    fail_threshold: int,
+    grace_s: float,
+    tags: tuple[str, ...],
 ) -> None:
     """Register service NAME, or change its interval (or cron schedule) and grace (idempotent)."""
     if (interval_s is None) == (cron is None):
         raise click.UsageError("give exactly one of --interval and --cron")
     schedule = {"cron": cron, "timezone": timezone} if cron is not None else None
     service = api_client().put_service(
-        name, interval_s=interval_s, schedule=schedule, grace_s=grace_s, fail_threshold=fail_threshold
+        name,
+        interval_s=interval_s,
+        schedule=schedule,
+        grace_s=grace_s,
+        fail_threshold=fail_threshold,
+        tags=tags,
     )
     every = f"every {service['interval_s']:g} s" if interval_s is not None else f"after {_expects(service)}"
     grace = f"grace {service['grace_s']:g} s"

@@ -67,3 +67,13 @@ def test_channels_add_takes_a_tag_pattern(runner, env):
     assert made["tag_pattern"] == "team:*"
     shown = ok(runner.invoke(main, ["channels", "show", str(made["id"])], env=env)).stdout
     assert "team:*" in shown
+
+
+def test_services_put_takes_tags_and_show_lists_them(web_server, runner, env):
+    args = ["services", "put", "tagged-put", "--interval", "60", "--tag", "team:billing", "--tag", "tier:1"]
+    ok(runner.invoke(main, [*args, "--json"], env=env))
+    client = MissionControl(web_server.url, web_server.token)
+    assert client.service("tagged-put")["tags"] == ["team:billing", "tier:1"]
+    shown = ok(runner.invoke(main, ["services", "show", "tagged-put"], env=env)).stdout
+    assert "team:billing, tier:1" in shown
+    assert client.put_service("tagged-put", interval_s=60, tags=["tier:2"])["tags"] == ["tier:2"]
