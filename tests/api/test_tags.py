@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from mission_control.db.tables import audit_log, subject_tags
+from tests.conftest import ADMIN_TOKEN
 from tests.factories import job_body
 
 SERVICE = {"interval_s": 60, "grace_s": 30}
@@ -169,3 +170,12 @@ def test_a_channel_takes_a_tag_pattern_beside_its_subject_pattern(api: Any, engi
     for bad in ("Team Billing", "<x>", ""):
         refused = api.post("/api/v1/channels", json={**body, "name": "bad", "tag_pattern": bad})
         assert refused.status_code == 422 and refused.get_json()["error"]["field"] == "tag_pattern"
+
+
+def test_the_dashboard_shows_tags_beside_names(api: Any, app: Any) -> None:
+    put_job(api, "billing.sync", ["team:billing"])
+    put_service(api, "billing", ["tier:1"])
+    browser = app.test_client()
+    assert browser.post("/login", data={"token": ADMIN_TOKEN}).status_code == 302
+    assert '<span class="tag">team:billing</span>' in browser.get("/jobs").get_data(as_text=True)
+    assert '<span class="tag">tier:1</span>' in browser.get("/services").get_data(as_text=True)
