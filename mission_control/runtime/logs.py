@@ -8,8 +8,9 @@ app's own loggers), so a log pipeline reads the same shape from each.
 Only the fields listed here leave the process: the message, the logger, the level, the time, and
 the known context keys passed in ``extra`` (:data:`CONTEXT_KEYS`: the executor's run and outcome,
 web's access line: method, path, status, duration; never headers, bodies, query strings or secrets).
-A ``token=`` in a message's query string is masked, whoever wrote the message (gunicorn names the
-request URI when it fails to handle one). ``MC_LOG_FORMAT=text`` (``Settings.log_format``) keeps
+A ``token=`` in a message's query string and a status badge's key in a ``/badge/<key>.svg`` path
+(the message's or the access line's ``path``) are masked, whoever wrote the message (gunicorn names
+the request URI when it fails to handle one). ``MC_LOG_FORMAT=text`` (``Settings.log_format``) keeps
 Celery's and gunicorn's human formats (``mission-control dev`` sets it).
 """
 
@@ -45,9 +46,14 @@ CONTEXT_KEYS = (
 QUERY_TOKEN = re.compile(r"([?&](?:access_)?token=)[^&\s\"']*", re.IGNORECASE)
 
 
+# /badge/<key>.svg|json: a status badge's key is its credential (mission_control.web.api.badges).
+BADGE_KEY = re.compile(r"(/badge/)[A-Za-z0-9_-]+(\.(?:svg|json)\b)")
+
+
 def mask_query_tokens(text: str) -> str:
-    """``text`` with the value of every ``token=`` query parameter replaced by ``***``."""
-    return QUERY_TOKEN.sub(r"\1***", text)
+    """``text`` with the value of every ``token=`` query parameter, and every badge key in a
+    ``/badge/<key>.svg`` path, replaced by ``***``."""
+    return BADGE_KEY.sub(r"\1***\2", QUERY_TOKEN.sub(r"\1***", text))
 
 
 class JsonFormatter(logging.Formatter):
@@ -64,7 +70,7 @@ class JsonFormatter(logging.Formatter):
         for key in CONTEXT_KEYS:
             value = record.__dict__.get(key)
             if value is not None:
-                entry[key] = value
+                entry[key] = mask_query_tokens(value) if key == "path" and isinstance(value, str) else value
         if record.exc_info:
             entry["exception"] = mask_query_tokens(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False, default=str)

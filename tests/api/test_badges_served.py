@@ -14,6 +14,7 @@ from mission_control.base.clock import SYSTEM_CLOCK
 from mission_control.db.engine import make_engine
 from mission_control.db.tables import services
 from mission_control.monitoring.badges import BadgeStore
+from tests.servers import wait_until
 
 pytestmark = pytest.mark.slow
 SVG = "{http://www.w3.org/2000/svg}"
@@ -46,6 +47,10 @@ def test_a_badge_is_served_without_a_token_and_an_unknown_key_is_a_bare_404(web_
 
     as_json = requests.get(web_server.url + urls["json_url"], timeout=5)
     assert as_json.json() == {"label": "served", "status": "up", "total": 1, "down": 0, "late": 0}
+
+    # the key is a credential: the access log names the request with it masked
+    wait_until(lambda: "/badge/***.svg" in web_server.log_path.read_text(), 10, "the access line")
+    assert urls["key"] not in web_server.log_path.read_text()
 
     unknown = requests.get(f"{web_server.url}/badge/{'A' * 32}.svg", timeout=5)
     assert unknown.status_code == 404
