@@ -307,12 +307,14 @@ class MissionControl:
         schedule: dict[str, str] | None = None,
         fail_threshold: int | None = None,
         tags: Sequence[str] | None = None,
+        early_tolerance_s: float | None = None,
     ) -> dict:
         """Register or change a service: ``interval_s`` or ``schedule`` (``{"cron": …, "timezone": …}``).
 
         A PUT replaces: ``tags`` left out leaves the service with none."""
         optional = {"interval_s": interval_s, "schedule": schedule, "max_runtime_s": max_runtime_s,
-                    "fail_threshold": fail_threshold, "tags": list(tags) if tags else None}  # fmt: skip
+                    "fail_threshold": fail_threshold, "tags": list(tags) if tags else None,
+                    "early_tolerance_s": early_tolerance_s}  # fmt: skip
         body = {"grace_s": grace_s} | {key: value for key, value in optional.items() if value is not None}
         return self._call("PUT", f"/api/v1/services/{quote(name, safe='')}", body=body)
 

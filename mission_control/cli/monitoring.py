@@ -25,7 +25,7 @@ from mission_control.cli.common import (
 )
 
 SERVICE_STATES = ["new", "up", "late", "down", "paused"]
-ALERT_KINDS = ["service_down", "service_hung", "job_failed", "job_slow", "job_missed"]
+ALERT_KINDS = ["service_down", "service_hung", "service_early", "job_failed", "job_slow", "job_missed"]
 
 
 def _state_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -117,6 +117,10 @@ def _service_text(service: dict[str, Any]) -> str:
     help="Failures in a row before the service is down.",
 )  # fmt: skip
 @click.option(
+    "--early-tolerance", "early_tolerance_s", type=click.FloatRange(min=0), default=None,
+    help="Seconds before its expected time a heartbeat may come; earlier opens service_early.",
+)  # fmt: skip
+@click.option(
     "--grace", "grace_s", type=click.FloatRange(min=0), default=0, show_default=True,
     help="Seconds a service may be late before it is down.",
 )  # fmt: skip
@@ -127,6 +131,7 @@ def put(
     cron: str | None,
     timezone: str,
     fail_threshold: int,
+    early_tolerance_s: float | None,
     grace_s: float,
     tags: tuple[str, ...],
 ) -> None:
@@ -140,6 +145,7 @@ def put(
         schedule=schedule,
         grace_s=grace_s,
         fail_threshold=fail_threshold,
+        early_tolerance_s=early_tolerance_s,
         tags=tags,
     )
     every = f"every {service['interval_s']:g} s" if interval_s is not None else f"after {_expects(service)}"

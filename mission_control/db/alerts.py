@@ -29,6 +29,7 @@ class AlertKind(StrEnum):
     JOB_SLOW = "job_slow"
     JOB_MISSED = "job_missed"
     SERVICE_HUNG = "service_hung"  # a run started (/heartbeats/{name}/start) and not ended in max_runtime_s
+    SERVICE_EARLY = "service_early"  # a heartbeat more than early_tolerance_s before it was expected
 
 
 class AlertState(StrEnum):

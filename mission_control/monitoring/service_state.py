@@ -94,3 +94,29 @@ def health_at(
     if now < down_at:
         return Health(ServiceState.LATE, down_at)
     return Health(ServiceState.DOWN, None)
+
+
+def is_early(now: datetime, *, expected_at: datetime | None, early_tolerance_s: float | None) -> bool:
+    """Whether a heartbeat (``ok`` or ``fail``) received at ``now`` is too early (``service_early``).
+
+    ``expected_at`` is when the service's previous heartbeat said the next one is due
+    (:func:`expected_after` it): for an interval service the previous heartbeat + ``interval_s``; for
+    a cron service the first scheduled instant after the previous heartbeat, so a second heartbeat
+    for a slot already answered (a duplicated crontab line, a restart loop) is early until the next
+    slot comes near. A heartbeat is early when it arrives more than ``early_tolerance_s`` before that:
+    ``now < expected_at - early_tolerance_s``. Never early without a tolerance set or before the
+    first heartbeat (nothing is expected yet). Starts and logs are never early.
+
+    The alert resolves after a clean period: at the first heartbeat on time whose predecessor was on
+    time too, i.e. once one whole interval (or slot) has passed without an early heartbeat
+    (:func:`early_resolves`). The plain heartbeat's single SQL statement computes the same.
+    """
+    if early_tolerance_s is None or expected_at is None:
+        return False
+    return now < expected_at - timedelta(seconds=early_tolerance_s)
+
+
+def early_resolves(*, early_at: datetime | None, previous_seen_at: datetime | None, early: bool) -> bool:
+    """Whether a heartbeat ends an open ``service_early``: it is on time, and so was the one before it
+    (the last early heartbeat, ``early_at``, came before the previous heartbeat)."""
+    return not early and early_at is not None and previous_seen_at is not None and early_at < previous_seen_at

@@ -53,7 +53,14 @@ from mission_control.db.audit import write as write_audit
 from mission_control.db.tables import heartbeats, service_flips, services
 from mission_control.db.types import UTCDateTime
 from mission_control.monitoring import heartbeat_runs as runs
-from mission_control.monitoring.service_state import ServiceState, cron_schedule, expected_after, health_at
+from mission_control.monitoring.service_state import (
+    ServiceState,
+    cron_schedule,
+    early_resolves,
+    expected_after,
+    health_at,
+    is_early,
+)
 
 EVENT_COLUMNS = ("number", "received_at", "status", "message", "truncated", "rid", "duration_s", "exit_code")
 
@@ -77,6 +84,7 @@ class ServiceConfig:
     cron: str | None = None  # heartbeats expected at each instant of this cron line, in ``timezone``
     timezone: str | None = None
     fail_threshold: int = 1  # service_down after this many failures in a row
+    early_tolerance_s: float | None = None  # a heartbeat this much before expected is early
     tags: tuple[str, ...] = ()  # validated by the caller (mission_control.base.tags)
 
     def columns(self) -> dict[str, Any]:
@@ -88,6 +96,7 @@ class ServiceConfig:
             "schedule_cron": self.cron,
             "schedule_timezone": (self.timezone or "UTC") if self.cron is not None else None,
             "fail_threshold": self.fail_threshold,
+            "early_tolerance_s": self.early_tolerance_s,
             "tags": list(self.tags),
         }
 
@@ -216,7 +225,8 @@ class ServiceRegistry:
                 paused_at=now if paused else None,
             )
             if paused:
-                resolve_alerts(conn, [AlertKind.SERVICE_DOWN, AlertKind.SERVICE_HUNG], name, now)
+                kinds = [AlertKind.SERVICE_DOWN, AlertKind.SERVICE_HUNG, AlertKind.SERVICE_EARLY]
+                resolve_alerts(conn, kinds, name, now)
             after = _get(conn, name)
             write_audit(conn, audit, at=now, subject_kind="service", subject_name=name, service=name,
                         before=_audit_view(row), after=_audit_view(after))  # fmt: skip
@@ -317,8 +327,16 @@ class ServiceRegistry:
             if status in ("ok", "fail"):
                 fail_count = row.fail_count + 1 if status == "fail" else 0
                 expected = _expected(row, last_seen_at=now)
+                early = row.paused_at is None and is_early(
+                    now, expected_at=row.expected_at, early_tolerance_s=row.early_tolerance_s
+                )
+                early_at = row.early_at
+                if early:
+                    early_at = now
+                elif early_resolves(early_at=row.early_at, previous_seen_at=row.last_seen_at, early=False):
+                    early_at = None
                 beat = {"last_seen_at": now, "last_status": status, "last_message": message,
-                        "fail_count": fail_count, "expected_at": expected}  # fmt: skip
+                        "fail_count": fail_count, "expected_at": expected, "early_at": early_at}  # fmt: skip
                 health = _health(row, now, **beat)
                 reason = "heartbeat: fail" if status == "fail" else "heartbeat"
             else:  # start, log: no proof of life; the state is what it is now
@@ -346,6 +364,9 @@ class ServiceRegistry:
             _log_heartbeat(conn, row.id, number, self.log_size, now, status, message, truncated, **event)
             changes = _alerts_for(conn, name, row.state, health.state, now, message, None if beat else row,
                                   fail_count=beat.get("fail_count"))  # fmt: skip
+            if beat:
+                changes += _early_alerts(conn, name, now, row.early_at, early_at, row.expected_at,
+                                         row.early_tolerance_s)  # fmt: skip
             changes += outcome.changes
             after = _get(conn, name)
             return HeartbeatResult(after, created, changes, checked, outcome.duration_s, now)  # type: ignore[arg-type]
@@ -634,7 +655,9 @@ def _build_beat_in_one(*, with_token: bool = False) -> Select:
     """
     now = bindparam("p_now", type_=UTCDateTime())
     status = bindparam("p_status", type_=String())
-    old = select(services.c.id, services.c.state).where(services.c.name == bindparam("p_name"))
+    old = select(services.c.id, services.c.state, services.c.early_at, services.c.expected_at).where(
+        services.c.name == bindparam("p_name")
+    )
     if with_token:
         tok, touched = heartbeat_token_cte()
         old = old.where(select(tok.c.id).exists())
@@ -650,6 +673,15 @@ def _build_beat_in_one(*, with_token: bool = False) -> Select:
     expected = case(
         (services.c.schedule_cron.is_(None), now + services.c.interval_s * _ONE_SECOND), else_=None
     )
+    # service_state.is_early and early_resolves, on the row's values before this heartbeat.
+    early = and_(
+        services.c.early_tolerance_s.is_not(None),
+        services.c.paused_at.is_(None),
+        services.c.expected_at - services.c.early_tolerance_s * _ONE_SECOND > now,
+    )
+    early_at = case(
+        (early, now), (services.c.early_at < services.c.last_seen_at, null()), else_=services.c.early_at
+    )
     beaten = (
         update(services)
         .where(services.c.id == old.c.id)
@@ -659,13 +691,19 @@ def _build_beat_in_one(*, with_token: bool = False) -> Select:
             last_message=bindparam("p_message", type_=Text()),
             heartbeat_count=services.c.heartbeat_count + 1,
             fail_count=case((status == "fail", services.c.fail_count + 1), else_=0),
+            early_at=early_at,
             state=new_state,
             expected_at=expected,
             deadline_at=case((and_(services.c.paused_at.is_(None), ~down), expected), else_=None),
             state_changed_at=case((new_state != services.c.state, now), else_=services.c.state_changed_at),
             updated_at=now,
         )
-        .returning(*services.c, old.c.state.label("old_state"))
+        .returning(
+            *services.c,
+            old.c.state.label("old_state"),
+            old.c.early_at.label("old_early_at"),
+            old.c.expected_at.label("old_expected_at"),
+        )
         .cte("beaten")
     )
     # The ring slot is overwritten if it exists, else filled. Not INSERT … ON CONFLICT: SQLAlchemy
@@ -806,6 +844,9 @@ def _after_beat(
         changes = _alerts_for(
             conn, name, beaten["old_state"], after, now, message, fail_count=beaten["fail_count"]
         )
+    if beaten["early_at"] != beaten["old_early_at"]:  # early now, or clean again: rare, one more statement
+        changes += _early_alerts(conn, name, now, beaten["old_early_at"], beaten["early_at"],
+                                 beaten["old_expected_at"], beaten["early_tolerance_s"])  # fmt: skip
     if beaten["schedule_cron"] is not None:
         expected = _expected(beaten)
         deadline = _health(beaten, now).deadline_at
@@ -818,6 +859,30 @@ def _after_beat(
     if beaten["open_runs"]:
         return _close_run(conn, beaten, status, now, HeartbeatResult(beaten, False, changes, checked))  # type: ignore[arg-type]
     return HeartbeatResult(beaten, False, changes, checked)  # type: ignore[arg-type]
+
+
+def _early_alerts(
+    conn: Connection,
+    name: str,
+    now: datetime,
+    before: datetime | None,
+    after: datetime | None,
+    expected_at: datetime | None,
+    tolerance_s: float | None,
+) -> list[AlertChange]:
+    """``service_early`` from a heartbeat's move of ``early_at``: set to now opens it (or counts one
+    more occurrence), cleared resolves it."""
+    if after == now and tolerance_s is not None and expected_at is not None:
+        text = (
+            f"service {name} beat early: at {now.isoformat()}, more than {tolerance_s:g} s before it was "
+            f"expected ({expected_at.isoformat()})"
+        )
+        change = open_alert(conn, AlertKind.SERVICE_EARLY, name, now, text,
+                            {"service": name, "expected_at": expected_at.isoformat()})  # fmt: skip
+        return [change] if change else []
+    if before is not None and after is None:
+        return resolve_alerts(conn, [AlertKind.SERVICE_EARLY], name, now)
+    return []
 
 
 def _alerts_for(

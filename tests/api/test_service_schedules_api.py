@@ -61,3 +61,27 @@ def test_bad_schedules_are_422_naming_the_field(client, body, field):
     assert response.status_code == 422, response.get_json()
     assert response.get_json()["error"]["field"] == field
     assert client.get("/api/v1/services/backup", headers=AUTH).status_code == 404
+
+
+def test_an_early_heartbeat_opens_service_early_listed_by_kind_and_channels_may_route_it(client, clock):
+    created = put(client, {"interval_s": 60, "early_tolerance_s": 10})
+    assert created.get_json()["early_tolerance_s"] == 10
+    channel = client.post(
+        "/api/v1/channels",
+        headers=AUTH,
+        json={
+            "name": "early",
+            "kind": "webhook",
+            "url": "http://127.0.0.1:9/x",
+            "alert_kinds": ["service_early"],
+        },
+    )
+    assert channel.status_code == 201, channel.get_json()
+    client.post("/api/v1/heartbeats/backup", headers=AUTH)
+    clock.advance(5)
+    client.post("/api/v1/heartbeats/backup", headers=AUTH)
+    found = client.get("/api/v1/alerts", headers=AUTH, query_string={"kind": "service_early"}).get_json()
+    [alert] = found["alerts"]
+    assert (alert["subject"], alert["state"]) == ("backup", "open")
+    service = client.get("/api/v1/services/backup", headers=AUTH).get_json()
+    assert service["state"] == "up" and service["expected_at"] == "2026-03-01T12:01:05Z"

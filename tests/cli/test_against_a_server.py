@@ -200,7 +200,8 @@ def test_channels_are_added_listed_shown_tested_and_removed(runner, env):
 
 def test_a_cron_service_is_put_and_listed_with_its_schedule(runner, env):
     args = ["services", "put", "cli-svc-cron", "--cron", "30 2 * * *", "--timezone", "Europe/Riga"]
-    put = ok(runner.invoke(main, [*args, "--grace", "900", "--fail-threshold", "3"], env=env))
+    args += ["--grace", "900", "--fail-threshold", "3", "--early-tolerance", "60"]
+    put = ok(runner.invoke(main, args, env=env))
     assert (
         put.stdout.strip() == "cli-svc-cron: heartbeat after cron 30 2 * * * (Europe/Riga), grace 900 s (new)"
     )
@@ -210,6 +211,7 @@ def test_a_cron_service_is_put_and_listed_with_its_schedule(runner, env):
         None,
         3,
     )
+    assert shown["early_tolerance_s"] == 60
     listed = ok(runner.invoke(main, ["services", "list"], env=env)).stdout
     assert "cron 30 2 * * * (Europe/Riga)" in listed
     both = runner.invoke(

@@ -120,3 +120,52 @@ def test_service_down_waits_for_fail_threshold_failures_in_a_row(engine, registr
     assert "3 times in a row" in alert["message"]
     clock.advance(10)
     assert [c.event for c in beat(registry).changes] == ["resolved"]
+
+
+# --- too early: service_early -------------------------------------------------------------------------
+
+
+def test_an_interval_heartbeat_before_its_tolerance_opens_service_early_and_a_clean_interval_resolves(
+    engine, registry, clock
+):
+    registry.put("backup", ServiceConfig(interval_s=60, grace_s=30, early_tolerance_s=10))
+    assert beat(registry).changes == []  # the first heartbeat: nothing was expected yet
+    clock.advance(50)  # expected at 60, tolerance 10: on time
+    assert beat(registry).changes == []
+    clock.advance(49.9)  # more than 10 s before the next (due 60 s after the last)
+    early = beat(registry)
+    assert [(c.kind, c.event) for c in early.changes] == [("service_early", "opened")]
+    assert early.service["state"] == "up"  # early is not down
+    clock.advance(60)
+    assert beat(registry).changes == []  # on time, but the one before it was early
+    clock.advance(60)
+    assert [(c.kind, c.event) for c in beat(registry).changes] == [("service_early", "resolved")]
+    [alert] = list_alerts(engine, AlertFilter(kind="service_early"))
+    assert alert["state"] == "resolved" and "more than 10 s before it was expected" in alert["message"]
+
+
+def test_a_duplicate_crontab_line_is_early_for_a_cron_service(engine, registry, clock):
+    registry.put("backup", ServiceConfig(interval_s=None, grace_s=900, cron="30 2 * * *",
+                                         timezone="Europe/Riga", early_tolerance_s=300))  # fmt: skip
+    clock.set(riga(2026, 5, 10, 2, 30, 5))
+    assert beat(registry).changes == []
+    clock.advance(1)  # the same slot answered twice: the next is expected tomorrow at 02:30
+    [opened] = beat(registry).changes
+    assert (opened.kind, opened.event) == ("service_early", "opened")
+    clock.set(riga(2026, 5, 11, 2, 26))  # within the tolerance of tomorrow's slot: on time
+    assert beat(registry).changes == []
+    clock.set(riga(2026, 5, 12, 2, 30, 5))
+    assert [(c.kind, c.event) for c in beat(registry).changes] == [("service_early", "resolved")]
+
+
+def test_no_tolerance_no_early_and_pausing_resolves_it(engine, registry, clock):
+    registry.put("backup", ServiceConfig(interval_s=60, grace_s=30))
+    beat(registry)
+    clock.advance(1)
+    assert beat(registry).changes == []
+    registry.put("backup", ServiceConfig(interval_s=60, grace_s=30, early_tolerance_s=5))
+    clock.advance(1)
+    assert [c.kind for c in beat(registry).changes] == ["service_early"]
+    registry.set_paused("backup", True)
+    [alert] = list_alerts(engine, AlertFilter(kind="service_early"))
+    assert alert["state"] == "resolved"

@@ -38,6 +38,7 @@ ACTIONS = {"opened": "trigger", "repeat": "trigger", "resolved": "resolve", "ack
 SEVERITIES = {
     "service_down": "critical",
     "service_hung": "error",
+    "service_early": "warning",
     "job_failed": "error",
     "job_slow": "warning",
     "job_missed": "warning",

@@ -318,6 +318,14 @@ class ServicePut(BaseModel):
     fail_threshold: int = Field(
         1, ge=1, le=1000, description="service_down opens after this many failures in a row (fail, exit code)"
     )
+    early_tolerance_s: float | None = Field(
+        None,
+        ge=0,
+        le=ONE_YEAR_S,
+        description="a heartbeat more than this before it is expected (the last heartbeat + interval_s, or "
+        "the first cron instant after it) opens service_early; it resolves after one whole interval or "
+        "slot without an early heartbeat; absent: never early",
+    )
     max_runtime_s: float | None = Field(
         None,
         gt=0,
@@ -425,6 +433,8 @@ class ServiceOut(BaseModel):
     open_runs: int = Field(0, description="runs started and not yet ended")
     fail_threshold: int = Field(1, description="service_down opens after this many failures in a row")
     fail_count: int = Field(0, description="failures in a row so far (a success resets it)")
+    early_tolerance_s: float | None = Field(None, description="a heartbeat this much early is early")
+    expected_at: datetime | None = Field(None, description="when the next heartbeat is expected")
     tags: list[str] = Field(default_factory=list, description="the service's tags")
 
     @classmethod
@@ -567,7 +577,7 @@ class SigningSecretList(BaseModel):
 
 # --- alerts -----------------------------------------------------------------------------------
 
-ALERT_KINDS = Literal["service_down", "service_hung", "job_failed", "job_slow", "job_missed"]
+ALERT_KINDS = Literal["service_down", "service_hung", "service_early", "job_failed", "job_slow", "job_missed"]
 ALERT_STATES = Literal["open", "acknowledged", "resolved"]
 
 

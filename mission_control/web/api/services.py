@@ -100,6 +100,7 @@ def put_service(name: str) -> Response:
         cron=body.schedule.cron if body.schedule else None,
         timezone=body.schedule.timezone if body.schedule else None,
         fail_threshold=body.fail_threshold,
+        early_tolerance_s=body.early_tolerance_s,
     )
     config = replace(config, tags=tuple(body.tags))
     _, created = _services().put(name, config, audit=entry("service.put"))
