@@ -17,6 +17,10 @@ How each figure is taken:
   :func:`health_at`). Their down-deadlines D = last_seen_at + interval_s + grace_s are spread evenly
   over ``--window`` s starting ``--lead`` s after T0 (assigned to names in a shuffled order); grace_s
   is 1..5 s, so each service first turns ``late`` (at last_seen_at + interval_s) and then ``down``.
+  ``--cron-share F``: that fraction of them are cron-scheduled instead (daily ``M H * * *`` lines in
+  four zones, as a heartbeat a day before left them; cron instants are whole minutes, so the slot is
+  the minute before D and grace_s the rest, 1..60 s; one whose slot passed before the insert goes in
+  ``late``, as the check would have left it). Their D is the slot (the jobs' cron code) + grace_s.
 * (a) ``alert``: ``alerts.opened_at`` - D for each service's ``service_down`` alert. ``opened_at`` is
   the checker's clock at the start of its transaction, so this understates when the alert is visible;
   (a') ``alert_visible``: when that alert's transaction committed, minus D. A trigger the bench adds
@@ -58,6 +62,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import benchlib
 import psycopg2
@@ -72,7 +77,7 @@ from mission_control.db import migrate
 from mission_control.db.engine import make_engine
 from mission_control.db.tables import alerts, channels, notices, service_flips, services
 from mission_control.monitoring.notifications.notices import ChannelSpec, create_channel
-from mission_control.monitoring.service_state import health_at
+from mission_control.monitoring.service_state import cron_schedule, expected_after, health_at
 
 HERE = Path(__file__).resolve().parent
 INSERT_CHUNK = 2000
@@ -146,15 +151,21 @@ def opened_arrivals(path: Path) -> tuple[dict[str, float], int]:
 
 
 def service_rows(
-    count: int, t0: datetime, first_deadline: datetime, window_s: float, seed: int
+    count: int, t0: datetime, first_deadline: datetime, window_s: float, seed: int, cron_share: float = 0.0
 ) -> list[dict]:
-    """Rows as ``record_heartbeat`` leaves a service after one ``ok`` beat at ``t0``."""
+    """Rows as ``record_heartbeat`` leaves a service after one ``ok`` beat at ``t0``.
+
+    ``cron_share`` of them (every k-th name) are cron-scheduled instead, see :func:`cron_row`.
+    """
     offsets = [window_s * i / max(1, count - 1) for i in range(count)]
     random.Random(seed).shuffle(offsets)
     rows = []
     for i, offset in enumerate(offsets):
-        grace_s = float(1 + i % 5)
         down_at = first_deadline + timedelta(seconds=offset)
+        if int((i + 1) * cron_share) > int(i * cron_share):
+            rows.append(cron_row(f"svc-{i:05d}", t0, down_at, CRON_ZONES[i % len(CRON_ZONES)]))
+            continue
+        grace_s = float(1 + i % 5)
         interval_s = (down_at - t0).total_seconds() - grace_s
         health = health_at(
             t0, last_seen_at=t0, last_status="ok", interval_s=interval_s, grace_s=grace_s, paused=False
@@ -163,10 +174,13 @@ def service_rows(
             {
                 "name": f"svc-{i:05d}",
                 "interval_s": interval_s,
+                "schedule_cron": None,  # every row has the same keys: one executemany
+                "schedule_timezone": None,
                 "grace_s": grace_s,
                 "state": health.state.value,
                 "state_changed_at": t0,
                 "deadline_at": health.deadline_at,
+                "expected_at": t0 + timedelta(seconds=interval_s),
                 "last_seen_at": t0,
                 "last_status": "ok",
                 "heartbeat_count": 1,
@@ -175,6 +189,46 @@ def service_rows(
             }
         )
     return rows
+
+
+# Cron services' zones: whole-hour, half-hour and half-hour-DST offsets (the minute fields still align).
+CRON_ZONES = ("Europe/Riga", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe")
+
+
+def cron_row(name: str, t0: datetime, down_at: datetime, zone: str) -> dict:
+    """A daily cron service (``"M H * * *"`` in ``zone``) down at ``down_at``, as a heartbeat a day
+    before its slot left it and the staleness check (if the slot already passed at ``t0``) moved it.
+
+    Cron instants fall on whole minutes: the slot is the minute before ``down_at`` (at least 1 s
+    before) and the grace the rest, so down-deadlines still spread by the second over the window.
+    """
+    slot = (down_at - timedelta(seconds=1)).replace(second=0, microsecond=0)
+    grace_s = (down_at - slot).total_seconds()
+    wall = slot.astimezone(ZoneInfo(zone))
+    schedule = cron_schedule(f"{wall.minute} {wall.hour} * * *", zone)
+    assert schedule is not None
+    seen = slot - timedelta(hours=23, minutes=59)
+    assert expected_after(seen, interval_s=None, schedule=schedule) == slot
+    health = health_at(
+        t0, last_seen_at=seen, last_status="ok", interval_s=None, grace_s=grace_s, paused=False,
+        schedule=schedule,
+    )  # fmt: skip
+    return {
+        "name": name,
+        "interval_s": None,
+        "schedule_cron": schedule.expr,
+        "schedule_timezone": zone,
+        "grace_s": grace_s,
+        "state": health.state.value,
+        "state_changed_at": t0,
+        "deadline_at": health.deadline_at,
+        "expected_at": slot,
+        "last_seen_at": seen,
+        "last_status": "ok",
+        "heartbeat_count": 1,
+        "created_at": t0,
+        "updated_at": t0,
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -187,6 +241,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "lead_s": args.lead,
         "worker_concurrency": args.concurrency,
         "channel": args.channel,
+        "cron_share": args.cron_share,
     }
     scratch = Path(tempfile.mkdtemp(prefix="mc-stale-"))
     log = scratch / "webhooks.jsonl"
@@ -251,7 +306,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
                 t0 = SYSTEM_CLOCK.now()
                 first = t0 + timedelta(seconds=args.lead)
-                rows = service_rows(args.services, t0, first, args.window, args.seed)
+                rows = service_rows(args.services, t0, first, args.window, args.seed, args.cron_share)
                 with engine.begin() as conn:
                     for low in range(0, len(rows), INSERT_CHUNK):
                         conn.execute(insert(services), rows[low : low + INSERT_CHUNK])
@@ -325,6 +380,8 @@ def figures(engine: Engine, names: set[str], log: Path, visible: dict[str, float
                     services.c.last_seen_at,
                     services.c.interval_s,
                     services.c.grace_s,
+                    services.c.schedule_cron,
+                    services.c.schedule_timezone,
                 )
             )
         }
@@ -370,8 +427,11 @@ def figures(engine: Engine, names: set[str], log: Path, visible: dict[str, float
     to_alert, to_visible, to_webhook, to_late, routing, delivery = [], [], [], [], [], []
     for name in names:
         row = svc[name]
-        seen = row.last_seen_at.timestamp()
-        down_at = seen + row.interval_s + row.grace_s
+        schedule = cron_schedule(row.schedule_cron, row.schedule_timezone)
+        due = expected_after(row.last_seen_at, interval_s=row.interval_s, schedule=schedule)
+        assert due is not None
+        late_at = due.timestamp()
+        down_at = late_at + row.grace_s
         alert = opened.get(name)
         if alert is not None:
             to_alert.append(alert.opened_at.timestamp() - down_at)
@@ -385,7 +445,7 @@ def figures(engine: Engine, names: set[str], log: Path, visible: dict[str, float
         if name in arrivals:
             to_webhook.append(arrivals[name] - down_at)
         if row.id in late_flips:
-            to_late.append(late_flips[row.id].timestamp() - (seen + row.interval_s))
+            to_late.append(late_flips[row.id].timestamp() - late_at)
     notice_status = Counter(n.status for n in notice_rows.values())
     ticks: dict[float, list[float]] = {}
     for name, alert in opened.items():
@@ -465,6 +525,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--py-spy", default="/tmp/spy-venv/bin/py-spy")
     p.add_argument("--spy-seconds", type=int, default=40)
     p.add_argument("--spy-gil", action="store_true", help="sample only the thread holding the GIL")
+    p.add_argument(
+        "--cron-share",
+        type=float,
+        default=0.0,
+        help="fraction (0..1) of the services that are cron-scheduled (daily, several zones)",
+    )
     args = p.parse_args(argv)
     if args.lead <= 5:
         raise SystemExit("--lead must exceed the largest grace (5 s): interval_s must stay positive")
