@@ -32,10 +32,11 @@ from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET, T0
 # document cannot express, so `positive_data_acceptance` (schema-valid => not 422) does not apply:
 # cross-field rules (a schedule has exactly one of cron/every_s/at, a service interval_s or schedule,
 # a target a url or a mission, an email channel a `to`, backoff_max_s >= backoff_s, a PATCH may not
-# rename), cron and timezone syntax, names of other resources (`definition`), and opaque cursors that
-# must be ones the API gave out.
+# rename, a silence ends in the future and after it starts), cron and timezone syntax, names of other
+# resources (`definition`), and opaque cursors that must be ones the API gave out.
 SEMANTIC_422 = [
     "add_channel",
+    "add_silence",
     "create_job",
     "put_job",
     "put_service",

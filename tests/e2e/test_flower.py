@@ -3,6 +3,7 @@ failed run a failed task, named by job and run), without the housekeeping passes
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -78,13 +79,20 @@ def test_flower_shows_runs_as_tasks_failed_ones_failed_and_no_housekeeping(stack
         "a succeeded and a failed trigger",
         interval_s=0.5,
     )
-    failed_runs = {run.id for run in runs_of(e2e_engine, "broken") if run.status == "failed"}
-    by_state = triggers_by_state()
-    for task in by_state["FAILURE"]:
-        assert task["name"] == "mission_control.trigger"
-        assert "job broken" in task["args"]
-        assert int(task["args"].split("run ")[1].split()[0].strip(",)")) in failed_runs
-    assert all("job fine" in task["args"] for task in by_state["SUCCESS"])
+    # A trigger is named by its run and job, "(run 7, job fine)"; a requeue or a retry by its run alone,
+    # "(run 7)" (a loaded machine requeues now and then). Failed tasks are runs of the broken job that
+    # failed, succeeded ones runs of the fine job.
+    by_state = triggers_by_state()  # before the runs: every task listed has its run in the database
+    runs_by_job = {job: {run.id: run for run in runs_of(e2e_engine, job)} for job in ("fine", "broken")}
+    for state, job in (("FAILURE", "broken"), ("SUCCESS", "fine")):
+        for task in by_state[state]:
+            assert task["name"] == "mission_control.trigger"
+            named = re.fullmatch(r"\(run (\d+)(?:, job (\S+))?\)", task["args"])
+            assert named is not None, task["args"]
+            assert int(named[1]) in runs_by_job[job] and named[2] in (None, job), (state, task["args"])
+    assert any("job broken" in task["args"] for task in by_state["FAILURE"])
+    assert all(runs_by_job["broken"][int(re.findall(r"\d+", t["args"])[0])].status == "failed"
+               for t in by_state["FAILURE"])  # fmt: skip
 
     # Housekeeping ran on the worker (its own counters say so) but is not in the task list.
     def pruned() -> bool:
