@@ -7,28 +7,20 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from mission_control.cli import main
 from mission_control.client import MissionControl
+from tests.cli.conftest import ok as succeeded
 
 pytestmark = pytest.mark.slow
 
 WRONG_TOKEN = "not-the-admin-token-0123456789abcdef"
 
 
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
-
-
-@pytest.fixture
-def env(web_server) -> dict[str, str | None]:
-    return {"MC_URL": web_server.url, "MC_ADMIN_TOKEN": web_server.token, "MC_SERVICE_TOKEN": None}
-
-
 def ok(result: Result) -> Result:
-    assert result.exit_code == 0, (result.stdout, result.stderr)
+    """Succeeded, and said nothing on stderr but a secret's "shown once" notice."""
+    succeeded(result)
     assert result.stderr == "" or "shown once" in result.stderr
     return result
 

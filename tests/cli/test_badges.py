@@ -8,27 +8,12 @@ import json
 
 import pytest
 import requests
-from click.testing import CliRunner, Result
 
 from mission_control.cli import main
 from mission_control.client import MissionControl
+from tests.cli.conftest import ok
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
-
-
-@pytest.fixture
-def env(web_server) -> dict[str, str | None]:
-    return {"MC_URL": web_server.url, "MC_ADMIN_TOKEN": web_server.token, "MC_SERVICE_TOKEN": None}
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result
 
 
 def test_a_badge_is_created_served_listed_and_revoked_from_the_cli(web_server, runner, env):

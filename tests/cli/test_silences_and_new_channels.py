@@ -6,27 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner, Result
 
 from mission_control.cli import main
+from tests.cli.conftest import ok
 
 pytestmark = pytest.mark.slow
 ROUTING_KEY = "Pd" * 16
-
-
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
-
-
-@pytest.fixture
-def env(web_server) -> dict[str, str | None]:
-    return {"MC_URL": web_server.url, "MC_ADMIN_TOKEN": web_server.token, "MC_SERVICE_TOKEN": None}
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result
 
 
 def test_silences_are_added_listed_and_expired(runner, env):

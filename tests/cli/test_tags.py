@@ -7,28 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner, Result
 
 from mission_control.cli import main
 from mission_control.client import MissionControl
+from tests.cli.conftest import ok
 from tests.factories import job_body
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
-
-
-@pytest.fixture
-def env(web_server) -> dict[str, str | None]:
-    return {"MC_URL": web_server.url, "MC_ADMIN_TOKEN": web_server.token, "MC_SERVICE_TOKEN": None}
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result
 
 
 def test_the_client_and_the_cli_filter_jobs_and_services_by_tag(web_server, runner, env):
