@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from mission_control.cli.common import ApiGroup, api_client, fields, output, table
-from mission_control.cli.monitoring import ALERT_KINDS
+from mission_control.cli.monitoring import alert_kinds_option, subjects_option
 
 
 @click.group(cls=ApiGroup)
@@ -84,14 +84,8 @@ def _channel_fields(channel: dict[str, Any]) -> str:
     help="PagerDuty: the Events API v2 integration key; - reads it from stdin (kept off the command line).",
 )  # fmt: skip
 @click.option("--events-url", help="PagerDuty: where events go (default PagerDuty's own).")
-@click.option(
-    "--alert-kind", "alert_kinds", multiple=True, type=click.Choice(ALERT_KINDS),
-    help="Only alerts of this kind (repeat for several; default: all).",
-)  # fmt: skip
-@click.option(
-    "--subjects", "subject_pattern", default="*", show_default=True,
-    help="Only alerts about services or jobs matching this pattern (e.g. billing-*).",
-)  # fmt: skip
+@alert_kinds_option
+@subjects_option
 @click.option(
     "--tags", "tag_pattern", default=None,
     help="Only alerts whose service or job has a tag matching this pattern (e.g. team:billing, tier:*).",

@@ -23,9 +23,20 @@ from mission_control.cli.common import (
     table,
     wants_json,
 )
+from mission_control.db.alerts import AlertKind
 
 SERVICE_STATES = ["new", "up", "late", "down", "paused"]
-ALERT_KINDS = ["service_down", "service_hung", "service_early", "job_failed", "job_slow", "job_missed"]
+ALERT_KINDS = sorted(kind.value for kind in AlertKind)
+
+# The matchers channels and silences share (same names, same defaults, same help).
+alert_kinds_option = click.option(
+    "--alert-kind", "alert_kinds", multiple=True, type=click.Choice(ALERT_KINDS),
+    help="Only alerts of this kind (repeat for several; default: all).",
+)  # fmt: skip
+subjects_option = click.option(
+    "--subjects", "subject_pattern", default="*", show_default=True,
+    help="Only alerts about services or jobs matching this pattern (e.g. billing-*).",
+)  # fmt: skip
 
 
 def _state_option(command: Callable[..., Any]) -> Callable[..., Any]:

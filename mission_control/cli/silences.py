@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from mission_control.cli.common import ApiGroup, api_client, output, table
-from mission_control.cli.monitoring import ALERT_KINDS
+from mission_control.cli.monitoring import alert_kinds_option, subjects_option
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
@@ -82,14 +82,8 @@ def list_silences(state: str | None) -> None:
 
 @silences.command()
 @click.option("-m", "--comment", required=True, help="Why: a maintenance, a known outage.")
-@click.option(
-    "--alert-kind", "alert_kinds", multiple=True, type=click.Choice(ALERT_KINDS),
-    help="Only alerts of this kind (repeat for several; default: all).",
-)  # fmt: skip
-@click.option(
-    "--subjects", "subject_pattern", default="*", show_default=True,
-    help="Only alerts about services or jobs matching this pattern (e.g. billing-*).",
-)  # fmt: skip
+@alert_kinds_option
+@subjects_option
 @click.option("--tags", "tag_pattern", help="Only alerts whose service or job has a tag matching this.")
 @click.option("--start", callback=_moment, help="When it begins (ISO-8601 with a timezone; default now).")
 @click.option("--duration", callback=_duration, help="How long: 30m, 2h, 1d.")
