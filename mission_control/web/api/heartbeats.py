@@ -35,6 +35,7 @@ from typing import TypeVar
 from flask import Response, current_app, g, jsonify, request
 from pydantic import BaseModel
 
+from mission_control.base.config import Settings
 from mission_control.base.instruments import HEARTBEATS
 from mission_control.db.api_tokens import HeartbeatCredential
 from mission_control.monitoring.services import (
@@ -137,12 +138,7 @@ def _heartbeat(name: str, *, with_body: bool) -> Response:
         wait = state.heartbeat_limits.take(_budget(credential))
         if wait is not None:
             raise too_many("too many heartbeats with this token (MC_HEARTBEATS_PER_S)", wait)
-    register = None
-    if who.has("services:write"):
-        register = ServiceConfig(
-            interval_s=body.interval_s or state.settings.service_interval_s,
-            grace_s=body.grace_s if body.grace_s is not None else state.settings.service_grace_s,
-        )
+    register = _registration(body, state.settings) if who.has("services:write") else None
     status, message = body.status, body.message
     try:
         result = state.services.record_heartbeat(
@@ -214,12 +210,7 @@ def _signal(name: str, kind: str | None, code_text: str | None, *, with_body: bo
             wait = state.heartbeat_limits.take(_budget(credential))
             if wait is not None:
                 raise too_many("too many heartbeats with this token (MC_HEARTBEATS_PER_S)", wait)
-    register = None
-    if who.has("services:write"):
-        register = ServiceConfig(
-            interval_s=body.interval_s or state.settings.service_interval_s,
-            grace_s=body.grace_s if body.grace_s is not None else state.settings.service_grace_s,
-        )
+    register = _registration(body, state.settings) if who.has("services:write") else None
     rid = str(params.rid) if params.rid is not None else None
     try:
         result = state.services.record_heartbeat(
@@ -249,6 +240,15 @@ def _authorize() -> None:
     """The full check of this request's credential into ``g.principal`` (raises its refusal)."""
     state = current_app.extensions["mission_control"]
     authorize(str(request.endpoint), owner_lookup(state.engine), query_token=request.args.get("token"))
+
+
+def _registration(body: HeartbeatIn | SignalIn, settings: Settings) -> ServiceConfig:
+    """How a ping registers a service it names for the first time (a token that may write services):
+    ``?interval_s=&grace_s=``, else the configured defaults."""
+    return ServiceConfig(
+        interval_s=body.interval_s or settings.service_interval_s,
+        grace_s=body.grace_s if body.grace_s is not None else settings.service_grace_s,
+    )
 
 
 def _budget(credential: HeartbeatCredential) -> str:
