@@ -49,6 +49,15 @@ def box():
     return SecretBox([], SIGNING_SECRET)
 
 
+def deliver_one(engine, notice_id, box, clock):
+    """One delivery of one notice through a fresh delivery context, closed afterwards."""
+    ctx = context(box)
+    try:
+        return deliver(engine, [notice_id], ctx, clock.now(), final=False)
+    finally:
+        ctx.session.close()
+
+
 def context(box, policy=DENY_127_0_0_2):
     return DeliveryContext(
         session=make_session(policy=policy),
@@ -74,11 +83,7 @@ def opened(engine, clock, subject="billing"):
 def test_an_alert_reaches_an_apprise_target(engine, clock, box, receiver):
     row = apprise_channel_to(engine, clock, box, f"json://127.0.0.1:{receiver.port}/hook?token=s3cret")
     [notice_id] = opened(engine, clock)
-    ctx = context(box)
-    try:
-        result = deliver(engine, [notice_id], ctx, clock.now(), final=False)
-    finally:
-        ctx.session.close()
+    result = deliver_one(engine, notice_id, box, clock)
     assert result.outcome == "sent", result
     [received] = receiver.requests_to("/hook")
     document = received.json()
@@ -92,22 +97,14 @@ def test_apprise_failures_are_classified_by_the_answer(engine, clock, box, recei
     apprise_channel_to(engine, clock, box, f"json://127.0.0.1:{receiver.port}/hook")
     [notice_id] = opened(engine, clock)
     receiver.answer_next(*[status] * 10)  # Apprise may try more than once
-    ctx = context(box)
-    try:
-        result = deliver(engine, [notice_id], ctx, clock.now(), final=False)
-    finally:
-        ctx.session.close()
+    result = deliver_one(engine, notice_id, box, clock)
     assert (result.outcome, result.detail) == (outcome, f"HTTP {status}")
 
 
 def test_a_denied_address_is_refused_and_sent_nothing(engine, clock, box, forbidden_receiver):
     row = apprise_channel_to(engine, clock, box, f"json://127.0.0.2:{forbidden_receiver.port}/hook")
     [notice_id] = opened(engine, clock)
-    ctx = context(box)
-    try:
-        result = deliver(engine, [notice_id], ctx, clock.now(), final=False)
-    finally:
-        ctx.session.close()
+    result = deliver_one(engine, notice_id, box, clock)
     assert result.outcome == "permanent" and "denied by the outbound policy" in result.detail
     assert forbidden_receiver.received == []
     [notice] = list_notices(engine, row["id"])
