@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
 from mission_control.db.tables import attempts, runs
-from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET, free_port, stop, wait_until
+from tests.conftest import ADMIN_TOKEN, SIGNING_SECRET, RunningWeb, free_port, start_web, stop, wait_until
 from tests.servers import redis_server_binary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -218,6 +218,17 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def web(stack, redis_server: RedisServer, tmp_path: Path) -> Iterator[RunningWeb]:
+    """A real ``mission-control web`` over the stack's database and broker (for tests that go through
+    the API while the stack's workers and beat run)."""
+    server = start_web(stack.database_url, tmp_path / "web.log", MC_BROKER_URL=redis_server.url)
+    try:
+        yield server
+    finally:
+        stop(server.process)
 
 
 @pytest.fixture

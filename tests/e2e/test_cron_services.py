@@ -19,18 +19,9 @@ from mission_control.base.clock import SYSTEM_CLOCK, FrozenClock
 from mission_control.db.alerts import AlertFilter, list_alerts
 from mission_control.monitoring.notifications.notices import ChannelSpec, create_channel
 from mission_control.monitoring.services import ServiceRegistry
-from tests.conftest import start_web, stop, wait_until
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def web(stack, redis_server, tmp_path):
-    server = start_web(stack.database_url, tmp_path / "web.log", MC_BROKER_URL=redis_server.url)
-    try:
-        yield server
-    finally:
-        stop(server.process)
 
 
 def hook_events(target) -> list[tuple[str, str, str]]:

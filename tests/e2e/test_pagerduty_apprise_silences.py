@@ -16,7 +16,7 @@ import requests
 from sqlalchemy import select
 
 from mission_control.db.tables import notices
-from tests.conftest import start_web, stop, wait_until
+from tests.conftest import wait_until
 from tests.notification_fakes import FakeService
 
 pytestmark = pytest.mark.slow
@@ -33,15 +33,6 @@ def pagerduty():
 def forbidden_target():
     with FakeService(host="127.0.0.2") as fake:
         yield fake
-
-
-@pytest.fixture
-def web(stack, redis_server, tmp_path):
-    server = start_web(stack.database_url, tmp_path / "web.log", MC_BROKER_URL=redis_server.url)
-    try:
-        yield server
-    finally:
-        stop(server.process)
 
 
 class Api:
