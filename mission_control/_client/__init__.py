@@ -469,6 +469,43 @@ class MissionControl:
         answer = self._call("GET", f"/api/v1/channels/{int(channel_id)}/notices")
         return answer["notices"]  # type: ignore[no-any-return]
 
+    # -- silences --------------------------------------------------------------------------------------
+
+    def silences(self, state: str | None = None) -> list[dict]:
+        """Every silence, newest first (``state``: only ``pending``, ``active`` or ``expired`` ones)."""
+        params = {"state": state} if state is not None else None
+        return self._call("GET", "/api/v1/silences", params=params)["silences"]  # type: ignore[no-any-return]
+
+    def silence(self, silence_id: int) -> dict:
+        return self._call("GET", f"/api/v1/silences/{int(silence_id)}")
+
+    def add_silence(
+        self,
+        *,
+        ends_at: str | datetime,
+        comment: str,
+        alert_kinds: Sequence[str] | None = None,
+        subject_pattern: str = "*",
+        tag_pattern: str | None = None,
+        starts_at: str | datetime | None = None,
+    ) -> dict:
+        """Silence the notices of matching alerts (they still open and are recorded) from ``starts_at``
+        (default now) to ``ends_at`` (times with a timezone). ``alert_kinds``: only these (default
+        every kind); ``subject_pattern``, ``tag_pattern``: fnmatch patterns on the alert's subject and
+        one of its tags. Not retried (a POST creates)."""
+        body: dict[str, Any] = {"subject_pattern": subject_pattern, "ends_at": ends_at, "comment": comment}
+        if alert_kinds:
+            body["alert_kinds"] = list(alert_kinds)
+        if tag_pattern is not None:
+            body["tag_pattern"] = tag_pattern
+        if starts_at is not None:
+            body["starts_at"] = starts_at
+        return self._call("POST", "/api/v1/silences", body=body)
+
+    def expire_silence(self, silence_id: int) -> dict:
+        """End a silence now; it is kept, as expired (the answer). Repeating it is harmless."""
+        return self._call("DELETE", f"/api/v1/silences/{int(silence_id)}")
+
     # -- missions --------------------------------------------------------------------------------------
 
     def put_mission_definition(self, definition: Mapping[str, Any] | Any) -> tuple[dict, bool]:

@@ -6,8 +6,7 @@ A silence matches alerts by kind (``--alert-kind``, repeatable; default every ki
 alerts still open and are recorded; their notices are kept as silenced instead of sent. ``expire``
 ends one now.
 
-The client library has no silence methods yet, so these commands call the API through its generic
-request method (``MissionControl._call``), with the same token, retries and error statuses.
+They call the client library's silence methods (``silences``, ``add_silence``, ``expire_silence``).
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import click
 
@@ -58,9 +56,7 @@ def silences() -> None:
 )
 def list_silences(state: str | None) -> None:
     """List silences, newest first (--json: the silences)."""
-    found = api_client()._call("GET", "/api/v1/silences", params={"state": state} if state else None)[
-        "silences"
-    ]
+    found = api_client().silences(state)
     rows = [
         (
             s["id"],
@@ -101,18 +97,14 @@ def add(
     if (duration is None) == (end is None):
         raise click.UsageError("give --duration or --end (one of them)")
     ends_at = end if end is not None else (start or datetime.now(UTC)) + (duration or timedelta())
-    body: dict[str, Any] = {
-        "subject_pattern": subject_pattern,
-        "ends_at": ends_at.isoformat(),
-        "comment": comment,
-    }
-    if start is not None:
-        body["starts_at"] = start.isoformat()
-    if alert_kinds:
-        body["alert_kinds"] = list(alert_kinds)
-    if tag_pattern is not None:
-        body["tag_pattern"] = tag_pattern
-    silence = api_client()._call("POST", "/api/v1/silences", body=body)
+    silence = api_client().add_silence(
+        ends_at=ends_at,
+        comment=comment,
+        alert_kinds=alert_kinds or None,
+        subject_pattern=subject_pattern,
+        tag_pattern=tag_pattern,
+        starts_at=start,
+    )
     output(silence, f"silence {silence['id']} ({silence['state']}) until {silence['ends_at']}")
 
 
@@ -121,5 +113,5 @@ def add(
 def expire(silence_ids: Sequence[int]) -> None:
     """End silences now (--json: the silences)."""
     client = api_client()
-    done = [client._call("DELETE", f"/api/v1/silences/{int(silence_id)}") for silence_id in silence_ids]
+    done = [client.expire_silence(silence_id) for silence_id in silence_ids]
     output(done, lambda: "\n".join(f"silence {s['id']}: expired" for s in done))
