@@ -1,9 +1,9 @@
 """``mission-control services | alerts | heartbeat``: services, their tokens and alerts over the HTTP API.
 
-``services put|pause|resume|rm NAME`` registers and silences services; ``services tokens
-list|create|revoke SERVICE`` manages a service's heartbeat tokens one by one, so a leaked token is
-revoked without touching the others; ``services signing-secrets list|rotate|revoke SERVICE`` the
-secrets its jobs' requests are signed with.
+``services put|pause|resume|rm NAME`` registers and silences services; ``services events NAME`` lists
+its kept events; ``services tokens list|create|revoke SERVICE`` manages a service's heartbeat tokens
+one by one, so a leaked token is revoked without touching the others; ``services signing-secrets
+list|rotate|revoke SERVICE`` the secrets its jobs' requests are signed with.
 """
 
 from __future__ import annotations
@@ -75,6 +75,27 @@ def show(name: str) -> None:
     """Show a service with its recent heartbeats and state changes."""
     service = api_client().service(name)
     output(service, lambda: _service_text(service))
+
+
+@services.command()
+@click.argument("name")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+def events(name: str, limit: int) -> None:
+    """List NAME's newest kept events (heartbeats, run starts and ends, logs), newest first (--json: the
+    events)."""
+    found = api_client().events(name, limit=limit)
+    rows = [
+        (
+            e["received_at"],
+            e["status"],
+            e.get("rid") or "-",
+            f"{e['duration_s']:g} s" if e.get("duration_s") is not None else "-",
+            e["exit_code"] if e.get("exit_code") is not None else "-",
+            (e["message"] or "")[:60],
+        )
+        for e in found
+    ]
+    output(found, lambda: table(("TIME (UTC)", "EVENT", "RID", "DURATION", "EXIT", "MESSAGE"), rows))
 
 
 def _expects(service: dict[str, Any]) -> str:

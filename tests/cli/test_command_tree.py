@@ -56,6 +56,7 @@ def test_the_command_tree_has_the_new_commands():
     assert {
         "channels list", "channels show", "channels add", "channels rm", "channels test", "channels notices",
         "services list", "services show", "services put", "services pause", "services resume", "services rm",
+        "services events",
         "services tokens list", "services tokens create", "services tokens revoke",
         "alerts list", "alerts show", "alerts ack", "runs list", "runs show",
     } <= paths  # fmt: skip
