@@ -36,7 +36,7 @@ from mission_control.base.instruments import FINAL_STATUSES
 from mission_control.db.alerts import AlertKind
 from mission_control.db.tables import alerts, jobs, missions, runs, services
 
-__all__ = ["RECENT_WINDOW_S", "StateCollector", "exposition", "process_exposition", "process_registry"]
+__all__ = ["RECENT_WINDOW_S", "StateCollector", "exposition", "process_registry"]
 
 UNFINISHED_STATUSES = ("queued", "running", "retrying")
 UNRESOLVED_ALERTS = ("open", "acknowledged")
@@ -254,8 +254,3 @@ def exposition(
     registry = process_registry(multiproc_dir)
     registry.register(StateCollector(engine, broker_url, job_series=job_series, grace_s=grace_s, now=now))
     return generate_latest(registry)
-
-
-def process_exposition(multiproc_dir: str | None = None) -> bytes:
-    """A worker's or beat's text exposition: its own counters and histograms, nothing from the database."""
-    return generate_latest(process_registry(multiproc_dir))
