@@ -3,6 +3,7 @@ ack, resolve on resolve, one dedup key per alert, 429/5xx retried, 400 failed, t
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 import pytest
@@ -22,6 +23,7 @@ from mission_control.monitoring.notifications.notices import (
 )
 from mission_control.monitoring.notifications.pagerduty import DEFAULT_EVENTS_URL, dedup_key
 from mission_control.monitoring.notifications.senders import SmtpServer
+from mission_control.outbound.policy import OutboundPolicy
 from mission_control.outbound.secretbox import SecretBox
 from mission_control.outbound.sender import make_session
 from tests.conftest import SIGNING_SECRET
@@ -169,3 +171,29 @@ def test_resealing_with_a_new_key_keeps_the_routing_key_usable(engine, clock, bo
     )
     notice_id = add_test_notice(engine, row["id"], clock.now())
     assert deliver(engine, [notice_id], only_newer, clock.now(), final=False).outcome == "sent"
+
+
+def test_an_events_url_at_a_denied_address_is_refused_and_hears_nothing(engine, clock, box):
+    """events_url is the operator's to set, so it is an SSRF path like a webhook URL: the delivery
+    session's outbound policy refuses a denied address (127.0.0.2 stands for one) before any byte."""
+    policy = OutboundPolicy.with_defaults(deny=[ipaddress.ip_network("127.0.0.2/32")])
+    session = make_session(policy=policy)
+    guarded_delivery = DeliveryContext(
+        session=session,
+        smtp=SmtpServer(None, 25, None, None),
+        smtp_from="mc@example.test",
+        signing_secret=SIGNING_SECRET,
+        box=box,
+        policy=policy,
+    )
+    with FakePagerDuty(host="127.0.0.2", routing_key=KEY) as forbidden:
+        pd_channel(engine, clock, box, forbidden, name="pd-denied")
+        with engine.begin() as conn:
+            change = open_alert(conn, AlertKind.SERVICE_DOWN, "a", clock.now(), "down")
+        [notice_id] = route(engine, [(change.alert_id, "opened")], clock.now())
+        try:
+            result = deliver(engine, [notice_id], guarded_delivery, clock.now(), final=False)
+        finally:
+            session.close()
+        assert result.outcome == "permanent", result
+        assert forbidden.received == []
