@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from mission_control.db.alerts import AlertChange, AlertKind, open_alert, resolve_alerts
@@ -70,7 +70,7 @@ def record(
         outcome.open_runs, outcome.run_deadline, _ = _summary(conn, service["id"])
         return outcome
     if kind == "start":
-        hung_before = _hung_count(conn, service["id"])
+        hung_before = _summary(conn, service["id"])[2]
         conn.execute(
             delete(heartbeat_runs).where(
                 heartbeat_runs.c.service_id == service["id"], heartbeat_runs.c.rid == key(rid)
@@ -177,16 +177,6 @@ def _summary(conn: Connection, service_id: int) -> tuple[int, datetime | None, i
         ).where(heartbeat_runs.c.service_id == service_id)
     ).one()
     return int(row[0]), row[1], int(row[2])
-
-
-def _hung_count(conn: Connection, service_id: int) -> int:
-    return int(
-        conn.execute(
-            select(func.count()).where(
-                and_(heartbeat_runs.c.service_id == service_id, heartbeat_runs.c.hung_at.is_not(None))
-            )
-        ).scalar_one()
-    )
 
 
 def _keep_newest(conn: Connection, service_id: int) -> None:
