@@ -314,8 +314,11 @@ def _silence(conn: Connection, rows: list[dict[str, Any]], found: dict[int, Any]
             continue
         row.update(status="silenced", silence_id=silence_id, dedup_key=f"{row['dedup_key']}:s{silence_id}")
         muted[row["alert_id"]] = silence_id
+    by_silence: dict[int, list[int]] = {}
     for alert_id, silence_id in muted.items():
-        conn.execute(update(alerts).where(alerts.c.id == alert_id).values(silence_id=silence_id))
+        by_silence.setdefault(silence_id, []).append(alert_id)
+    for silence_id, alert_ids in by_silence.items():  # one UPDATE per silence, not per alert
+        conn.execute(update(alerts).where(alerts.c.id.in_(alert_ids)).values(silence_id=silence_id))
 
 
 def add_test_notice(
