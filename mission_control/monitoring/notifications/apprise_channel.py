@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mission_control.monitoring.notifications import messages
-from mission_control.monitoring.notifications.senders import Delivery
+from mission_control.monitoring.notifications.senders import Delivery, elapsed_ms
 from mission_control.outbound.policy import DEFAULT_POLICY, DestinationRefused, OutboundPolicy
 from mission_control.outbound.socket_guard import check_host, guarded
 
@@ -63,13 +63,13 @@ def send(
         if host and ("." in host or ":" in host):
             check_host(host, port, policy)
     except DestinationRefused as exc:
-        return Delivery("permanent", str(exc), _ms(started))
+        return Delivery("permanent", str(exc), elapsed_ms(started))
     # async_mode off: Apprise calls the service in this thread (or, with a timeout, in its pool with a
     # copy of this context), never in a thread the guard does not follow. Redirects are not followed,
     # as for webhooks and triggers (the guard would judge the new address anyway).
     notifier = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False, http_redirects=False))
     if not notifier.add(url):
-        return Delivery("permanent", "not an Apprise URL of a service Apprise supports", _ms(started))
+        return Delivery("permanent", "not an Apprise URL of a service Apprise supports", elapsed_ms(started))
     with guarded(policy) as record:
         try:
             ok = bool(
@@ -83,20 +83,16 @@ def send(
         except DestinationRefused:
             ok = False
     if record.refused:
-        return Delivery("permanent", str(record.refused[0]), _ms(started))
+        return Delivery("permanent", str(record.refused[0]), elapsed_ms(started))
     statuses = record.statuses
     if ok:
         detail = f"HTTP {statuses[-1]}" if statuses else "accepted by Apprise"
-        return Delivery("sent", detail, _ms(started))
+        return Delivery("sent", detail, elapsed_ms(started))
     failed = [s for s in statuses if not 200 <= s < 300]
     if failed:
         last = failed[-1]
         transient = last in (408, 429) or last >= 500
-        return Delivery("transient" if transient else "permanent", f"HTTP {last}", _ms(started))
+        return Delivery("transient" if transient else "permanent", f"HTTP {last}", elapsed_ms(started))
     if record.errors:
-        return Delivery("transient", f"connection failed ({record.errors[-1]})", _ms(started))
-    return Delivery("transient", "Apprise reported a failure", _ms(started))
-
-
-def _ms(started: float) -> float:
-    return round((time.monotonic() - started) * 1000, 3)
+        return Delivery("transient", f"connection failed ({record.errors[-1]})", elapsed_ms(started))
+    return Delivery("transient", "Apprise reported a failure", elapsed_ms(started))

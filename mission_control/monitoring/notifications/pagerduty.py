@@ -30,7 +30,7 @@ from typing import Any
 import requests
 
 from mission_control.monitoring.notifications import messages
-from mission_control.monitoring.notifications.senders import Delivery, post_json
+from mission_control.monitoring.notifications.senders import Delivery, elapsed_ms, post_json
 
 DEFAULT_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 ACTIONS = {"opened": "trigger", "repeat": "trigger", "resolved": "resolve", "acknowledged": "acknowledge"}
@@ -117,9 +117,7 @@ def send(
     for document in documents:
         result = post_json(session, events_url, document)
         if result.outcome != "sent":
-            return Delivery(result.outcome, f"{document['event_action']}: {result.detail}", _ms(started))
-    return Delivery("sent", f"{len(documents)} event(s) accepted", _ms(started))
-
-
-def _ms(started: float) -> float:
-    return round((time.monotonic() - started) * 1000, 3)
+            return Delivery(
+                result.outcome, f"{document['event_action']}: {result.detail}", elapsed_ms(started)
+            )
+    return Delivery("sent", f"{len(documents)} event(s) accepted", elapsed_ms(started))

@@ -50,19 +50,19 @@ def post_json(
         response = session.post(url, data=raw, headers=headers, timeout=TIMEOUT_S, allow_redirects=False)
         response.close()
     except DestinationRefused as exc:  # the outbound policy (SSRF guard); its message names no URL
-        return Delivery("permanent", str(exc), _ms(started))
+        return Delivery("permanent", str(exc), elapsed_ms(started))
     except requests.Timeout:
-        return Delivery("transient", "timed out", _ms(started))
+        return Delivery("transient", "timed out", elapsed_ms(started))
     except requests.ConnectionError as exc:
-        return Delivery("transient", f"connection failed ({type(exc).__name__})", _ms(started))
+        return Delivery("transient", f"connection failed ({type(exc).__name__})", elapsed_ms(started))
     except requests.RequestException as exc:
-        return Delivery("permanent", f"request refused ({type(exc).__name__})", _ms(started))
+        return Delivery("permanent", f"request refused ({type(exc).__name__})", elapsed_ms(started))
     status = response.status_code
     if 200 <= status < 300:
-        return Delivery("sent", f"HTTP {status}", _ms(started))
+        return Delivery("sent", f"HTTP {status}", elapsed_ms(started))
     if status == 429 or status >= 500 or status == 408:
-        return Delivery("transient", f"HTTP {status}", _ms(started))
-    return Delivery("permanent", f"HTTP {status}", _ms(started))
+        return Delivery("transient", f"HTTP {status}", elapsed_ms(started))
+    return Delivery("permanent", f"HTTP {status}", elapsed_ms(started))
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def send_email(server: SmtpServer, message: EmailMessage) -> Delivery:
     """Hand the message to the configured SMTP server; SMTP 4xx is transient, 5xx permanent."""
     started = time.monotonic()
     if not server.host:
-        return Delivery("permanent", "no SMTP server configured (MC_SMTP_HOST)", _ms(started))
+        return Delivery("permanent", "no SMTP server configured (MC_SMTP_HOST)", elapsed_ms(started))
     try:
         with smtplib.SMTP(server.host, server.port, timeout=TIMEOUT_S) as smtp:
             if server.starttls:
@@ -90,19 +90,19 @@ def send_email(server: SmtpServer, message: EmailMessage) -> Delivery:
         codes = sorted({code for code, _ in exc.recipients.values()})
         transient = all(400 <= code < 500 for code in codes)
         return Delivery(
-            "transient" if transient else "permanent", f"recipients refused ({codes})", _ms(started)
+            "transient" if transient else "permanent", f"recipients refused ({codes})", elapsed_ms(started)
         )
     except smtplib.SMTPResponseException as exc:
         kind: Outcome = "transient" if 400 <= exc.smtp_code < 500 else "permanent"
-        return Delivery(kind, f"SMTP {exc.smtp_code}", _ms(started))
+        return Delivery(kind, f"SMTP {exc.smtp_code}", elapsed_ms(started))
     except (TimeoutError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as exc:
-        return Delivery("transient", f"connection failed ({type(exc).__name__})", _ms(started))
+        return Delivery("transient", f"connection failed ({type(exc).__name__})", elapsed_ms(started))
     except smtplib.SMTPException as exc:
-        return Delivery("permanent", f"SMTP error ({type(exc).__name__})", _ms(started))
+        return Delivery("permanent", f"SMTP error ({type(exc).__name__})", elapsed_ms(started))
     if refused:
-        return Delivery("sent", f"sent; refused for {len(refused)} recipient(s)", _ms(started))
-    return Delivery("sent", "accepted by the SMTP server", _ms(started))
+        return Delivery("sent", f"sent; refused for {len(refused)} recipient(s)", elapsed_ms(started))
+    return Delivery("sent", "accepted by the SMTP server", elapsed_ms(started))
 
 
-def _ms(started: float) -> float:
+def elapsed_ms(started: float) -> float:
     return round((time.monotonic() - started) * 1000, 3)
