@@ -28,7 +28,7 @@ from mission_control.base.clock import FrozenClock
 from mission_control.db import migrate
 from mission_control.db.engine import make_engine
 from mission_control.db.tables import metadata
-from tests.network_guard import local_names_only, loopback_only
+from tests.network_guard import local_names_only, loopback_only, no_reverse_lookups
 from tests.servers import (
     DEFAULT_PG_ADMIN_URL,
     PG_ADMIN_URL_VARIABLE,
@@ -60,6 +60,9 @@ def _connect_only_to_this_machine() -> Iterator[None]:
             socket.socket, "connect_ex", loopback_only(socket.socket.connect_ex, returns_errno=True)
         )
         patch.setattr(socket, "getaddrinfo", local_names_only(socket.getaddrinfo))
+        patch.setattr(socket, "gethostbyname", local_names_only(socket.gethostbyname))
+        patch.setattr(socket, "gethostbyname_ex", local_names_only(socket.gethostbyname_ex))
+        patch.setattr(socket, "gethostbyaddr", no_reverse_lookups(socket.gethostbyaddr))
         yield
 
 

@@ -8,7 +8,7 @@ IPv4/IPv6 peer that is not a loopback (or unspecified, i.e. this host) address, 
 ``ENETUNREACH``: the regression then fails its test without sending anything. IPv6 spellings of an
 IPv4 loopback (``::ffff:127.0.0.1``) count as loopback; NAT64 and IPv4-compatible forms do not
 (packets to them would leave the host). Host names other than ``localhost`` are refused rather than
-resolved (resolving one is traffic too).
+resolved (resolving one is traffic too), and so are reverse lookups (a PTR query is traffic too).
 
 Only this process is covered: servers and workers the tests start as subprocesses, and the database
 drivers' C code, connect without it (they are pointed at 127.0.0.1 by the tests themselves).
@@ -67,6 +67,22 @@ def local_names_only(getaddrinfo: Callable[..., Any]) -> Callable[..., Any]:
         return getaddrinfo(host, *args, **kwargs)
 
     guarded.__wrapped__ = getaddrinfo  # type: ignore[attr-defined]
+    return guarded
+
+
+def no_reverse_lookups(gethostbyaddr: Callable[..., Any]) -> Callable[..., Any]:
+    """``socket.gethostbyaddr`` refusing every address (``herror``) before any query.
+
+    A reverse lookup asks the resolver, off this machine, for a PTR record, even for 127.0.0.1:
+    strace showed the test process querying it each time a stdlib ``HTTPServer`` (the local fakes and
+    targets) bound, through ``socket.getfqdn`` in ``server_bind``. No test needs the answer, and
+    ``getfqdn`` falls back to the address itself on ``herror``.
+    """
+
+    def guarded(address: Any, *args: Any, **kwargs: Any) -> Any:
+        raise socket.herror(1, f"tests make no reverse lookups, not of {address!r}")
+
+    guarded.__wrapped__ = gethostbyaddr  # type: ignore[attr-defined]
     return guarded
 
 

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from tests.network_guard import is_this_machine, local_names_only, loopback_only
+from tests.network_guard import is_this_machine, local_names_only, loopback_only, no_reverse_lookups
 
 
 @pytest.mark.parametrize(
@@ -67,3 +67,18 @@ def test_names_are_refused_before_any_query():
 def test_the_session_resolves_no_names():
     with pytest.raises(socket.gaierror):
         socket.getaddrinfo("example.com", 443)
+    with pytest.raises(socket.gaierror):
+        socket.gethostbyname("example.com")
+
+
+def test_the_session_makes_no_reverse_lookups():
+    """A stdlib HTTPServer asks getfqdn for its address when it binds: a PTR query to the resolver,
+    off this machine. The session refuses it before any query, and getfqdn keeps the literal."""
+    with pytest.raises(socket.herror):
+        socket.gethostbyaddr("127.0.0.1")
+    assert socket.getfqdn("127.0.0.1") == "127.0.0.1"
+    calls = []
+    guarded = no_reverse_lookups(lambda address: calls.append(address))
+    with pytest.raises(socket.herror):
+        guarded("10.0.0.1")
+    assert calls == []
